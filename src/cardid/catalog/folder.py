@@ -1,0 +1,87 @@
+"""A catalog from a folder of scans named ``<card_id>.<ext>`` (e.g. ``../shared/realdata/gallery``)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from cardid.catalog.pokemontcg import read_pokemontcg
+from cardid.catalog.records import CardRecord, Catalog, card_id_from_stem
+from cardid.errors import CatalogError
+from cardid.io import IMAGE_EXTENSIONS
+
+
+def _csv_metadata(path: Path) -> dict[str, dict]:
+    if not path.is_file():
+        raise CatalogError(f"metadata CSV not found: {path}")
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise CatalogError(f"unreadable metadata CSV {path}: {e}") from e
+    if rows and "card_id" not in rows[0]:
+        raise CatalogError(f"{path}: needs a 'card_id' column (has {list(rows[0])})")
+    return {r["card_id"]: r for r in rows}
+
+
+def _split_id(card_id: str) -> tuple[str, str]:
+    set_id, _, number = card_id.rpartition("-")
+    return (set_id, number) if set_id else (card_id, "")
+
+
+def scan_folder(folder: str | Path) -> dict[str, Path]:
+    """Map card id → scan path. Two files with one id (``a.jpg`` and ``a.png``) are an error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CatalogError(f"scan folder not found: {folder}")
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTENSIONS or not p.is_file():
+            continue
+        cid = card_id_from_stem(p.stem)
+        if cid in found:
+            raise CatalogError(f"duplicate card id {cid!r}: {found[cid]} and {p}")
+        found[cid] = p
+    if not found:
+        raise CatalogError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
+    return found
+
+
+def catalog_from_folder(
+    folder: str | Path,
+    out: str | Path | None = None,
+    metadata_csv: str | Path | None = None,
+    pokemontcg_dir: str | Path | None = None,
+) -> Catalog:
+    """Build (and save to ``out``, default ``folder``) a catalog whose images stay where they are.
+
+    Names, sets and numbers come from a CSV with a ``card_id`` column (``gallery.csv``), or from
+    pokemontcg.io data, or else from the id itself (``sv2-160`` → set ``sv2``, number ``160``).
+    """
+    scans = scan_folder(folder)
+    out = Path(out) if out is not None else Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    by_id: dict[str, dict] = {}
+    if pokemontcg_dir:
+        set_ids = sorted({_split_id(c)[0] for c in scans})
+        known = {r.id: r.model_dump() for r in read_pokemontcg(pokemontcg_dir, _known_sets(pokemontcg_dir, set_ids))}
+        by_id.update(known)
+    if metadata_csv:
+        for cid, row in _csv_metadata(Path(metadata_csv)).items():
+            by_id.setdefault(cid, {}).update({k: v for k, v in row.items() if k in CardRecord.model_fields and v})
+    records = []
+    for cid, path in scans.items():
+        set_id, number = _split_id(cid)
+        d = {"name": cid, "set_id": set_id, "number": number, **by_id.get(cid, {})}
+        d.update(id=cid, image_file=str(path.resolve()))
+        records.append(CardRecord.model_validate(d))
+    cat = Catalog(out, records)
+    cat.save()
+    return cat
+
+
+def _known_sets(pokemontcg_dir: str | Path, set_ids: list[str]) -> list[str]:
+    from cardid.io import read_json
+
+    sets = {s["id"] for s in read_json(Path(pokemontcg_dir) / "sets" / "en.json", "pokemontcg sets file")}
+    return [s for s in set_ids if s in sets]

@@ -1,0 +1,69 @@
+"""The ``cardid`` command line: thin typer apps that parse, call a library function and print."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from cardid import __version__
+from cardid.cli import catalog, data, demo, synth
+from cardid.errors import CardIDError
+
+app = typer.Typer(
+    name="cardid",
+    help="Train and ship trading-card recognition models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(catalog.app, name="catalog")
+app.add_typer(synth.app, name="synth")
+app.add_typer(data.app, name="data")
+app.command("demo")(demo.demo)
+
+err = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"cardid {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
+                        handlers=[RichHandler(console=err, show_path=False)], force=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user errors become one red line on stderr and exit code 1, never a traceback."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except CardIDError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        return 1
+    except typer.Exit as e:
+        return e.exit_code
+    except typer.Abort:
+        err.print("aborted")
+        return 130
+    except Exception as e:  # click usage errors
+        import click
+
+        if isinstance(e, click.ClickException):
+            e.show()
+            return e.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""``cardid data``: dataset layouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from cardid.catalog import Catalog
+from cardid.config import load_config
+from cardid.data.layout import EmbeddingDataConfig, write_embedding_dataset
+from cardid.progress import progress
+from cardid.synth.photo import photo_preset
+
+app = typer.Typer(help="Training and evaluation datasets.", no_args_is_help=True)
+out = Console()
+
+
+@app.command("embedding")
+def embedding_cmd(
+    catalog_dir: Path = typer.Option(..., "--catalog", help="Catalog directory."),
+    out_dir: Path = typer.Option(..., "--out", help="Dataset directory to write."),
+    train_views: int | None = typer.Option(None, help="Camera views per card in train/ (default 8)."),
+    val_views: int | None = typer.Option(None, help="New camera views per card in val/ (default 2)."),
+    seed: int | None = typer.Option(None, help="Random seed (default 0)."),
+    preset: str = typer.Option("default", help="Photo simulation preset."),
+    config: Path | None = typer.Option(None, help="YAML with EmbeddingDataConfig fields."),
+    set_: list[str] = typer.Option(None, "--set", help="Override a field, e.g. --set photo.p_glare=0.8."),
+    workers: int = typer.Option(0, help="Processes (0: every core)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing output directory."),
+) -> None:
+    """Write train/ val/ gallery/ + class_index.json + card_metadata.json (the spec's layout)."""
+    cfg = load_config(EmbeddingDataConfig, config, set_, defaults={"photo": photo_preset(preset).model_dump()},
+                      train_views=train_views, val_views=val_views, seed=seed)
+    cat = Catalog.load(catalog_dir)
+    with progress(len(cat), "rendering views") as advance:
+        write_embedding_dataset(cat, out_dir, cfg, workers=workers, overwrite=overwrite, progress=advance)
+    out.print(f"{len(cat)} cards × ({cfg.train_views} train + {cfg.val_views} val) views → {out_dir}")

@@ -1,0 +1,69 @@
+"""Typed configs: defaults ← YAML file ← ``key.sub=value`` overrides; saved beside every artefact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from cardid.errors import CardIDError
+from cardid.io import write_bytes_atomic
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
+    """``["photo.p_glare=0.3", "seed=1"]`` → ``{"photo": {"p_glare": 0.3}, "seed": 1}`` (values parsed as YAML)."""
+    tree: dict[str, Any] = {}
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise CardIDError(f"override must look like key=value, got {item!r}")
+        node = tree
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise CardIDError(f"override {item!r} conflicts with another override")
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    return tree
+
+
+def _merge(base: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in upd.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(cls: type[M], path: str | Path | None = None, overrides: list[str] | None = None,
+                defaults: dict[str, Any] | None = None, **values: Any) -> M:
+    """Build ``cls`` in layers: its field defaults ← ``defaults`` (e.g. a preset) ← a YAML file ←
+    keyword values that are not None (CLI options) ← ``key.sub=value`` overrides."""
+    data: dict[str, Any] = {}
+    if path:
+        p = Path(path)
+        if not p.is_file():
+            raise CardIDError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise CardIDError(f"config file is not valid YAML: {p} ({e})") from e
+        if not isinstance(loaded, dict):
+            raise CardIDError(f"config file must hold a mapping: {p}")
+        data = loaded
+    data = _merge(defaults or {}, data)
+    data = _merge(data, {k: v for k, v in values.items() if v is not None})
+    data = _merge(data, parse_overrides(overrides))
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise CardIDError(f"invalid {cls.__name__}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from e
+
+
+def save_config(cfg: BaseModel, path: str | Path) -> None:
+    text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    write_bytes_atomic(path, text.encode("utf-8"))
