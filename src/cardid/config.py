@@ -38,8 +38,13 @@ def _merge(base: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(cls: type[M], path: str | Path | None = None, overrides: list[str] | None = None,
-                defaults: dict[str, Any] | None = None, **values: Any) -> M:
+def load_config(
+    cls: type[M],
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    defaults: dict[str, Any] | None = None,
+    **values: Any,
+) -> M:
     """Build ``cls`` in layers: its field defaults ← ``defaults`` (e.g. a preset) ← a YAML file ←
     keyword values that are not None (CLI options) ← ``key.sub=value`` overrides."""
     data: dict[str, Any] = {}

@@ -31,8 +31,15 @@ class DemoResult:
         self.stages.append({"stage": stage, "path": str(path), "what": what, "seconds": round(seconds, 2)})
 
 
-def run_demo(out: str | Path = "runs/demo", n_cards: int = 60, seed: int = 0, train_views: int = 8,
-             val_views: int = 2, workers: int = 0, progress: ProgressFactory | None = None) -> DemoResult:
+def run_demo(
+    out: str | Path = "runs/demo",
+    n_cards: int = 60,
+    seed: int = 0,
+    train_views: int = 8,
+    val_views: int = 2,
+    workers: int = 0,
+    progress: ProgressFactory | None = None,
+) -> DemoResult:
     """Run every stage into ``out`` (replacing a previous demo) and write ``summary.json``."""
     from cardid.progress import progress as default_progress
 
@@ -45,7 +52,12 @@ def run_demo(out: str | Path = "runs/demo", n_cards: int = 60, seed: int = 0, tr
     with progress(n_cards, "synth cards") as advance:
         cat = synth_cards(out / "catalog", n_cards, seed, height=384, overwrite=True, progress=advance)
     reprints = sum(1 for r in cat if getattr(r, "reprint_of", None))
-    res.add("catalog", out / "catalog", f"{len(cat)} synthetic cards, {reprints} reprints", time.perf_counter() - t)
+    res.add(
+        "catalog",
+        out / "catalog",
+        f"{len(cat)} synthetic cards, {reprints} reprints",
+        time.perf_counter() - t,
+    )
 
     t = time.perf_counter()
     with progress(len(cat), "duplicate report") as advance:
@@ -56,10 +68,16 @@ def run_demo(out: str | Path = "runs/demo", n_cards: int = 60, seed: int = 0, tr
     t = time.perf_counter()
     cfg = EmbeddingDataConfig(train_views=train_views, val_views=val_views, seed=seed)
     with progress(len(cat), "embedding dataset") as advance:
-        ds = write_embedding_dataset(cat, out / "dataset", cfg, workers=workers, overwrite=True, progress=advance)
+        ds = write_embedding_dataset(
+            cat, out / "dataset", cfg, workers=workers, overwrite=True, progress=advance
+        )
     get_preset("square224").save(ds / "preprocess.json")
-    res.add("dataset", ds, f"{len(cat)} cards × ({train_views} train + {val_views} val) views + gallery",
-            time.perf_counter() - t)
+    res.add(
+        "dataset",
+        ds,
+        f"{len(cat)} cards × ({train_views} train + {val_views} val) views + gallery",
+        time.perf_counter() - t,
+    )
 
     t = time.perf_counter()
     sheet = write_contact_sheet(cat, out / "preview.png", cards=4, seed=seed)

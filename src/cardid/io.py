@@ -125,6 +125,10 @@ def save_rgb(path: str | os.PathLike[str], rgb: np.ndarray, quality: int = 95) -
     """Save an RGB uint8 array atomically; the format follows the suffix (PNG is lossless)."""
     path = Path(path)
     ext = path.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise ImageError(
+            f"unsupported image extension {ext!r}: {path} (use one of {', '.join(IMAGE_EXTENSIONS)})"
+        )
     bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
     params: list[int] = []
     if ext in (".jpg", ".jpeg"):

@@ -20,7 +20,8 @@ Pixel pipeline (exactly, in this order)
    :data:`cardid.io.CARD_BACKGROUND_RGB`.
 2. geometry: ``cv2.resize`` with ``INTER_AREA`` when shrinking and ``INTER_LINEAR`` when
    enlarging (per axis scale < 1 → area), then pad/crop per ``resize``.
-3. values: ``x / input_scale``, then ``(x - mean) / std`` per channel, in ``channel_order``.
+3. values: ``x / input_scale``, then ``(x - mean) / std`` per channel (``mean``/``std`` are always
+   listed in RGB order), then channels reordered to ``channel_order``.
 4. layout: float32, channels first (C, H, W); batches are (N, C, H, W).
 """
 
@@ -170,7 +171,11 @@ class Preprocess:
         return self.normalize(self.resize_image(img))
 
     def batch(self, imgs: list[np.ndarray] | list[Image.Image]) -> np.ndarray:
-        return np.stack([self(im) for im in imgs]) if imgs else np.zeros((0, 3, self.height, self.width), np.float32)
+        return (
+            np.stack([self(im) for im in imgs])
+            if imgs
+            else np.zeros((0, 3, self.height, self.width), np.float32)
+        )
 
     def denormalize(self, chw: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`normalize` (for previews): float32 (3, H, W) → RGB uint8 (H, W, 3)."""

@@ -64,11 +64,16 @@ def catalog_from_folder(
     by_id: dict[str, dict] = {}
     if pokemontcg_dir:
         set_ids = sorted({_split_id(c)[0] for c in scans})
-        known = {r.id: r.model_dump() for r in read_pokemontcg(pokemontcg_dir, _known_sets(pokemontcg_dir, set_ids))}
+        known = {
+            r.id: r.model_dump()
+            for r in read_pokemontcg(pokemontcg_dir, _known_sets(pokemontcg_dir, set_ids))
+        }
         by_id.update(known)
     if metadata_csv:
         for cid, row in _csv_metadata(Path(metadata_csv)).items():
-            by_id.setdefault(cid, {}).update({k: v for k, v in row.items() if k in CardRecord.model_fields and v})
+            by_id.setdefault(cid, {}).update(
+                {k: v for k, v in row.items() if k in CardRecord.model_fields and v}
+            )
     records = []
     for cid, path in scans.items():
         set_id, number = _split_id(cid)

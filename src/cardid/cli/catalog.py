@@ -24,7 +24,9 @@ def _report_duplicates(cat: Catalog, max_distance: int) -> None:
         rep = find_duplicates(cat, max_distance, advance)
     path = write_duplicate_report(cat, rep)
     if rep.pairs:
-        out.print(f"[yellow]{len(rep.pairs)} near-identical image pair(s)[/] (reprints or mistakes), see {path}")
+        out.print(
+            f"[yellow]{len(rep.pairs)} near-identical image pair(s)[/] (reprints or mistakes), see {path}"
+        )
         for p in rep.pairs[:5]:
             out.print(f"  {p['a']} ~ {p['b']} (hamming {p['hamming']})")
     if rep.unreadable:
@@ -33,7 +35,9 @@ def _report_duplicates(cat: Catalog, max_distance: int) -> None:
 
 @app.command("import-pokemontcg")
 def import_cmd(
-    data_dir: Path = typer.Option(..., "--data-dir", help="pokemontcg.io static data (sets/en.json, cards/en/)."),
+    data_dir: Path = typer.Option(
+        ..., "--data-dir", help="pokemontcg.io static data (sets/en.json, cards/en/)."
+    ),
     out_dir: Path = typer.Option(Path("catalog"), "--out", help="Catalog directory to write."),
     sets: str = typer.Option("", "--sets", help="Comma-separated set ids (default: all)."),
     image_size: str = typer.Option("large", help="Which image URL to record: small or large."),
@@ -56,7 +60,9 @@ def download_cmd(
     cat = Catalog.load(catalog_dir)
     with progress(len(cat), "downloading") as advance:
         rep = download_images(cat, workers=workers, retries=retries, timeout=timeout, progress=advance)
-    out.print(f"downloaded {len(rep.downloaded)}, already present {len(rep.skipped)}, failed {len(rep.failed)}")
+    out.print(
+        f"downloaded {len(rep.downloaded)}, already present {len(rep.skipped)}, failed {len(rep.failed)}"
+    )
     if rep.failed:
         raise CardIDError(f"{len(rep.failed)} download(s) failed, see {catalog_dir / FAILURES_FILE}")
     _report_duplicates(cat, max_distance)
@@ -67,7 +73,9 @@ def from_folder_cmd(
     folder: Path = typer.Argument(..., help="Folder of scans named <card_id>.<ext>."),
     out_dir: Path | None = typer.Option(None, "--out", help="Catalog directory (default: the folder)."),
     csv: Path | None = typer.Option(None, "--csv", help="Metadata CSV with a card_id column."),
-    pokemontcg: Path | None = typer.Option(None, "--pokemontcg", help="pokemontcg.io data for names and sets."),
+    pokemontcg: Path | None = typer.Option(
+        None, "--pokemontcg", help="pokemontcg.io data for names and sets."
+    ),
     max_distance: int = typer.Option(4, help="pHash Hamming distance counted as a duplicate image."),
 ) -> None:
     """Build a catalog from a folder of scans; the images stay where they are."""

@@ -31,8 +31,15 @@ def embedding_cmd(
     overwrite: bool = typer.Option(False, help="Replace an existing output directory."),
 ) -> None:
     """Write train/ val/ gallery/ + class_index.json + card_metadata.json (the spec's layout)."""
-    cfg = load_config(EmbeddingDataConfig, config, set_, defaults={"photo": photo_preset(preset).model_dump()},
-                      train_views=train_views, val_views=val_views, seed=seed)
+    cfg = load_config(
+        EmbeddingDataConfig,
+        config,
+        set_,
+        defaults={"photo": photo_preset(preset).model_dump()},
+        train_views=train_views,
+        val_views=val_views,
+        seed=seed,
+    )
     cat = Catalog.load(catalog_dir)
     with progress(len(cat), "rendering views") as advance:
         write_embedding_dataset(cat, out_dir, cfg, workers=workers, overwrite=overwrite, progress=advance)

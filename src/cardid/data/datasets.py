@@ -27,10 +27,22 @@ class OnlineViewDataset(Dataset):
     :meth:`set_epoch` to get new views (infinite variety, still reproducible for a seed).
     """
 
-    def __init__(self, catalog: Catalog, preprocess: Preprocess, views_per_card: int = 8, split: str = "train",
-                 cfg: PhotoSimConfig = PRESETS["default"], seed: int = 0):
+    def __init__(
+        self,
+        catalog: Catalog,
+        preprocess: Preprocess,
+        views_per_card: int = 8,
+        split: str = "train",
+        cfg: PhotoSimConfig = PRESETS["default"],
+        seed: int = 0,
+    ):
         catalog.require_images()
-        self.catalog, self.preprocess, self.views_per_card, self.split = catalog, preprocess, views_per_card, split
+        self.catalog, self.preprocess, self.views_per_card, self.split = (
+            catalog,
+            preprocess,
+            views_per_card,
+            split,
+        )
         self.renderer = ViewRenderer(catalog, cfg, seed)
         self.ids = catalog.class_index.idx_to_class
         self.epoch = 0

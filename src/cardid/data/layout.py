@@ -90,17 +90,29 @@ def write_embedding_dataset(
         finally:
             if workers != 1:
                 pool.shutdown(cancel_futures=True)
-        gallery = Catalog(tmp, [r.model_copy(update={"image_file": f"gallery/{card_file_stem(r.id)}.png"})
-                                for r in catalog])
+        gallery = Catalog(
+            tmp, [r.model_copy(update={"image_file": f"gallery/{card_file_stem(r.id)}.png"}) for r in catalog]
+        )
         gallery.save()
         save_config(cfg, tmp / "config.yaml")
-        write_json_atomic(tmp / DATASET_FILE, {
-            "kind": "embedding", "cardid_version": __version__, "source_catalog": str(catalog.root.resolve()),
-            "num_cards": len(catalog), "train_views": cfg.train_views, "val_views": cfg.val_views,
-            "crop_size": [cfg.photo.crop_height, cfg.photo.crop_width], "seed": cfg.seed,
-            "splits": {"train": "camera views", "val": "new camera views of the same cards",
-                       "gallery": "one clean scan per card"},
-        })
+        write_json_atomic(
+            tmp / DATASET_FILE,
+            {
+                "kind": "embedding",
+                "cardid_version": __version__,
+                "source_catalog": str(catalog.root.resolve()),
+                "num_cards": len(catalog),
+                "train_views": cfg.train_views,
+                "val_views": cfg.val_views,
+                "crop_size": [cfg.photo.crop_height, cfg.photo.crop_width],
+                "seed": cfg.seed,
+                "splits": {
+                    "train": "camera views",
+                    "val": "new camera views of the same cards",
+                    "gallery": "one clean scan per card",
+                },
+            },
+        )
     return out
 
 

@@ -32,7 +32,7 @@ class ViewRenderer:
         s = self._scans.get(card_id)
         if s is None:
             # views never need more than the crop height: shrink once, reuse for every view
-            s = prepare_scan(self.catalog.load_image(card_id), self.cfg.crop_height)
+            s = prepare_scan(self.catalog.load_image(card_id), self.cfg)
             self._scans[card_id] = s
         return s
 

@@ -34,7 +34,55 @@ TYPES: dict[str, tuple[int, int, int]] = {  # face colours (RGB)
     "Dragon": (190, 165, 80),
 }
 BORDERS = [(238, 200, 60), (200, 200, 205), (230, 230, 225), (60, 60, 70)]  # yellow, silver, white, black
-SYLLABLES = ["ba", "be", "bi", "bo", "bu", "da", "de", "di", "do", "ka", "ke", "ki", "ko", "ku", "la", "li", "lo", "lu", "ma", "mi", "mo", "na", "ni", "no", "pa", "pi", "po", "ra", "ri", "ro", "sa", "si", "so", "ta", "ti", "to", "va", "vi", "zo", "zu", "chu", "pik", "char", "mew", "eev", "gar", "dra"]
+SYLLABLES = [
+    "ba",
+    "be",
+    "bi",
+    "bo",
+    "bu",
+    "da",
+    "de",
+    "di",
+    "do",
+    "ka",
+    "ke",
+    "ki",
+    "ko",
+    "ku",
+    "la",
+    "li",
+    "lo",
+    "lu",
+    "ma",
+    "mi",
+    "mo",
+    "na",
+    "ni",
+    "no",
+    "pa",
+    "pi",
+    "po",
+    "ra",
+    "ri",
+    "ro",
+    "sa",
+    "si",
+    "so",
+    "ta",
+    "ti",
+    "to",
+    "va",
+    "vi",
+    "zo",
+    "zu",
+    "chu",
+    "pik",
+    "char",
+    "mew",
+    "eev",
+    "gar",
+    "dra",
+]
 RARITIES = ["Common", "Uncommon", "Rare", "Rare Holo", "Double Rare", "Illustration Rare"]
 
 
@@ -158,24 +206,45 @@ def render_card(
     img[ay0:ay1, ax0:ax1] = cv2.resize(art, (ax1 - ax0, ay1 - ay0), interpolation=cv2.INTER_AREA)
     # species strip
     sy = ay1 + round(6 * u)
-    cv2.rectangle(img, (ax0 + round(20 * u), sy), (ax1 - round(20 * u), sy + round(12 * u)), (230, 215, 160), -1)
-    _text(img, f"NO.{rng.integers(1, 999):03d}  {name} Pokemon", (ax0 + round(26 * u), sy + round(10 * u)),
-          0.3 * u, (60, 60, 60), 1, cv2.FONT_HERSHEY_SIMPLEX)
+    cv2.rectangle(
+        img, (ax0 + round(20 * u), sy), (ax1 - round(20 * u), sy + round(12 * u)), (230, 215, 160), -1
+    )
+    _text(
+        img,
+        f"NO.{rng.integers(1, 999):03d}  {name} Pokemon",
+        (ax0 + round(26 * u), sy + round(10 * u)),
+        0.3 * u,
+        (60, 60, 60),
+        1,
+        cv2.FONT_HERSHEY_SIMPLEX,
+    )
     # attacks
     y = sy + round(38 * u)
     for _ in range(int(rng.integers(1, 3))):
         for k in range(int(rng.integers(1, 4))):
-            _energy(img, (ax0 + round((10 + 20 * k) * u), y - round(6 * u)), round(8 * u),
-                    TYPES[str(rng.choice(list(TYPES)))])
+            _energy(
+                img,
+                (ax0 + round((10 + 20 * k) * u), y - round(6 * u)),
+                round(8 * u),
+                TYPES[str(rng.choice(list(TYPES)))],
+            )
         _text(img, _name(rng), (ax0 + round(75 * u), y), 0.6 * u, (20, 20, 20), max(1, round(1.2 * u)))
-        _text(img, str(int(rng.integers(1, 25)) * 10), (ax1 - round(45 * u), y), 0.65 * u, (20, 20, 20),
-              max(1, round(1.2 * u)))
+        _text(
+            img,
+            str(int(rng.integers(1, 25)) * 10),
+            (ax1 - round(45 * u), y),
+            0.65 * u,
+            (20, 20, 20),
+            max(1, round(1.2 * u)),
+        )
         for li in range(int(rng.integers(1, 3))):  # description lines as text-like strokes
             yy = y + round((16 + 12 * li) * u)
             x = ax0 + round(6 * u)
             while x < ax1 - round(30 * u):
                 wl = round(rng.integers(8, 40) * u)
-                cv2.line(img, (x, yy), (min(x + wl, ax1 - round(6 * u)), yy), (70, 70, 70), max(1, round(2 * u)))
+                cv2.line(
+                    img, (x, yy), (min(x + wl, ax1 - round(6 * u)), yy), (70, 70, 70), max(1, round(2 * u))
+                )
                 x += wl + round(6 * u)
         y += round(62 * u)
     # weakness / resistance / retreat row
@@ -183,11 +252,23 @@ def render_card(
     cv2.line(img, (ax0, wy - round(14 * u)), (ax1, wy - round(14 * u)), (90, 90, 90), 1, cv2.LINE_AA)
     for k, label in enumerate(("weakness", "resistance", "retreat")):
         _text(img, label, (ax0 + round(k * 105 * u), wy), 0.3 * u, (40, 40, 40), 1, cv2.FONT_HERSHEY_SIMPLEX)
-        _energy(img, (ax0 + round((k * 105 + 75) * u), wy - round(4 * u)), round(6 * u),
-                TYPES[str(rng.choice(list(TYPES)))])
+        _energy(
+            img,
+            (ax0 + round((k * 105 + 75) * u), wy - round(4 * u)),
+            round(6 * u),
+            TYPES[str(rng.choice(list(TYPES)))],
+        )
     # footer: illustrator, set symbol, number, rarity
     fy = h - b - round(10 * u)
-    _text(img, f"Illus. {_name(rng)}", (ax0, fy - round(14 * u)), 0.3 * u, (30, 30, 30), 1, cv2.FONT_HERSHEY_SIMPLEX)
+    _text(
+        img,
+        f"Illus. {_name(rng)}",
+        (ax0, fy - round(14 * u)),
+        0.3 * u,
+        (30, 30, 30),
+        1,
+        cv2.FONT_HERSHEY_SIMPLEX,
+    )
     _set_symbol(img, (ax0 + round(10 * u), fy - round(2 * u)), round(6 * u), card_set.symbol)
     _text(img, f"{number}/{card_set.total:03d}", (ax0 + round(24 * u), fy), 0.4 * u, (20, 20, 20), 1)
     rar = RARITIES.index(rarity)
@@ -207,8 +288,14 @@ def generate_cards(n: int, seed: int = 0, height: int = 512, reprint_fraction: f
     rng = np.random.default_rng(seed)
     n_sets = max(1, min(6, n // 10))
     sets = [
-        SetSpec(f"syn{i + 1}", f"Synthetic {_name(rng)}", BORDERS[i % len(BORDERS)],
-                i, int(rng.integers(max(n, 60), 250)), f"20{20 + i:02d}-0{1 + i % 9}-15")
+        SetSpec(
+            f"syn{i + 1}",
+            f"Synthetic {_name(rng)}",
+            BORDERS[i % len(BORDERS)],
+            i,
+            int(rng.integers(max(n, 60), 250)),
+            f"20{20 + i:02d}-0{1 + i % 9}-15",
+        )
         for i in range(n_sets)
     ]
     numbers = {s.id: 0 for s in sets}
@@ -224,25 +311,50 @@ def generate_cards(n: int, seed: int = 0, height: int = 512, reprint_fraction: f
         else:
             art_seed = int(crng.integers(0, 2**31))
             ctype = str(crng.choice(list(TYPES)))
-            spec = {"name": _name(crng), "ctype": ctype, "hp": int(crng.integers(3, 26)) * 10,
-                    "art_seed": art_seed, "rarity": str(crng.choice(RARITIES)), "set": sets[i % n_sets],
-                    "reprint_of": None}
+            spec = {
+                "name": _name(crng),
+                "ctype": ctype,
+                "hp": int(crng.integers(3, 26)) * 10,
+                "art_seed": art_seed,
+                "rarity": str(crng.choice(RARITIES)),
+                "set": sets[i % n_sets],
+                "reprint_of": None,
+            }
         card_set = spec["set"]
         numbers[card_set.id] += 1
         number = f"{numbers[card_set.id]:03d}"
         card_id = f"{card_set.id}-{numbers[card_set.id]}"
         art = render_art(np.random.default_rng(spec["art_seed"]), 240, 320)
         # Text details (attack names, damage) follow the art so reprints share them, like real reprints.
-        rgba = render_card(height, spec["name"], spec["ctype"], spec["hp"], art, card_set, number,
-                           spec["rarity"], np.random.default_rng(spec["art_seed"] + 1))
+        rgba = render_card(
+            height,
+            spec["name"],
+            spec["ctype"],
+            spec["hp"],
+            art,
+            card_set,
+            number,
+            spec["rarity"],
+            np.random.default_rng(spec["art_seed"] + 1),
+        )
         if not reprint:
             originals.append({**spec, "id": card_id})
         rec = CardRecord(
-            id=card_id, name=spec["name"], set_id=card_set.id, set_name=card_set.name, series="Synthetic",
-            number=str(numbers[card_set.id]), rarity=spec["rarity"], supertype="Pokémon", subtypes=["Basic"],
-            artist="cardid synth", release_date=card_set.release_date, image_url=None,
+            id=card_id,
+            name=spec["name"],
+            set_id=card_set.id,
+            set_name=card_set.name,
+            series="Synthetic",
+            number=str(numbers[card_set.id]),
+            rarity=spec["rarity"],
+            supertype="Pokémon",
+            subtypes=["Basic"],
+            artist="cardid synth",
+            release_date=card_set.release_date,
+            image_url=None,
             image_file=f"images/{card_file_stem(card_id)}.png",
-            art_id=f"art-{spec['art_seed']}", reprint_of=spec["reprint_of"],
+            art_id=f"art-{spec['art_seed']}",
+            reprint_of=spec["reprint_of"],
         )
         yield rec, rgba
 

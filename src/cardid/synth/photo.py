@@ -69,13 +69,33 @@ class PhotoSimConfig(BaseModel):
 
 PRESETS = {
     "default": PhotoSimConfig(),
-    "light": PhotoSimConfig(max_tilt_deg=15, max_roll_deg=8, p_finger=0.1, p_glare=0.3, glare_strength=(0.2, 0.6),
-                            p_defocus=0.3, defocus_sigma=(0.3, 0.8), p_motion_blur=0.05, noise=(0.001, 0.008),
-                            jpeg_quality=(60, 95), corner_error=0.006),
-    "heavy": PhotoSimConfig(scale=(0.35, 1.4), max_tilt_deg=40, p_finger=0.45, p_glare=0.75,
-                            glare_strength=(0.5, 1.8), p_motion_blur=0.35, motion_len=(0.02, 0.08),
-                            p_defocus=0.6, defocus_sigma=(0.5, 2.0), noise=(0.004, 0.03), jpeg_quality=(25, 85),
-                            corner_error=0.02),
+    "light": PhotoSimConfig(
+        max_tilt_deg=15,
+        max_roll_deg=8,
+        p_finger=0.1,
+        p_glare=0.3,
+        glare_strength=(0.2, 0.6),
+        p_defocus=0.3,
+        defocus_sigma=(0.3, 0.8),
+        p_motion_blur=0.05,
+        noise=(0.001, 0.008),
+        jpeg_quality=(60, 95),
+        corner_error=0.006,
+    ),
+    "heavy": PhotoSimConfig(
+        scale=(0.35, 1.4),
+        max_tilt_deg=40,
+        p_finger=0.45,
+        p_glare=0.75,
+        glare_strength=(0.5, 1.8),
+        p_motion_blur=0.35,
+        motion_len=(0.02, 0.08),
+        p_defocus=0.6,
+        defocus_sigma=(0.5, 2.0),
+        noise=(0.004, 0.03),
+        jpeg_quality=(25, 85),
+        corner_error=0.02,
+    ),
 }
 
 
@@ -94,8 +114,13 @@ def card_corners(w: float, h: float) -> np.ndarray:
 
 
 def project_card(
-    rng: np.random.Generator, card_w: float, card_h: float, center: tuple[float, float], canvas_diag: float,
-    cfg: PhotoSimConfig, roll_deg: float | None = None,
+    rng: np.random.Generator,
+    card_w: float,
+    card_h: float,
+    center: tuple[float, float],
+    canvas_diag: float,
+    cfg: PhotoSimConfig,
+    roll_deg: float | None = None,
 ) -> np.ndarray:
     """Image corners (4×2, TL TR BR BL) of a card under a random 3-D pose (pinhole camera)."""
     pitch, yaw = np.radians(rng.uniform(-cfg.max_tilt_deg, cfg.max_tilt_deg, 2))
@@ -104,8 +129,9 @@ def project_card(
     return project_plane(card_corners(card_w, card_h) - [card_w / 2, card_h / 2], pitch, yaw, roll, f, center)
 
 
-def project_plane(pts: np.ndarray, pitch: float, yaw: float, roll: float, f: float,
-                  center: tuple[float, float]) -> np.ndarray:
+def project_plane(
+    pts: np.ndarray, pitch: float, yaw: float, roll: float, f: float, center: tuple[float, float]
+) -> np.ndarray:
     """Project points of a plane (z=0, centred) rotated by pitch/yaw/roll, seen from distance f."""
     cx, sx = math.cos(pitch), math.sin(pitch)
     cy, sy = math.cos(yaw), math.sin(yaw)
@@ -176,8 +202,9 @@ def background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     if kind == "wood":
         base = np.array([rng.uniform(0.35, 0.75), rng.uniform(0.22, 0.5), rng.uniform(0.1, 0.3)], np.float32)
         ang = rng.uniform(0, math.pi)
-        ramp = (np.arange(w, dtype=np.float32)[None, :] * math.cos(ang)
-                + np.arange(h, dtype=np.float32)[:, None] * math.sin(ang))
+        ramp = np.arange(w, dtype=np.float32)[None, :] * math.cos(ang) + np.arange(h, dtype=np.float32)[
+            :, None
+        ] * math.sin(ang)
         stripes = np.sin((ramp + _lowfreq(rng, h, w, 4) * rng.uniform(5, 20)) * rng.uniform(0.16, 0.6))
         tex = 1 + 0.12 * stripes + 0.1 * (_lowfreq(rng, h, w, 12) - 0.5)
     elif kind == "cloth":
@@ -192,16 +219,28 @@ def background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         img = np.empty((h, w, 3), np.float32)
         img[:] = base
         for _ in range(int(rng.integers(2, 7))):
-            box = cv2.boxPoints(((rng.uniform(0, w), rng.uniform(0, h)),
-                                 (rng.uniform(0.1, 0.6) * w, rng.uniform(0.1, 0.6) * h), rng.uniform(0, 180)))
-            cv2.fillPoly(img, [box.astype(np.int32)], tuple(float(v) for v in rng.uniform(0, 1, 3)), cv2.LINE_AA)
+            box = cv2.boxPoints(
+                (
+                    (rng.uniform(0, w), rng.uniform(0, h)),
+                    (rng.uniform(0.1, 0.6) * w, rng.uniform(0.1, 0.6) * h),
+                    rng.uniform(0, 180),
+                )
+            )
+            cv2.fillPoly(
+                img, [box.astype(np.int32)], tuple(float(v) for v in rng.uniform(0, 1, 3)), cv2.LINE_AA
+            )
     else:
         img = cv2.merge([tex * b for b in base])
     return cv2.resize(_to_u8(img), (W, H), interpolation=cv2.INTER_LINEAR)
 
 
-SKIN = np.array([[0.96, 0.80, 0.69], [0.88, 0.67, 0.53], [0.76, 0.55, 0.40], [0.55, 0.37, 0.26],
-                 [0.36, 0.24, 0.17]], np.float32) * 255
+SKIN = (
+    np.array(
+        [[0.96, 0.80, 0.69], [0.88, 0.67, 0.53], [0.76, 0.55, 0.40], [0.55, 0.37, 0.26], [0.36, 0.24, 0.17]],
+        np.float32,
+    )
+    * 255
+)
 
 
 def _pt(p) -> tuple[int, int]:
@@ -238,8 +277,17 @@ def draw_fingers(rng: np.random.Generator, img: np.ndarray, corners: np.ndarray,
         finger = tone * shade[..., None]
         nail = np.zeros_like(mask)
         nc = tip - lo - inward * thick * 0.35
-        cv2.ellipse(nail, ((float(nc[0]), float(nc[1])), (thick * 0.5, thick * 0.7),
-                           math.degrees(math.atan2(inward[1], inward[0])) + 90), 1.0, -1, cv2.LINE_AA)
+        cv2.ellipse(
+            nail,
+            (
+                (float(nc[0]), float(nc[1])),
+                (thick * 0.5, thick * 0.7),
+                math.degrees(math.atan2(inward[1], inward[0])) + 90,
+            ),
+            1.0,
+            -1,
+            cv2.LINE_AA,
+        )
         finger += nail[..., None] * 30
         roi = img[y0:y1, x0:x1]
         m3 = mask[..., None]
@@ -254,8 +302,11 @@ def holo_shimmer(rng: np.random.Generator, card: np.ndarray, strength: float) ->
     h, w = card.shape[:2]
     y0, y1 = (round(0.1 * h), round(0.52 * h)) if rng.random() < 0.7 else (0, h)
     ang, freq = rng.uniform(0, math.pi), rng.uniform(0.02, 0.08)
-    phase = (np.arange(w, dtype=np.float32)[None, :] * (math.cos(ang) * freq)
-             + np.arange(y0, y1, dtype=np.float32)[:, None] * (math.sin(ang) * freq) + rng.uniform(0, 6))
+    phase = (
+        np.arange(w, dtype=np.float32)[None, :] * (math.cos(ang) * freq)
+        + np.arange(y0, y1, dtype=np.float32)[:, None] * (math.sin(ang) * freq)
+        + rng.uniform(0, 6)
+    )
     mod = _lowfreq(rng, y1 - y0, w, 3) * (strength * 255)
     pattern = cv2.merge([np.sin(phase + k * 2.09) * mod for k in range(3)])
     out = card.copy()
@@ -304,8 +355,12 @@ class _Canvas:
     def new(cls, img: np.ndarray, labels: bool = False) -> _Canvas:
         h, w = img.shape[:2]
         q = (max(2, -(-h // cls.Q)), max(2, -(-w // cls.Q)))
-        return cls(img, np.zeros(q, np.float32), np.ones(q, np.float32),
-                   np.full((h, w), -1, np.int16) if labels else None)
+        return cls(
+            img,
+            np.zeros(q, np.float32),
+            np.ones(q, np.float32),
+            np.full((h, w), -1, np.int16) if labels else None,
+        )
 
     @property
     def q_size(self) -> tuple[int, int]:
@@ -317,7 +372,7 @@ def camera_effects(
 ) -> np.ndarray:
     """Light, glare, blur, noise, JPEG on the canvas; returns the photo as RGB uint8.
 
-    Light and glare are computed in float and clipped once when quantised: no uint8 overflow.
+    Light and glare saturate at white (never wrap around): no uint8 overflow.
     Smooth fields (illumination, shadows, glare) are computed at low resolution and upsampled.
     """
     img = canvas.img
@@ -325,24 +380,31 @@ def camera_effects(
     lh, lw = canvas.gloss.shape
     # illumination field (gradient + low-frequency variation) × exposure × white balance
     gx, gy = rng.uniform(-1, 1, 2) * cfg.illumination
-    field = (1 + np.linspace(-0.5, 0.5, lw, dtype=np.float32)[None, :] * gx
-             + np.linspace(-0.5, 0.5, lh, dtype=np.float32)[:, None] * gy
-             + (_lowfreq(rng, lh, lw, 3) - 0.5) * cfg.illumination * 0.6) * rng.uniform(*cfg.exposure)
+    field = (
+        1
+        + np.linspace(-0.5, 0.5, lw, dtype=np.float32)[None, :] * gx
+        + np.linspace(-0.5, 0.5, lh, dtype=np.float32)[:, None] * gy
+        + (_lowfreq(rng, lh, lw, 3) - 0.5) * cfg.illumination * 0.6
+    ) * rng.uniform(*cfg.exposure)
     field *= canvas.shade
     # white balance: a bounded per-channel gain along a warm↔cool axis plus a small tint (never a hue rotation)
     t = rng.uniform(-1, 1) * cfg.color_cast
-    gains = np.array([1 + t, 1 + rng.uniform(-0.3, 0.3) * cfg.color_cast, 1 - t], np.float32) / 255
-    x = cv2.multiply(img, cv2.resize(field[..., None] * gains, (w, h)), dtype=cv2.CV_32F)
+    gains = np.array([1 + t, 1 + rng.uniform(-0.3, 0.3) * cfg.color_cast, 1 - t], np.float32)
+    # Saturating uint8 arithmetic: min(255, min(255, a·f) + g) == min(255, a·f + g) for a, f, g ≥ 0,
+    # so this is exactly "compute light in float, clip once" without a float copy of the photo.
+    out = cv2.multiply(img, cv2.resize(field[..., None] * gains, (w, h)), dtype=cv2.CV_8U)
     if rng.random() < cfg.p_glare:
         glare = np.zeros((lh, lw), np.float32)
         for _ in range(int(rng.integers(1, 3))):
             c = (float(rng.uniform(0.15, 0.85) * lw), float(rng.uniform(0.15, 0.85) * lh))
             ax = (float(rng.uniform(0.1, 0.6) * lw), float(rng.uniform(0.06, 0.3) * lh))
-            cv2.ellipse(glare, (c, ax, float(rng.uniform(0, 180))), float(rng.uniform(0.5, 1.0)), -1, cv2.LINE_AA)
+            cv2.ellipse(
+                glare, (c, ax, float(rng.uniform(0, 180))), float(rng.uniform(0.5, 1.0)), -1, cv2.LINE_AA
+            )
         glare = cv2.GaussianBlur(glare, (0, 0), max(0.6, 0.08 * min(lh, lw)))
-        glare *= canvas.gloss * np.float32(rng.uniform(*cfg.glare_strength))
-        x += cv2.resize(glare, (w, h))[..., None]
-    out = _to_u8(x)  # the single clip of everything light did
+        glare *= canvas.gloss * np.float32(rng.uniform(*cfg.glare_strength) * 255)
+        glare = cv2.convertScaleAbs(cv2.resize(glare, (w, h)))  # ≥ 0; saturates at 255
+        out = cv2.add(out, cv2.cvtColor(glare, cv2.COLOR_GRAY2RGB))
     # optics: defocus or motion blur
     if rng.random() < cfg.p_defocus:
         out = cv2.GaussianBlur(out, (0, 0), rng.uniform(*cfg.defocus_sigma))
@@ -394,18 +456,25 @@ def _alpha(h: int, w: int) -> np.ndarray:
     return rounded_card_mask(h, w)
 
 
-def prepare_scan(scan: np.ndarray, max_height: int) -> np.ndarray:
-    """Shrink a scan once to the largest size a view needs (callers cache the result)."""
-    if scan.shape[0] <= max_height:
+def prepare_scan(scan: np.ndarray, cfg: PhotoSimConfig = PRESETS["default"]) -> np.ndarray:
+    """Resize a scan once to the largest card size a crop renders (callers cache the result).
+
+    That size is exactly ``crop_height × crop_width`` (card aspect), so a full-size view needs no
+    further resize. Smaller scans are kept as they are (they are upsampled per view).
+    """
+    if scan.shape[0] <= cfg.crop_height:
         return scan
-    w = round(scan.shape[1] * max_height / scan.shape[0])
-    return cv2.resize(scan, (w, max_height), interpolation=cv2.INTER_AREA)
+    interp = cv2.INTER_AREA
+    return cv2.resize(scan, (cfg.crop_width, cfg.crop_height), interpolation=interp)
 
 
 def _card_layer(rng, scan: np.ndarray, cw: int, ch: int, cfg: PhotoSimConfig) -> np.ndarray:
     """The scan resized to its on-screen size (uint8 RGB), with holo shimmer when drawn."""
-    interp = cv2.INTER_AREA if cw < scan.shape[1] else cv2.INTER_LINEAR
-    card = cv2.resize(scan, (cw, ch), interpolation=interp)
+    if (ch, cw) == scan.shape[:2]:
+        card = scan
+    else:
+        interp = cv2.INTER_AREA if cw < scan.shape[1] else cv2.INTER_LINEAR
+        card = cv2.resize(scan, (cw, ch), interpolation=interp)
     if rng.random() < cfg.p_holo:
         card = holo_shimmer(rng, card, rng.uniform(*cfg.holo_strength))
     return card
@@ -434,7 +503,9 @@ def _composite(canvas: _Canvas, idx: int, card: np.ndarray, corners: np.ndarray,
         canvas.labels[a > 0.5] = idx
 
 
-def render_crop(scan: np.ndarray, rng: np.random.Generator, cfg: PhotoSimConfig = PRESETS["default"]) -> np.ndarray:
+def render_crop(
+    scan: np.ndarray, rng: np.random.Generator, cfg: PhotoSimConfig = PRESETS["default"]
+) -> np.ndarray:
     """A rectified camera crop of ``scan`` (RGB uint8) at ``cfg.crop_height × cfg.crop_width``."""
     ow, oh = cfg.crop_width, cfg.crop_height
     s = math.exp(rng.uniform(*np.log(cfg.scale)))
@@ -486,15 +557,29 @@ def render_scene(
         rows = math.ceil(n / cols)
         pitch = min(W * 0.9 / cols, H * 0.9 / rows * CARD_ASPECT)
         cw, ch = pitch * 0.92, pitch * 0.92 / CARD_ASPECT
-        grid = np.array([[(c - (cols - 1) / 2) * pitch, (r - (rows - 1) / 2) * pitch / CARD_ASPECT]
-                         for r in range(rows) for c in range(cols)][:n], np.float32)
+        grid = np.array(
+            [
+                [(c - (cols - 1) / 2) * pitch, (r - (rows - 1) / 2) * pitch / CARD_ASPECT]
+                for r in range(rows)
+                for c in range(cols)
+            ][:n],
+            np.float32,
+        )
         tilt = np.radians(rng.uniform(-cfg.max_tilt_deg, cfg.max_tilt_deg, 2) * 0.6)
         roll = math.radians(rng.uniform(-cfg.max_roll_deg, cfg.max_roll_deg) * 0.5)
         f = diag * rng.uniform(*cfg.focal)
         half = np.array([cols * pitch / 2 + 8, rows * pitch / CARD_ASPECT / 2 + 8], np.float32)
-        page = project_plane(np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], np.float32) * half,
-                             tilt[0], tilt[1], roll, f, (W / 2, H / 2))
-        cv2.fillPoly(img, [page.astype(np.int32)], tuple(int(v) for v in rng.integers(10, 80, 3)), cv2.LINE_AA)
+        page = project_plane(
+            np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], np.float32) * half,
+            tilt[0],
+            tilt[1],
+            roll,
+            f,
+            (W / 2, H / 2),
+        )
+        cv2.fillPoly(
+            img, [page.astype(np.int32)], tuple(int(v) for v in rng.integers(10, 80, 3)), cv2.LINE_AA
+        )
         for i, g in enumerate(grid):
             pts = card_corners(cw, ch) - [cw / 2, ch / 2] + g
             placed.append((i, project_plane(pts, tilt[0], tilt[1], roll, f, (W / 2, H / 2))))
@@ -502,8 +587,20 @@ def render_scene(
         for i in range(n):
             cw = rng.uniform(0.18, 0.45) * min(W, H)
             c = (rng.uniform(0.1, 0.9) * W, rng.uniform(0.1, 0.9) * H)
-            placed.append((i, project_card(rng, cw, cw / CARD_ASPECT, c, diag, cfg,
-                                           roll_deg=rng.uniform(-180, 180) if rng.random() < 0.3 else None)))
+            placed.append(
+                (
+                    i,
+                    project_card(
+                        rng,
+                        cw,
+                        cw / CARD_ASPECT,
+                        c,
+                        diag,
+                        cfg,
+                        roll_deg=rng.uniform(-180, 180) if rng.random() < 0.3 else None,
+                    ),
+                )
+            )
     areas = {}
     for i, corners in placed:
         cw = float(np.linalg.norm(corners[1] - corners[0]))

@@ -11,7 +11,7 @@ from cardid.catalog.records import Catalog
 from cardid.data.views import ViewRenderer
 from cardid.errors import CatalogError
 from cardid.io import IMAGE_EXTENSIONS, load_rgb, save_rgb
-from cardid.synth.photo import PRESETS, PhotoSimConfig, prepare_scan, render_scene
+from cardid.synth.photo import PRESETS, PhotoSimConfig, render_scene
 
 
 def _fit(img: np.ndarray, h: int) -> np.ndarray:
@@ -50,8 +50,11 @@ def contact_sheet(
     for cid in ids:
         tiles = [_label(_fit(catalog.load_image(cid), row_height), f"scan {cid}")]
         tiles += [renderer.view(cid, "val", v) for v in range(8)]
-        others = [prepare_scan(catalog.load_image(c), 320) for c in rng.choice(catalog.ids, 8)]
-        for layout, scans in (("scatter", [renderer.scan(cid), *others[:2]]), ("binder", [renderer.scan(cid), *others])):
+        others = [renderer.scan(c) for c in rng.choice(catalog.ids, 8)]
+        for layout, scans in (
+            ("scatter", [renderer.scan(cid), *others[:2]]),
+            ("binder", [renderer.scan(cid), *others]),
+        ):
             scene = render_scene(scans, rng, (480, 480), layout, cfg)
             tiles.append(_label(_fit(scene.image, row_height), layout))
         rows.append(_row(tiles, row_height))
@@ -59,8 +62,13 @@ def contact_sheet(
         real = sorted(p for p in Path(compare).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         if not real:
             raise CatalogError(f"no images to compare with in {compare}")
-        rows.append(_row([_label(_fit(load_rgb(real[0]), row_height), "real crops")]
-                         + [load_rgb(p) for p in real[1:11]], row_height))
+        rows.append(
+            _row(
+                [_label(_fit(load_rgb(real[0]), row_height), "real crops")]
+                + [load_rgb(p) for p in real[1:11]],
+                row_height,
+            )
+        )
     width = max(r.shape[1] for r in rows)
     rows = [np.pad(r, ((0, 6), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     return np.vstack(rows)

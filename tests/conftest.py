@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cardid.catalog import Catalog
+from cardid.synth.cards import synth_cards
+
+REALDATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata"
+REALDATA = REALDATA.resolve()
+
+
+def realdata(*parts: str) -> Path:
+    """Path under ../shared/realdata, or skip the test when it is absent (users' machines)."""
+    p = REALDATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data not available: {p}")
+    return p
+
+
+@pytest.fixture(scope="session")
+def synth_catalog(tmp_path_factory) -> Catalog:
+    """12 small synthetic cards (with reprints); read-only for tests."""
+    return synth_cards(
+        tmp_path_factory.mktemp("synth") / "catalog", n=12, seed=3, height=160, reprint_fraction=0.3
+    )

@@ -1,0 +1,19 @@
+import json
+
+from cardid.data.layout import read_split
+from cardid.demo import run_demo
+from cardid.preprocess import Preprocess
+
+
+def test_demo_produces_every_stage(tmp_path):
+    res = run_demo(tmp_path / "demo", n_cards=6, train_views=2, val_views=1, workers=1)
+    assert [s["stage"] for s in res.stages] == ["catalog", "duplicates", "dataset", "preview"]
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert summary["stages"] == res.stages
+    train, idx = read_split(tmp_path / "demo" / "dataset", "train")
+    assert idx.num_classes == 6 and len(train) == 12
+    Preprocess.load(tmp_path / "demo" / "dataset" / "preprocess.json")
+    assert (tmp_path / "demo" / "preview.png").stat().st_size > 10_000
+    # a rerun replaces the previous demo instead of failing
+    run_demo(tmp_path / "demo", n_cards=4, train_views=1, val_views=1, workers=1)
+    assert read_split(tmp_path / "demo" / "dataset", "train")[1].num_classes == 4
