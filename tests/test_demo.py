@@ -2,7 +2,6 @@ import json
 
 from cardid.data.layout import read_split
 from cardid.demo import run_demo
-from cardid.preprocess import Preprocess
 
 
 def test_demo_produces_every_stage(tmp_path):
@@ -12,7 +11,6 @@ def test_demo_produces_every_stage(tmp_path):
     assert summary["stages"] == res.stages
     train, idx = read_split(tmp_path / "demo" / "dataset", "train")
     assert idx.num_classes == 6 and len(train) == 12
-    Preprocess.load(tmp_path / "demo" / "dataset" / "preprocess.json")
     assert (tmp_path / "demo" / "preview.png").stat().st_size > 10_000
     # a rerun replaces the previous demo instead of failing
     run_demo(tmp_path / "demo", n_cards=4, train_views=1, val_views=1, workers=1)

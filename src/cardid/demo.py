@@ -15,7 +15,6 @@ from pathlib import Path
 from cardid.catalog.dedupe import find_duplicates, write_duplicate_report
 from cardid.data.layout import EmbeddingDataConfig, write_embedding_dataset
 from cardid.io import write_json_atomic
-from cardid.preprocess import get_preset
 from cardid.synth.cards import synth_cards
 from cardid.synth.preview import write_contact_sheet
 
@@ -71,7 +70,6 @@ def run_demo(
         ds = write_embedding_dataset(
             cat, out / "dataset", cfg, workers=workers, overwrite=True, progress=advance
         )
-    get_preset("square224").save(ds / "preprocess.json")
     res.add(
         "dataset",
         ds,

@@ -8,7 +8,7 @@ The physical model, in order: card surface (holo shimmer) → rounded die-cut co
 (pitch/yaw/roll, focal length, distance) → background (wood, cloth, playmat, table, clutter) with a
 soft shadow → sleeve / top-loader → fingers → illumination field and white balance → specular glare
 and sleeve sheen (added in float, clipped once) → defocus or motion blur → sensor noise (shot +
-read) → JPEG → (crops) rectification with corner error.
+read) → ISP sharpening → JPEG → (crops) rectification with corner error.
 
 Rules that protect identity: **no horizontal flips, no large hue shifts**. White balance is a
 bounded per-channel gain (a colour cast, not a hue rotation) and holo shimmer is a low-amplitude
@@ -59,6 +59,8 @@ class PhotoSimConfig(BaseModel):
     p_motion_blur: float = 0.15
     motion_len: Range = (0.01, 0.045)  # blur length, fraction of the image width
     noise: Range = (0.002, 0.014)  # read-noise σ; shot noise scales with it (phones denoise)
+    p_sharpen: float = 0.7  # phone ISPs sharpen (unsharp mask) after denoising
+    sharpen_amount: Range = (0.5, 3.0)
     p_jpeg: float = 0.85
     jpeg_quality: Range = (35.0, 95.0)
 
@@ -414,6 +416,9 @@ def camera_effects(
     sd = cv2.LUT(out, _shot_lut(round(rng.uniform(*cfg.noise) * noise_gain * 1000)))
     cv2.multiply(sd, _noise(rng, h, w), dst=sd)
     out = cv2.add(out, sd, dtype=cv2.CV_8U)
+    if rng.random() < cfg.p_sharpen:  # the phone's ISP: unsharp mask, saturating
+        amount = rng.uniform(*cfg.sharpen_amount)
+        out = cv2.addWeighted(out, 1 + amount, cv2.GaussianBlur(out, (0, 0), 1.0), -amount, 0)
     if rng.random() < cfg.p_jpeg:
         q = int(rng.uniform(*cfg.jpeg_quality))
         _ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
