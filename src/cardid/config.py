@@ -31,10 +31,20 @@ def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
     return tree
 
 
-def _merge(base: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:
+def merge(base: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in upd.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = _drop_none(v)
+        if v is not None and v != {}:
+            out[k] = v
     return out
 
 
@@ -46,7 +56,7 @@ def load_config(
     **values: Any,
 ) -> M:
     """Build ``cls`` in layers: its field defaults ← ``defaults`` (e.g. a preset) ← a YAML file ←
-    keyword values that are not None (CLI options) ← ``key.sub=value`` overrides."""
+    keyword values that are not None (CLI options; nested dicts allowed) ← ``key.sub=value`` overrides."""
     data: dict[str, Any] = {}
     if path:
         p = Path(path)
@@ -59,9 +69,9 @@ def load_config(
         if not isinstance(loaded, dict):
             raise CardIDError(f"config file must hold a mapping: {p}")
         data = loaded
-    data = _merge(defaults or {}, data)
-    data = _merge(data, {k: v for k, v in values.items() if v is not None})
-    data = _merge(data, parse_overrides(overrides))
+    data = merge(defaults or {}, data)
+    data = merge(data, _drop_none(values))
+    data = merge(data, parse_overrides(overrides))
     try:
         return cls.model_validate(data)
     except ValidationError as e:

@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from cardid import __version__
-from cardid.cli import catalog, data, demo, synth
+from cardid.cli import catalog, data, demo, synth, train
+from cardid.cli import eval as eval_cli
 from cardid.errors import CardIDError
 
 app = typer.Typer(
@@ -23,6 +24,8 @@ app = typer.Typer(
 app.add_typer(catalog.app, name="catalog")
 app.add_typer(synth.app, name="synth")
 app.add_typer(data.app, name="data")
+app.add_typer(train.app, name="train")
+app.add_typer(eval_cli.app, name="eval")
 app.command("demo")(demo.demo)
 
 err = Console(stderr=True)

@@ -1,0 +1,5 @@
+import sys
+
+from cardid.cli import main
+
+sys.exit(main())

@@ -1,0 +1,41 @@
+"""``cardid eval``: retrieval evaluation of any model, with the perceptual-hash baseline beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(help="Evaluate models.", no_args_is_help=True)
+out = Console()
+
+
+@app.command("retrieval")
+def retrieval_cmd(
+    model: Path = typer.Option(..., help="A model directory (model.json + weights)."),
+    gallery: Path = typer.Option(
+        ..., help="Gallery: a catalog, a dataset root or a folder of <card_id>.<ext> scans."
+    ),
+    queries: Path = typer.Option(..., help="A CSV (file, card_id) or a dataset/class-folder directory."),
+    batch_size: int = typer.Option(64, help="Embedding batch size."),
+    workers: int = typer.Option(2, help="Image decoding processes."),
+    baseline: bool = typer.Option(True, help="Also evaluate the pHash baseline."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
+) -> None:
+    """Recall@1/@5, mAP@R, leave-one-out NN, collapse diagnostics; model vs pHash."""
+    from cardid.embed import load_embedder
+    from cardid.eval.evaluate import evaluate, format_report, open_gallery
+    from cardid.eval.queries import load_queries
+    from cardid.io import write_json_atomic
+    from cardid.progress import progress
+
+    emb = load_embedder(model, batch_size=batch_size)
+    cat = open_gallery(gallery)
+    qs = load_queries(queries)
+    with progress(len(cat) + len(qs), "embedding") as advance:
+        report = evaluate(emb, cat, qs, baseline=baseline, workers=workers, progress=advance)
+    report["model_dir"], report["queries_source"] = str(model), str(queries)
+    out.print(format_report(report))
+    if json_out:
+        write_json_atomic(json_out, report)

@@ -1,0 +1,50 @@
+"""``cardid train``: the teacher (students come with the distillation issue)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from cardid.config import load_config
+from cardid.sagemaker import training_defaults
+
+app = typer.Typer(help="Train models.", no_args_is_help=True)
+out = Console()
+
+
+@app.command("teacher")
+def teacher_cmd(
+    config: Path | None = typer.Option(None, help="YAML with TeacherConfig fields (see configs/)."),
+    data: str | None = typer.Option(None, help="A catalog (online synthesis) or a dataset directory."),
+    val: str | None = typer.Option(
+        None, help="Queries: a CSV of real photos or a dataset (default: val views)."
+    ),
+    out_dir: str | None = typer.Option(None, "--out", help="Output directory (default runs/teacher)."),
+    checkpoint_dir: str | None = typer.Option(
+        None,
+        help="Checkpoints (default <out>/checkpoints; SageMaker "
+        "/opt/ml/checkpoints). A run resumes from the latest one.",
+    ),
+    backbone: str | None = typer.Option(None, help="dinov3 | dinov3-tiny | dinov3-small | timm:<name>."),
+    device: str | None = typer.Option(None, help="auto | cpu | cuda."),
+    set_: list[str] = typer.Option(None, "--set", help="Override a field, e.g. --set phase1.steps=200."),
+) -> None:
+    """Fine-tune the teacher in two phases; multi-GPU with `torchrun --nproc_per_node N -m cardid.cli ...`."""
+    from cardid.train.teacher import TeacherConfig, train_teacher
+
+    cfg = load_config(
+        TeacherConfig,
+        config,
+        set_,
+        defaults=training_defaults(),
+        data={"train": data, "val": val},
+        out_dir=out_dir,
+        checkpoint_dir=checkpoint_dir,
+        model={"backbone": backbone},
+        device=device,
+    )
+    res = train_teacher(cfg)
+    best = res["best"]
+    out.print(f"best val Recall@1 {best['recall@1']:.4f} at step {best['step']} → {cfg.out_dir}")

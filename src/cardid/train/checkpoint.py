@@ -1,0 +1,64 @@
+"""Atomic training checkpoints that resume exactly, loaded without unpickling code.
+
+A checkpoint holds the whole training state (model incl. margin head, optimizer, scheduler, step,
+phase, RNG, EMA, best score) and a *fingerprint* of the run (backbone architecture, class count,
+dims): resuming from a checkpoint of another backbone or class count is refused before anything
+is overwritten. Files are written to a temporary name and renamed, so a SIGKILL mid-write leaves
+the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cardid.errors import CardIDError
+from cardid.io import atomic_path
+
+log = logging.getLogger(__name__)
+_NAME = re.compile(r"^ckpt-(\d{8})\.pt$")
+
+
+def checkpoint_path(directory: Path, step: int) -> Path:
+    return Path(directory) / f"ckpt-{step:08d}.pt"
+
+
+def list_checkpoints(directory: str | Path) -> list[tuple[int, Path]]:
+    d = Path(directory)
+    if not d.is_dir():
+        return []
+    return sorted((int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name)))
+
+
+def save_checkpoint(directory: str | Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
+    path = checkpoint_path(Path(directory), step)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+    for _, old in list_checkpoints(directory)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_latest(directory: str | Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The newest readable checkpoint (a torn file falls back to the previous one), checked against
+    this run's fingerprint; ``None`` when there is none."""
+    for step, path in reversed(list_checkpoints(directory)):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # truncated or foreign file: try the previous one
+            log.warning("checkpoint %s unreadable (%s); trying an older one", path, e)
+            continue
+        theirs = state.get("fingerprint", {})
+        diff = sorted(k for k in set(theirs) | set(fingerprint) if theirs.get(k) != fingerprint.get(k))
+        if diff:
+            raise CardIDError(
+                f"checkpoint {path} belongs to a different run ({', '.join(diff)} differ): use another "
+                "--checkpoint-dir or remove it; nothing was overwritten"
+            )
+        log.info("resuming from %s (step %d)", path, step)
+        return state
+    return None

@@ -1,0 +1,114 @@
+"""Training data for the loops: folder layout or online synthesis, sampled per optimizer step.
+
+Batches are a pure function of (seed, step, rank): a resumed run sees exactly the batches an
+uninterrupted run would have seen, with no sampler state to checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from cardid.catalog.records import CLASS_INDEX_FILE, METADATA_FILE, Catalog
+from cardid.data.datasets import FolderDataset, OnlineViewDataset
+from cardid.data.views import ViewRenderer
+from cardid.errors import CardIDError
+from cardid.eval.queries import QuerySet, load_queries
+from cardid.preprocess import Preprocess
+from cardid.synth.photo import PhotoSimConfig
+
+ONLINE_VIEWS = 1 << 20  # distinct views per card addressable by the online dataset
+
+
+class StepBatches:
+    """Batch sampler: step ``s`` draws ``global_batch`` indices from ``rng([seed, s])``; rank r takes
+    its contiguous slice. Iterates steps ``start .. total-1``."""
+
+    def __init__(
+        self, n: int, global_batch: int, seed: int, start: int, total: int, rank: int = 0, world: int = 1
+    ):
+        if global_batch % world:
+            raise CardIDError(f"global batch {global_batch} is not divisible by {world} processes")
+        self.n, self.gb, self.seed, self.start, self.total = n, global_batch, seed, start, total
+        self.per_rank, self.rank = global_batch // world, rank
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.total):
+            idx = np.random.default_rng([self.seed, step]).integers(0, self.n, self.gb)
+            yield idx[self.rank * self.per_rank : (self.rank + 1) * self.per_rank].tolist()
+
+
+@dataclass
+class TrainingData:
+    """What a training loop needs: the train dataset, the gallery catalog and the eval queries."""
+
+    train: Dataset
+    num_items: int
+    gallery: Catalog
+    mode: str  # "online" or "folder"
+    val_items: list
+    val_ids: list[str]
+    val_loader: object | None  # callable turning a val item into an RGB image (None: items are paths)
+
+
+class ValView:
+    """Picklable loader of an online validation view ``(card_id, view)``."""
+
+    def __init__(self, renderer: ViewRenderer):
+        self.renderer = renderer
+
+    def __call__(self, item: tuple[str, int]) -> np.ndarray:
+        return self.renderer.view(item[0], "val", item[1])
+
+
+def load_training_data(
+    train: str | Path,
+    preprocess: Preprocess,
+    photo: PhotoSimConfig,
+    seed: int,
+    val: str | Path | None = None,
+    val_views: int = 2,
+) -> TrainingData:
+    """``train`` is a folder-layout dataset (``train/``, ``val/``, ``gallery/``) or a catalog (online
+    synthesis of camera views). ``val`` overrides the queries: a CSV of real photos or a dataset."""
+    root = Path(train)
+    if not root.is_dir():
+        raise CardIDError(f"training data not found: {root}")
+    if (root / "train").is_dir():
+        ds = FolderDataset(root, "train", preprocess)
+        gallery = Catalog.load(root)
+        mode = "folder"
+    elif (root / METADATA_FILE).is_file():
+        gallery = Catalog.load(root)
+        ds = OnlineViewDataset(gallery, preprocess, views_per_card=ONLINE_VIEWS, cfg=photo, seed=seed)
+        mode = "online"
+    else:
+        raise CardIDError(
+            f"{root} is neither a dataset (train/ val/ gallery/) nor a catalog ({METADATA_FILE})"
+        )
+    classes = ds.class_index.idx_to_class if mode == "folder" else gallery.class_index.idx_to_class
+    missing = [c for c in classes if c not in gallery]
+    if missing:
+        raise CardIDError(
+            f"the gallery in {root} lacks {len(missing)} card(s) of {CLASS_INDEX_FILE}, e.g. {missing[0]}"
+        )
+    gallery.require_images()
+    if val is not None:
+        q: QuerySet = load_queries(val)
+        q, _ = q.restrict_to(gallery)
+        items, ids, loader = list(q.paths), q.card_ids, None
+    elif mode == "folder" and (root / "val").is_dir():
+        q = load_queries(root, "val")
+        items, ids, loader = list(q.paths), q.card_ids, None
+    else:
+        ids = [c for c in gallery.class_index.idx_to_class for _ in range(val_views)]
+        items = [(c, v) for c in gallery.class_index.idx_to_class for v in range(val_views)]
+        loader = ValView(ViewRenderer(gallery, photo, seed))
+    return TrainingData(ds, len(ds), gallery, mode, items, ids, loader)

@@ -1,0 +1,66 @@
+"""``train_log.jsonl`` (one JSON object per line, truncated on resume) and ``curves.png``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cardid.io import write_bytes_atomic
+
+
+class TrainLog:
+    def __init__(self, path: str | Path, enabled: bool = True):
+        self.path, self.enabled = Path(path), enabled
+
+    def truncate_after(self, step: int) -> None:
+        """Drop records after ``step`` (written by a run that died after its last checkpoint)."""
+        if not self.enabled or not self.path.exists():
+            return
+        keep = [
+            ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step
+        ]
+        write_bytes_atomic(self.path, ("\n".join(keep) + "\n" if keep else "").encode())
+
+    def write(self, record: dict) -> None:
+        if self.enabled:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+
+
+def read_log(path: str | Path) -> list[dict]:
+    p = Path(path)
+    return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()] if p.exists() else []
+
+
+def plot_curves(log_path: str | Path, out_png: str | Path) -> None:
+    """Loss, train accuracy and validation Recall@1/@5 against optimizer steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = read_log(log_path)
+    train = [r for r in recs if "loss" in r]
+    val = [r for r in recs if "val/recall@1" in r]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    if train:
+        axes[0].plot([r["step"] for r in train], [r["loss"] for r in train])
+        axes[1].plot([r["step"] for r in train], [r["acc"] for r in train])
+    for k in ("recall@1", "recall@5"):
+        axes[2].plot([r["step"] for r in val], [r[f"val/{k}"] for r in val], marker="o", label=k)
+    for ax, title in zip(
+        axes, ("ArcFace loss", "train accuracy (margin-free)", "val retrieval (photo → gallery)"), strict=True
+    ):
+        ax.set_title(title)
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+    axes[2].set_ylim(0, 1)
+    axes[2].legend()
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    write_bytes_atomic(out_png, buf.getvalue())

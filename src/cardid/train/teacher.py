@@ -1,0 +1,438 @@
+"""Teacher fine-tuning: backbone + projection + ArcFace, two phases, evaluated as deployed.
+
+Read top to bottom: config → build → resume → for each step (phase switch, batch, forward,
+backward, step, log, checkpoint, evaluate) → outputs. Phase 1 trains the projection and the margin
+head on a frozen backbone; phase 2 also trains the last N backbone blocks with a small learning rate.
+Which parameters train is decided on the plain module *before* it is wrapped in DDP, and the wrap
+is rebuilt at each phase switch; the margin head lives inside the wrapped module.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader
+
+from cardid.config import save_config
+from cardid.embed import TorchEmbedder
+from cardid.errors import CardIDError
+from cardid.eval.retrieval import (
+    CollapseThresholds,
+    check_collapse,
+    collapse_diagnostics,
+    loo_nn_accuracy,
+    retrieval_metrics,
+)
+from cardid.io import load_rgb, write_json_atomic
+from cardid.models.artifact import save_model_dir
+from cardid.models.backbones import create_backbone
+from cardid.models.heads import ArcFace
+from cardid.models.model import EmbeddingModel, Teacher
+from cardid.preprocess import Preprocess, get_preset
+from cardid.synth.photo import PhotoSimConfig
+from cardid.train.checkpoint import load_latest, save_checkpoint
+from cardid.train.data import StepBatches, load_training_data
+from cardid.train.distributed import Dist, cleanup, init_distributed
+from cardid.train.logs import TrainLog, plot_curves
+from cardid.train.schedule import warmup_cosine
+
+log = logging.getLogger(__name__)
+
+
+# ----------------------------------------------------------------------------- config
+class ModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backbone: str = "dinov3"
+    source: str | None = None  # hub id or local directory (dinov3 default: facebook/dinov3-vitl16-…)
+    revision: str | None = None
+    pretrained: bool = True
+    pooling: Literal["cls", "cls+mean"] = "cls"
+    embed_dim: int = 768
+    proj_hidden: int | None = None  # default: the backbone width (1024 for ViT-L → 1024 → 768)
+    dropout: float = 0.1
+    preprocess: str | dict = "square224"
+
+    def contract(self) -> Preprocess:
+        return (
+            get_preset(self.preprocess)
+            if isinstance(self.preprocess, str)
+            else Preprocess.from_dict(self.preprocess)
+        )
+
+
+class HeadConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    margin: float = 0.5
+    scale: float = 64.0
+    subcenters: int = Field(1, ge=1)  # > 1: sub-center ArcFace
+
+
+class PhaseConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    steps: int = Field(100, ge=0)
+    lr: float = 1e-3  # projection + margin head
+    backbone_lr: float = 0.0  # > 0 with unfreeze_last_n > 0: phase 2
+    unfreeze_last_n: int = 0
+    warmup_steps: int = 10
+
+
+class DataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    train: str | None = None  # a catalog (online synthesis) or a dataset (train/ val/ gallery/)
+    val: str | None = None  # a query CSV (real photos) or a dataset; default: online val views
+    val_views: int = 2
+    workers: int = 2
+    photo: PhotoSimConfig = PhotoSimConfig()
+
+
+class TeacherConfig(BaseModel):
+    """``cardid train teacher`` settings; saved as ``config.yaml`` beside the model."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: ModelConfig = ModelConfig()
+    head: HeadConfig = HeadConfig()
+    data: DataConfig = DataConfig()
+    phase1: PhaseConfig = PhaseConfig(steps=500, lr=1e-3)
+    phase2: PhaseConfig = PhaseConfig(steps=1000, lr=1e-4, backbone_lr=1e-5, unfreeze_last_n=4)
+    batch_size: int = Field(64, ge=1)  # global: across all processes
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    ema_decay: float | None = None
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"
+    out_dir: str = "runs/teacher"
+    checkpoint_dir: str | None = None  # default: <out_dir>/checkpoints
+    collapse_max_mean_cos: float = 0.98
+    collapse_min_effective_rank: float = 2.0
+
+    @property
+    def total_steps(self) -> int:
+        return self.phase1.steps + self.phase2.steps
+
+
+# ----------------------------------------------------------------------------- build
+def build_teacher(cfg: TeacherConfig, num_classes: int) -> Teacher:
+    m = cfg.model
+    backbone = create_backbone(
+        m.backbone, source=m.source, revision=m.revision, pretrained=m.pretrained, pooling=m.pooling
+    )
+    embedder = EmbeddingModel(backbone, m.embed_dim, m.dropout, m.proj_hidden)
+    head = ArcFace(m.embed_dim, num_classes, cfg.head.margin, cfg.head.scale, cfg.head.subcenters)
+    return Teacher(embedder, head)
+
+
+def fingerprint(cfg: TeacherConfig, teacher: Teacher, classes: list[str]) -> dict[str, str]:
+    spec = teacher.embedder.backbone.spec
+    arch = json.dumps(
+        {
+            "name": spec.name,
+            "config": spec.config,
+            "pooling": cfg.model.pooling,
+            "embed_dim": cfg.model.embed_dim,
+            "proj_hidden": cfg.model.proj_hidden,
+            "subcenters": cfg.head.subcenters,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return {
+        "architecture": hashlib.sha256(arch.encode()).hexdigest()[:16],
+        "classes": hashlib.sha256("\n".join(classes).encode()).hexdigest()[:16],
+        "num_classes": str(len(classes)),
+        "batch_size": str(cfg.batch_size),
+        "seed": str(cfg.seed),
+        "phases": f"{cfg.phase1.steps}+{cfg.phase2.steps}",
+    }
+
+
+def configure_phase(teacher: Teacher, phase: PhaseConfig, weight_decay: float) -> list[dict[str, Any]]:
+    """Freeze/unfreeze on the *unwrapped* module and return the optimizer's parameter groups."""
+    backbone = teacher.embedder.backbone
+    for p in backbone.parameters():
+        p.requires_grad_(False)
+    train_blocks = backbone.blocks[-phase.unfreeze_last_n :] if phase.unfreeze_last_n > 0 else []
+    if train_blocks:
+        train_blocks = train_blocks + backbone.tail  # the final norm sits after the last block
+    bb_params = list({id(p): p for b in train_blocks for p in b.parameters()}.values())
+    for p in bb_params:
+        p.requires_grad_(True)
+    head_params = list(teacher.embedder.proj.parameters()) + list(teacher.head.parameters())
+    groups = [{"params": head_params, "lr": phase.lr, "weight_decay": weight_decay, "name": "head"}]
+    if bb_params:
+        if phase.backbone_lr <= 0:
+            raise CardIDError("unfreeze_last_n > 0 needs backbone_lr > 0")
+        groups.append(
+            {"params": bb_params, "lr": phase.backbone_lr, "weight_decay": weight_decay, "name": "backbone"}
+        )
+    return groups
+
+
+class EMA:
+    """Exponential moving average of the embedder's weights (used for evaluation and export)."""
+
+    def __init__(self, model: EmbeddingModel, decay: float):
+        self.decay, self.model = decay, copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: EmbeddingModel) -> None:
+        for e, p in zip(self.model.state_dict().values(), model.state_dict().values(), strict=True):
+            if e.dtype.is_floating_point:
+                e.lerp_(p, 1 - self.decay)
+            else:
+                e.copy_(p)
+
+
+# ----------------------------------------------------------------------------- evaluation
+def evaluate_embedder(
+    model: EmbeddingModel,
+    pre: Preprocess,
+    data,
+    batch_size: int,
+    workers: int,
+    thresholds: CollapseThresholds,
+    check: bool = True,
+) -> dict[str, float]:
+    emb = TorchEmbedder(model, pre, batch_size=batch_size)
+    gallery = data.gallery
+    g = emb.embed(gallery.class_index.idx_to_class, load=gallery.load_image, workers=workers)
+    q = emb.embed(data.val_items, load=data.val_loader or load_rgb, workers=workers)
+    c2i = gallery.class_index.class_to_idx
+    q_labels = [c2i[c] for c in data.val_ids]
+    metrics = retrieval_metrics(q, q_labels, g, list(range(len(gallery))))
+    metrics["loo_nn_acc"] = loo_nn_accuracy(q, q_labels)
+    diag = collapse_diagnostics(g)
+    metrics.update(diag)
+    if check:
+        check_collapse(diag, thresholds, "the gallery embeddings")
+    return metrics
+
+
+# ----------------------------------------------------------------------------- loop
+def train_teacher(cfg: TeacherConfig) -> dict[str, Any]:
+    """Train (or resume) a teacher; returns the final metrics. Rank 0 writes every output."""
+    d = init_distributed(cfg.device)
+    try:
+        return _train(cfg, d)
+    finally:
+        cleanup(d)
+
+
+def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
+    if not cfg.data.train:
+        raise CardIDError("no training data: set data.train (a catalog or a dataset directory)")
+    out = Path(cfg.out_dir)
+    ckpt_dir = Path(cfg.checkpoint_dir or out / "checkpoints")
+    torch.manual_seed(cfg.seed)
+    pre = cfg.model.contract()
+    data = load_training_data(cfg.data.train, pre, cfg.data.photo, cfg.seed, cfg.data.val, cfg.data.val_views)
+    classes = list(data.gallery.class_index.idx_to_class)
+    teacher = build_teacher(cfg, len(classes)).to(d.device)
+    fp = fingerprint(cfg, teacher, classes)
+    thresholds = CollapseThresholds(cfg.collapse_max_mean_cos, cfg.collapse_min_effective_rank)
+    phases = [cfg.phase1, cfg.phase2]
+    bounds = [cfg.phase1.steps, cfg.total_steps]
+
+    # ---- resume
+    state = load_latest(ckpt_dir, fp)
+    start, best = 0, {"recall@1": -1.0, "step": -1}
+    ema = EMA(teacher.embedder, cfg.ema_decay) if cfg.ema_decay else None
+    if state:
+        teacher.load_state_dict(state["model"])
+        start, best = int(state["step"]), state["best"]
+        if ema and state.get("ema"):
+            ema.model.load_state_dict(state["ema"])
+    tlog = TrainLog(out / "train_log.jsonl", enabled=d.main)
+    tlog.truncate_after(start)
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        log.info(
+            "teacher: %s, %d classes, %s data, global batch %d (%d per process × %d), %d+%d steps on %s",
+            teacher.embedder.backbone.spec.name,
+            len(classes),
+            data.mode,
+            cfg.batch_size,
+            cfg.batch_size // d.world,
+            d.world,
+            cfg.phase1.steps,
+            cfg.phase2.steps,
+            d.device,
+        )
+
+    sampler = StepBatches(data.num_items, cfg.batch_size, cfg.seed, start, cfg.total_steps, d.rank, d.world)
+    loader = DataLoader(
+        data.train,
+        batch_sampler=sampler,
+        num_workers=cfg.data.workers,
+        pin_memory=d.device.type == "cuda",
+        persistent_workers=False,
+    )
+    amp = d.device.type == "cuda"
+    phase_idx, model, opt, sched = -1, None, None, None
+    metrics: dict[str, Any] = {}
+    t0, seen = time.perf_counter(), 0
+    step = start
+    batches = iter(loader)  # creating the iterator may draw from the global RNG: do it before restoring it
+    if state:
+        torch.set_rng_state(state["torch_rng"])
+    for step, (x, y) in enumerate(batches, start=start):
+        # ---- phase switch: decide trainable parameters on the plain module, then wrap
+        p_idx = 0 if step < bounds[0] else 1
+        if p_idx != phase_idx:
+            phase_idx = p_idx
+            phase = phases[phase_idx]
+            groups = configure_phase(teacher, phase, cfg.weight_decay)
+            model = DDP(teacher, device_ids=[d.device.index] if amp else None) if d.enabled else teacher
+            opt = torch.optim.AdamW(groups, fused=amp)
+            sched = warmup_cosine(opt, phase.steps, phase.warmup_steps)
+            if state and state.get("phase") == phase_idx and state["step"] == step:
+                opt.load_state_dict(state["optimizer"])
+                sched.load_state_dict(state["scheduler"])
+            n_train = sum(p.numel() for g in groups for p in g["params"])
+            if d.main:
+                log.info(
+                    "phase %d: %d trainable parameters, peak lr %s",
+                    phase_idx + 1,
+                    n_train,
+                    {g["name"]: g["initial_lr"] for g in opt.param_groups},
+                )
+        teacher.train()
+        x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+        with torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=amp):
+            loss, cos, _ = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(
+            [p for g in opt.param_groups for p in g["params"]], cfg.grad_clip
+        )
+        opt.step()
+        sched.step()
+        if ema:
+            ema.update(teacher.embedder)
+        seen += x.shape[0] * d.world
+        done = step + 1
+
+        if done % cfg.log_every == 0 or done == cfg.total_steps:
+            dt = time.perf_counter() - t0
+            acc = (cos.argmax(1) == y).float().mean().item()
+            rec = {
+                "step": done,
+                "phase": phase_idx + 1,
+                "loss": round(loss.item(), 5),
+                "acc": round(acc, 4),
+                "lr": opt.param_groups[0]["lr"],
+                "grad_norm": round(float(gnorm), 4),
+                "img_s": round(seen / max(dt, 1e-9), 1),
+                "global_batch": cfg.batch_size,
+            }
+            tlog.write(rec)
+            if d.main:
+                log.info(
+                    "step=%d phase=%d loss=%.4f acc=%.3f lr=%.2e img_s=%.1f global_batch=%d",
+                    done,
+                    phase_idx + 1,
+                    rec["loss"],
+                    acc,
+                    rec["lr"],
+                    rec["img_s"],
+                    cfg.batch_size,
+                )
+            t0, seen = time.perf_counter(), 0
+
+        boundary = done in bounds
+        if done % cfg.eval_every == 0 or boundary:
+            if d.main:
+                eval_model = ema.model if ema else teacher.embedder
+                metrics = evaluate_embedder(
+                    eval_model, pre, data, cfg.batch_size, cfg.data.workers, thresholds
+                )
+                tlog.write(
+                    {"step": done, "phase": phase_idx + 1, **{f"val/{k}": v for k, v in metrics.items()}}
+                )
+                log.info(
+                    "eval step=%d recall@1=%.4f recall@5=%.4f map@r=%.4f mean_cos=%.3f eff_rank=%.1f",
+                    done,
+                    metrics["recall@1"],
+                    metrics["recall@5"],
+                    metrics["map@r"],
+                    metrics["mean_offdiag_cos"],
+                    metrics["effective_rank"],
+                )
+                t0 = time.perf_counter()  # evaluation time is not training throughput
+                if metrics["recall@1"] > best["recall@1"]:
+                    best = {"recall@1": metrics["recall@1"], "step": done, "metrics": metrics}
+                    save_model_dir(
+                        eval_model,
+                        out,
+                        name="teacher",
+                        kind="teacher",
+                        preprocess=pre,
+                        pooling=cfg.model.pooling,
+                        classes=classes,
+                        metrics={"val": metrics, "step": done},
+                        config=cfg.model_dump(mode="json"),
+                    )
+            d.barrier()
+        if done % cfg.checkpoint_every == 0 or boundary:
+            if d.main:
+                save_checkpoint(
+                    ckpt_dir,
+                    done,
+                    {
+                        "model": teacher.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "step": done,
+                        "phase": phase_idx,
+                        "torch_rng": torch.get_rng_state(),
+                        "ema": ema.model.state_dict() if ema else None,
+                        "best": best,
+                        "fingerprint": fp,
+                    },
+                )
+            d.barrier()
+
+    sync = _check_sync(teacher, d)
+    result = {
+        "best": best,
+        "final": metrics,
+        "steps": cfg.total_steps,
+        "global_batch": cfg.batch_size,
+        "world_size": d.world,
+        "classes": len(classes),
+        "head_in_sync": sync,
+    }
+    if d.main:
+        write_json_atomic(out / "metrics.json", result)
+        plot_curves(out / "train_log.jsonl", out / "curves.png")
+    return result
+
+
+def _check_sync(teacher: Teacher, d: Dist) -> bool:
+    """Under DDP every rank must end with identical weights (the margin head included)."""
+    if not d.enabled:
+        return True
+    import torch.distributed as dist
+
+    vec = torch.cat([p.detach().float().flatten() for p in teacher.parameters()]).to(d.device)
+    ref = vec.clone()
+    dist.broadcast(ref, 0)
+    ok = torch.tensor([float(torch.equal(vec, ref))], device=d.device)
+    dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+    if ok.item() != 1.0:
+        raise RuntimeError("DDP ranks diverged: parameters differ across processes")
+    return True
