@@ -203,6 +203,7 @@ PRESETS: dict[str, Preprocess] = {
     "square224": Preprocess(224, 224, "pad"),
     "portrait224": Preprocess(320, 224, "pad"),
     "square384": Preprocess(384, 384, "pad"),
+    "portrait128": Preprocess(176, 128, "pad"),
     "tiny64": Preprocess(64, 64, "pad"),
 }
 

@@ -38,6 +38,12 @@ def test_recall_and_map_on_a_handmade_case():
     assert m["map@r"] == pytest.approx((1 + 1 + 1 + 0) / 4)
 
 
+def test_k_larger_than_the_gallery():
+    g = np.eye(3, dtype=np.float32)
+    m = retrieval_metrics(g, [0, 1, 2], g, [0, 1, 2], ks=(1, 5))
+    assert m["recall@1"] == m["recall@5"] == m["map@r"] == 1.0
+
+
 def test_leave_one_out_excludes_self():
     e = unit(np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32))
     assert loo_nn_accuracy(e, [0, 0, 1, 1]) == 1.0

@@ -18,15 +18,15 @@ from cardid.models.artifact import load_model_dir
 from cardid.synth.cards import synth_cards
 from cardid.train import teacher as teacher_mod
 from cardid.train.checkpoint import list_checkpoints
-from cardid.train.teacher import TeacherConfig, train_teacher
-
-ROOT = Path(__file__).resolve().parents[2]
-TINY = ROOT / "configs" / "teacher-tiny.yaml"
+from cardid.train.teacher import TeacherConfig, teacher_preset, train_teacher
 
 
 def tiny_cfg(tmp_path, train, *overrides):
     return load_config(
-        TeacherConfig, TINY, [f"data.train={train}", f"out_dir={tmp_path / 'run'}", *overrides]
+        TeacherConfig,
+        None,
+        [f"data.train={train}", f"out_dir={tmp_path / 'run'}", *overrides],
+        defaults=teacher_preset("tiny"),
     )
 
 

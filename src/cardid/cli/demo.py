@@ -27,4 +27,7 @@ def demo(
     for s in res.stages:
         table.add_row(s["stage"], s["what"], s["path"], f"{s['seconds']:.1f}")
     out.print(table)
-    out.print(f"Look at [bold]{out_dir / 'preview.png'}[/] to judge the camera simulation by eye.")
+    out.print(
+        f"Look at [bold]{out_dir / 'preview.png'}[/] (camera simulation) and "
+        f"[bold]{out_dir / 'teacher' / 'curves.png'}[/] (teacher training curves)."
+    )

@@ -17,6 +17,7 @@ out = Console()
 @app.command("teacher")
 def teacher_cmd(
     config: Path | None = typer.Option(None, help="YAML with TeacherConfig fields (see configs/)."),
+    preset: str = typer.Option("vitl16", help="Starting point below the YAML: vitl16 (the spec) or tiny."),
     data: str | None = typer.Option(None, help="A catalog (online synthesis) or a dataset directory."),
     val: str | None = typer.Option(
         None, help="Queries: a CSV of real photos or a dataset (default: val views)."
@@ -32,13 +33,14 @@ def teacher_cmd(
     set_: list[str] = typer.Option(None, "--set", help="Override a field, e.g. --set phase1.steps=200."),
 ) -> None:
     """Fine-tune the teacher in two phases; multi-GPU with `torchrun --nproc_per_node N -m cardid.cli ...`."""
-    from cardid.train.teacher import TeacherConfig, train_teacher
+    from cardid.config import merge
+    from cardid.train.teacher import TeacherConfig, teacher_preset, train_teacher
 
     cfg = load_config(
         TeacherConfig,
         config,
         set_,
-        defaults=training_defaults(),
+        defaults=merge(teacher_preset(preset), training_defaults()),
         data={"train": data, "val": val},
         out_dir=out_dir,
         checkpoint_dir=checkpoint_dir,

@@ -52,7 +52,7 @@ def retrieval_metrics(q_emb, q_labels, g_emb, g_labels, ks=(1, 5), chunk: int = 
         raise CardIDError("no queries to evaluate")
     counts = np.bincount(g_labels, minlength=max(g_labels.max(), q_labels.max()) + 1)
     r = counts[q_labels]
-    kmax = int(max(max(ks), r.max()))
+    kmax = min(int(max(max(ks), r.max())), len(g_labels))
     _, idx = topk_cosine(q_emb, g_emb, kmax, chunk)
     hits = g_labels[idx] == q_labels[:, None]
     out = {f"recall@{k}": float(hits[:, :k].any(1).mean()) for k in ks}

@@ -55,6 +55,11 @@ def plot_curves(log_path: str | Path, out_png: str | Path) -> None:
         ax.set_title(title)
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
+    p1 = [r["step"] for r in recs if r.get("phase") == 1]
+    if p1 and any(r.get("phase") == 2 for r in train):  # mark where the backbone starts training
+        for ax in axes:
+            ax.axvline(max(p1), color="grey", ls="--", lw=1)
+        axes[0].text(max(p1), axes[0].get_ylim()[1], " phase 2", va="top", fontsize=8, color="grey")
     axes[2].set_ylim(0, 1)
     axes[2].legend()
     fig.tight_layout()
