@@ -37,6 +37,24 @@ def tiny_model_dir(tmp_path_factory):
     return d
 
 
+def eval_cli(model, gallery, queries, json_out, *extra):
+    return main(
+        [
+            "eval",
+            "retrieval",
+            "--model",
+            str(model),
+            "--gallery",
+            str(gallery),
+            "--queries",
+            str(queries),
+            "--json",
+            str(json_out),
+            *extra,
+        ]
+    )
+
+
 def test_phash_vectors_rank_like_hamming(synth_catalog):
     imgs = [synth_catalog.load_image(c) for c in synth_catalog.ids[:4]]
     v = phash_vectors(iter(imgs))
@@ -81,25 +99,7 @@ def test_eval_cli_on_a_plain_scan_folder(tmp_path, tiny_model_dir, distinct_cata
     (tmp_path / "q.csv").write_text(
         "file,card_id\n" + "".join(f"scans/{c}.png,{c}\n" for c in synth_catalog.ids[:5])
     )
-    assert (
-        main(
-            [
-                "eval",
-                "retrieval",
-                "--model",
-                str(tiny_model_dir),
-                "--gallery",
-                str(folder),
-                "--queries",
-                str(tmp_path / "q.csv"),
-                "--workers",
-                "0",
-                "--json",
-                str(tmp_path / "r.json"),
-            ]
-        )
-        == 0
-    )
+    assert eval_cli(tiny_model_dir, folder, tmp_path / "q.csv", tmp_path / "r.json", "--workers", "0") == 0
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["phash"]["recall@1"] == 1.0 and rep["gallery"] == 5
     assert "phash" in capsys.readouterr().out
@@ -108,23 +108,7 @@ def test_eval_cli_on_a_plain_scan_folder(tmp_path, tiny_model_dir, distinct_cata
 @pytest.mark.realdata
 def test_eval_on_the_real_gallery_and_photos(tiny_model_dir, tmp_path):
     rep_path = tmp_path / "r.json"
-    assert (
-        main(
-            [
-                "eval",
-                "retrieval",
-                "--model",
-                str(tiny_model_dir),
-                "--gallery",
-                str(realdata("gallery")),
-                "--queries",
-                str(realdata("queries-dev.csv")),
-                "--json",
-                str(rep_path),
-            ]
-        )
-        == 0
-    )
+    assert eval_cli(tiny_model_dir, realdata("gallery"), realdata("queries-dev.csv"), rep_path) == 0
     rep = json.loads(rep_path.read_text())
     assert rep["gallery"] == 884 and rep["model"]["queries"] == 16
     assert rep["phash"]["recall@1"] > 0.3  # the classical reference every model is compared with

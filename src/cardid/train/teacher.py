@@ -316,6 +316,8 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
     batches = iter(loader)  # creating the iterator may draw from the global RNG: do it before restoring it
     if state:
         torch.set_rng_state(state["torch_rng"])
+        if amp and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], d.device)
     for step, (x, y) in enumerate(batches, start=start):
         # ---- phase switch: decide trainable parameters on the plain module, then wrap
         p_idx = 0 if step < bounds[0] else 1
@@ -427,6 +429,7 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
                         "step": done,
                         "phase": phase_idx,
                         "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state(d.device) if amp else None,
                         "ema": ema.model.state_dict() if ema else None,
                         "best": best,
                         "fingerprint": fp,
