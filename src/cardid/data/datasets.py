@@ -72,9 +72,13 @@ class FolderDataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+    def view(self, index: int) -> tuple[np.ndarray, int]:
         path, label = self.items[index]
-        return torch.from_numpy(self.preprocess(load_rgb(path))), label
+        return load_rgb(path), label
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        img, label = self.view(index)
+        return torch.from_numpy(self.preprocess(img)), label
 
 
 class GalleryDataset(Dataset):
@@ -90,3 +94,21 @@ class GalleryDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return torch.from_numpy(self.preprocess(self.catalog.load_image(self.ids[index]))), index
+
+
+class MultiContract(Dataset):
+    """The same view under several preprocessing contracts: ``({name: tensor}, label)``.
+
+    Distillation feeds one augmented view to the teacher and to every student, each at its own
+    input size and normalisation.
+    """
+
+    def __init__(self, base: OnlineViewDataset | FolderDataset, contracts: dict[str, Preprocess]):
+        self.base, self.contracts = base, contracts
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> tuple[dict[str, torch.Tensor], int]:
+        img, label = self.base.view(index)
+        return {k: torch.from_numpy(p(img)) for k, p in self.contracts.items()}, label

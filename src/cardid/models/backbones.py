@@ -173,11 +173,15 @@ def create_backbone(
     pooling: Pooling = "cls",
     revision: str | None = None,
     config: dict[str, Any] | None = None,
+    kwargs: dict[str, Any] | None = None,
 ) -> Backbone:
     """Build a backbone by registry name. ``config`` (an architecture dict from a saved model) rebuilds
     the exact architecture with random weights, which a checkpoint then fills."""
     if name.startswith("timm:"):
-        return _timm(name[5:], pretrained=pretrained and config is None, pooling=pooling, config=config)
+        if config is None:
+            config = {"kwargs": dict(kwargs or {})}
+            return _timm(name[5:], pretrained=pretrained, pooling=pooling, config=config, weights=source)
+        return _timm(name[5:], pretrained=False, pooling=pooling, config=config)
     if name not in _REGISTRY:
         raise CardIDError(f"unknown backbone {name!r} (known: {', '.join(list_backbones())})")
     return _REGISTRY[name](
@@ -274,25 +278,42 @@ _random_dinov3("dinov3-small", DINOV3_SMALL)
 _random_dinov3("dinov3-vitl16-random", DINOV3_VITL16)
 
 
-def _timm(model_name: str, pretrained: bool, pooling: Pooling, config: dict[str, Any] | None) -> Backbone:
+def _timm(
+    model_name: str,
+    pretrained: bool,
+    pooling: Pooling,
+    config: dict[str, Any] | None,
+    weights: str | None = None,
+) -> Backbone:
+    """timm model without classifier. Pretrained weights come from the hub when reachable or from a
+    local file (``weights``, through ``pretrained_cfg_overlay``); otherwise random init, said in the log."""
     import timm
 
     kwargs = dict((config or {}).get("kwargs", {}))
+    if weights:
+        kwargs["pretrained_cfg_overlay"] = {"file": str(weights)}
     try:
         model = timm.create_model(model_name, pretrained=pretrained, num_classes=0, **kwargs)
+        if pretrained:
+            log.info(
+                "timm %s: pretrained weights loaded%s", model_name, f" from {weights}" if weights else ""
+            )
     except RuntimeError as e:
         if "Unknown model" in str(e):
             raise CardIDError(f"unknown timm model {model_name!r}") from e
         raise
-    except Exception as e:  # hub unreachable offline
+    except Exception as e:  # hub unreachable offline, or a bad local file
         if not pretrained:
             raise
+        if weights:
+            raise CardIDError(f"cannot load timm weights for {model_name} from {weights}: {e}") from e
         log.warning(
-            "timm %s: pretrained weights unreachable (%s); using random initialisation",
+            "timm %s: pretrained weights unreachable (%s): RANDOM INITIALISATION",
             model_name,
-            str(e).splitlines()[0],
+            str(e).splitlines()[0][:120],
         )
+        kwargs.pop("pretrained_cfg_overlay", None)
         model = timm.create_model(model_name, pretrained=False, num_classes=0, **kwargs)
-    return TimmBackbone(
-        model, BackboneSpec(f"timm:{model_name}", model_name, None, {"kwargs": kwargs}), pooling
-    )
+    kwargs.pop("pretrained_cfg_overlay", None)
+    spec = BackboneSpec(f"timm:{model_name}", weights or model_name, None, {"kwargs": kwargs})
+    return TimmBackbone(model, spec, pooling)

@@ -34,7 +34,10 @@ def read_log(path: str | Path) -> list[dict]:
 
 
 def plot_curves(log_path: str | Path, out_png: str | Path) -> None:
-    """Loss, train accuracy and validation Recall@1/@5 against optimizer steps."""
+    """Loss, a training signal (ArcFace accuracy or cosine to the teacher) and validation Recall@1
+    (every model the log has: ``val/recall@1`` or ``val/<model>/recall@1``) against optimizer steps."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,16 +45,19 @@ def plot_curves(log_path: str | Path, out_png: str | Path) -> None:
 
     recs = read_log(log_path)
     train = [r for r in recs if "loss" in r]
-    val = [r for r in recs if "val/recall@1" in r]
+    val = [r for r in recs if any(k.startswith("val/") for k in r)]
+    train_keys = sorted({k for r in train for k in r if k == "acc" or k.endswith("cos_to_teacher")})
+    val_keys = sorted({k for r in val for k in r if k.endswith("recall@1") and "cross/" not in k})
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    if train:
-        axes[0].plot([r["step"] for r in train], [r["loss"] for r in train])
-        axes[1].plot([r["step"] for r in train], [r["acc"] for r in train])
-    for k in ("recall@1", "recall@5"):
-        axes[2].plot([r["step"] for r in val], [r[f"val/{k}"] for r in val], marker="o", label=k)
-    for ax, title in zip(
-        axes, ("ArcFace loss", "train accuracy (margin-free)", "val retrieval (photo → gallery)"), strict=True
-    ):
+    axes[0].plot([r["step"] for r in train], [r["loss"] for r in train])
+    for k in train_keys:
+        pts = [(r["step"], r[k]) for r in train if k in r]
+        axes[1].plot(*zip(*pts, strict=True), label=k)
+    for k in val_keys:
+        pts = [(r["step"], r[k]) for r in val if k in r]
+        axes[2].plot(*zip(*pts, strict=True), marker="o", label=k.removeprefix("val/"))
+    titles = ("loss", "training signal", "val Recall@1 (photo → gallery)")
+    for ax, title in zip(axes, titles, strict=True):
         ax.set_title(title)
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
@@ -61,10 +67,10 @@ def plot_curves(log_path: str | Path, out_png: str | Path) -> None:
             ax.axvline(max(p1), color="grey", ls="--", lw=1)
         axes[0].text(max(p1), axes[0].get_ylim()[1], " phase 2", va="top", fontsize=8, color="grey")
     axes[2].set_ylim(0, 1)
-    axes[2].legend()
+    for ax in axes[1:]:
+        if ax.lines:
+            ax.legend(fontsize=8)
     fig.tight_layout()
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)

@@ -23,16 +23,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from cardid.config import save_config
-from cardid.embed import TorchEmbedder
 from cardid.errors import CardIDError
 from cardid.eval.retrieval import (
     CollapseThresholds,
-    check_collapse,
-    collapse_diagnostics,
-    loo_nn_accuracy,
-    retrieval_metrics,
 )
-from cardid.io import load_rgb, write_json_atomic
+from cardid.io import write_json_atomic
 from cardid.models.artifact import save_model_dir
 from cardid.models.backbones import create_backbone
 from cardid.models.heads import ArcFace
@@ -40,6 +35,7 @@ from cardid.models.model import EmbeddingModel, Teacher
 from cardid.preprocess import Preprocess, get_preset
 from cardid.synth.photo import PhotoSimConfig
 from cardid.train.checkpoint import load_latest, save_checkpoint
+from cardid.train.common import evaluate_embedder
 from cardid.train.data import StepBatches, load_training_data
 from cardid.train.distributed import Dist, cleanup, init_distributed
 from cardid.train.logs import TrainLog, plot_curves
@@ -221,31 +217,6 @@ class EMA:
                 e.copy_(p)
 
 
-# ----------------------------------------------------------------------------- evaluation
-def evaluate_embedder(
-    model: EmbeddingModel,
-    pre: Preprocess,
-    data,
-    batch_size: int,
-    workers: int,
-    thresholds: CollapseThresholds,
-    check: bool = True,
-) -> dict[str, float]:
-    emb = TorchEmbedder(model, pre, batch_size=batch_size)
-    gallery = data.gallery
-    g = emb.embed(gallery.class_index.idx_to_class, load=gallery.load_image, workers=workers)
-    q = emb.embed(data.val_items, load=data.val_loader or load_rgb, workers=workers)
-    c2i = gallery.class_index.class_to_idx
-    q_labels = [c2i[c] for c in data.val_ids]
-    metrics = retrieval_metrics(q, q_labels, g, list(range(len(gallery))))
-    metrics["loo_nn_acc"] = loo_nn_accuracy(q, q_labels)
-    diag = collapse_diagnostics(g)
-    metrics.update(diag)
-    if check:
-        check_collapse(diag, thresholds, "the gallery embeddings")
-    return metrics
-
-
 # ----------------------------------------------------------------------------- loop
 def train_teacher(cfg: TeacherConfig) -> dict[str, Any]:
     """Train (or resume) a teacher; returns the final metrics. Rank 0 writes every output."""
@@ -387,7 +358,7 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
         if done % cfg.eval_every == 0 or boundary:
             if d.main:
                 eval_model = ema.model if ema else teacher.embedder
-                metrics = evaluate_embedder(
+                metrics, _ = evaluate_embedder(
                     eval_model, pre, data, cfg.batch_size, cfg.data.workers, thresholds
                 )
                 tlog.write(

@@ -1,0 +1,58 @@
+"""Student presets, named after their deployment target as in the spec.
+
+| preset | timm model | input | target |
+|---|---|---|---|
+| ``hailo`` | ``convnext_tiny`` | 224 | Raspberry Pi + Hailo-8L |
+| ``ios`` | ``convnext_base`` | 384 | iPhone, CoreML |
+| ``android`` | ``vit_small_patch16_224`` | 224 | Android, ONNX |
+| ``tiny-cnn`` / ``tiny-vit`` | timm test models | 64 | tests and the CPU demo |
+
+Each student is backbone → projection (backbone dim → D, GELU, D → D) → L2 norm, with D the
+teacher's embedding size, and carries its own preprocessing contract built from the timm model's
+pretrained config (mean/std differ: ImageNet for ConvNeXt, 0.5/0.5 for the augreg ViT).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cardid.errors import CardIDError
+from cardid.models.backbones import create_backbone
+from cardid.models.model import EmbeddingModel
+from cardid.preprocess import Preprocess
+
+
+@dataclass(frozen=True)
+class StudentPreset:
+    timm_name: str
+    size: int
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+STUDENT_PRESETS: dict[str, StudentPreset] = {
+    "hailo": StudentPreset("convnext_tiny", 224),
+    "ios": StudentPreset("convnext_base", 384),
+    "android": StudentPreset("vit_small_patch16_224", 224),
+    "tiny-cnn": StudentPreset("test_convnext", 64),
+    "tiny-vit": StudentPreset("test_vit", 64, {"img_size": 64}),
+}
+
+
+def create_student(
+    preset: str, embed_dim: int, pretrained: bool = True, weights: str | None = None
+) -> tuple[EmbeddingModel, Preprocess]:
+    """Build a student and its preprocessing contract. ``weights``: a local timm weights file."""
+    if preset not in STUDENT_PRESETS:
+        raise CardIDError(f"unknown student preset {preset!r} (known: {', '.join(STUDENT_PRESETS)})")
+    p = STUDENT_PRESETS[preset]
+    backbone = create_backbone(f"timm:{p.timm_name}", source=weights, pretrained=pretrained, kwargs=p.kwargs)
+    cfg = getattr(backbone.model, "pretrained_cfg", {}) or {}
+    pre = Preprocess(
+        p.size,
+        p.size,
+        "pad",
+        mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
+        std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
+    )
+    return EmbeddingModel(backbone, embed_dim, dropout=0.0, hidden_dim=embed_dim), pre

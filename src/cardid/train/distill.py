@@ -1,0 +1,400 @@
+"""Distillation: one teacher forward per batch feeds every student.
+
+Each step renders one augmented view per sample, preprocesses it once per contract (the teacher's
+and each student's input size and normalisation), runs the frozen teacher once (or reads its
+embedding from a cache of K fixed views per card), and trains every student on it with one
+optimizer step. Losses on L2-normalised vectors: ``cosine`` (1 − cos), ``relational`` (match the
+in-batch similarity matrix, RKD-style) and the spec's ``mse`` (tiny on unit vectors: it let the
+origin project's student collapse unnoticed). Students are evaluated as deployed (own gallery,
+and cross-model against the teacher's gallery), selected on Recall@1, and checked for collapse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, Dataset
+
+from cardid.config import save_config
+from cardid.data.datasets import MultiContract
+from cardid.errors import CardIDError
+from cardid.eval.retrieval import CollapseThresholds, retrieval_metrics
+from cardid.io import write_json_atomic
+from cardid.models.artifact import load_model_dir, model_identity, save_model_dir
+from cardid.models.students import create_student
+from cardid.preprocess import Preprocess
+from cardid.train.checkpoint import load_latest, save_checkpoint
+from cardid.train.common import embed_gallery_and_queries, evaluate_embedder
+from cardid.train.data import ONLINE_VIEWS, StepBatches, load_training_data
+from cardid.train.distributed import Dist, cleanup, init_distributed
+from cardid.train.logs import TrainLog, plot_curves
+from cardid.train.schedule import warmup_cosine
+from cardid.train.teacher import DataConfig
+
+log = logging.getLogger(__name__)
+
+
+class LossConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cosine: float = 1.0
+    relational: float = 1.0
+    mse: float = 0.0  # the spec's loss: nn.MSELoss on unit vectors
+
+
+class DistillConfig(BaseModel):
+    """``cardid distill`` settings; saved as ``config.yaml`` in the run directory."""
+
+    model_config = ConfigDict(extra="forbid")
+    teacher: str | None = None  # a teacher model directory
+    students: list[str] = ["hailo", "ios", "android"]
+    pretrained: bool = True  # timm weights when reachable (or from weights[preset]); random init otherwise
+    weights: dict[str, str] = {}
+    loss: LossConfig = LossConfig()
+    data: DataConfig = DataConfig()
+    teacher_cache_views: int = Field(
+        0, ge=0
+    )  # K > 0: teacher embeddings of K fixed views per card, computed once
+    steps: int = Field(2000, ge=1)
+    lr: float = 5e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    batch_size: int = Field(64, ge=2)  # global
+    eval_every: int = 500
+    checkpoint_every: int = 250
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"
+    out_dir: str = "runs/distill"
+    checkpoint_dir: str | None = None
+    collapse_max_mean_cos: float = 0.98
+    collapse_min_effective_rank: float = 2.0
+
+
+DISTILL_PRESETS: dict[str, dict[str, Any]] = {
+    "spec": {},
+    # two tiny students in well under a minute on 2 CPU cores (demo, tests)
+    "tiny": {
+        "students": ["tiny-cnn"],
+        "pretrained": False,
+        "steps": 150,
+        "lr": 3e-3,
+        "warmup_steps": 10,
+        "batch_size": 32,
+        "eval_every": 75,
+        "checkpoint_every": 50,
+        "data": {"workers": 0, "val_views": 2},
+    },
+}
+
+
+def distill_loss(s: torch.Tensor, t: torch.Tensor, w: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the distillation losses between unit student (s) and teacher (t) embeddings."""
+    s, t = s.float(), t.float()
+    parts: dict[str, torch.Tensor] = {}
+    if w.cosine:
+        parts["cosine"] = (1 - (s * t).sum(1)).mean()
+    if w.relational:
+        n = s.shape[0]
+        off = ~torch.eye(n, dtype=torch.bool, device=s.device)
+        parts["relational"] = F.mse_loss((s @ s.T)[off], (t @ t.T)[off])
+    if w.mse:
+        parts["mse"] = F.mse_loss(s, t)
+    total = sum(getattr(w, k) * v for k, v in parts.items())
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+class StudentSet(nn.Module):
+    """All students in one module: one DDP wrap, one optimizer, one backward per step."""
+
+    def __init__(self, students: dict[str, nn.Module]):
+        super().__init__()
+        self.students = nn.ModuleDict(students)
+
+    def forward(self, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {name: m(views[name]) for name, m in self.students.items()}
+
+
+class _Indexed(Dataset):
+    """Items of a dataset at the given base indices, returned with their position (the cache row)."""
+
+    def __init__(self, base: Dataset, indices: list[int]):
+        self.base, self.indices = base, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        views, label = self.base[self.indices[i]]
+        return views, label, i
+
+
+def _cache_indices(data, k: int) -> list[int]:
+    """Base dataset indices of the cached views: K fixed online views per card, or every folder image."""
+    if data.mode == "folder":
+        return list(range(data.num_items))
+    return [c * ONLINE_VIEWS + v for c in range(len(data.gallery)) for v in range(k)]
+
+
+@torch.no_grad()
+def _teacher_embed(teacher: nn.Module, x: torch.Tensor, amp: bool) -> torch.Tensor:
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        return teacher(x).float()
+
+
+def distill(cfg: DistillConfig) -> dict[str, Any]:
+    d = init_distributed(cfg.device)
+    try:
+        return _distill(cfg, d)
+    finally:
+        cleanup(d)
+
+
+def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
+    if not cfg.teacher:
+        raise CardIDError("no teacher: set --teacher to a teacher model directory (model.json + weights)")
+    if not cfg.data.train:
+        raise CardIDError("no training data: set data.train (a catalog or a dataset directory)")
+    if not cfg.students:
+        raise CardIDError("no students to distil")
+    out = Path(cfg.out_dir)
+    ckpt_dir = Path(cfg.checkpoint_dir or out / "checkpoints")
+    torch.manual_seed(cfg.seed)
+    amp = d.device.type == "cuda"
+    teacher, tmeta = load_model_dir(cfg.teacher, d.device)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    tpre, dim = Preprocess.from_dict(tmeta["preprocess"]), int(tmeta["embed_dim"])
+    students, contracts = {}, {"teacher": tpre}
+    for name in cfg.students:
+        model, pre = create_student(name, dim, cfg.pretrained, cfg.weights.get(name))
+        if model.embed_dim != dim:
+            raise CardIDError(f"student {name} embeds in {model.embed_dim} dimensions, the teacher in {dim}")
+        students[name], contracts[name] = model.to(d.device), pre
+    data = load_training_data(
+        cfg.data.train, tpre, cfg.data.photo, cfg.seed, cfg.data.val, cfg.data.val_views
+    )
+    classes = list(data.gallery.class_index.idx_to_class)
+    tmeta_classes = (tmeta.get("classes") or {}).get("count")
+    if tmeta_classes and tmeta_classes != len(classes):
+        log.warning("teacher was trained on %d cards, distilling on %d", tmeta_classes, len(classes))
+    thresholds = CollapseThresholds(cfg.collapse_max_mean_cos, cfg.collapse_min_effective_rank)
+    sset = StudentSet(students)
+    fp = {
+        "teacher": model_identity(tmeta),
+        "students": ",".join(cfg.students),
+        "classes": hashlib.sha256("\n".join(classes).encode()).hexdigest()[:16],
+        "run": json.dumps(
+            {k: getattr(cfg, k) for k in ("steps", "batch_size", "seed", "teacher_cache_views")}
+            | {"loss": cfg.loss.model_dump()},
+            sort_keys=True,
+        ),
+    }
+
+    # ---- teacher reference: its gallery (for cross-model retrieval) and its own score
+    g_t, q_t, q_labels = embed_gallery_and_queries(teacher, tpre, data, cfg.batch_size, cfg.data.workers)
+    teacher_r1 = retrieval_metrics(q_t, q_labels, g_t, list(range(len(classes))))["recall@1"]
+
+    # ---- data: the same view under every contract; optionally cached teacher embeddings
+    base = MultiContract(data.train, contracts)
+    cache = None
+    if cfg.teacher_cache_views:
+        idx = _cache_indices(data, cfg.teacher_cache_views)
+        dataset: Dataset = _Indexed(MultiContract(data.train, {"teacher": tpre}), idx)
+        rows = []
+        for views, _, _ in DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.data.workers):
+            rows.append(_teacher_embed(teacher, views["teacher"].to(d.device), amp))
+        cache = torch.cat(rows)
+        dataset = _Indexed(
+            MultiContract(data.train, {k: v for k, v in contracts.items() if k != "teacher"}), idx
+        )
+        if d.main:
+            log.info("teacher cache: %d views embedded once (%d per card)", len(idx), cfg.teacher_cache_views)
+    else:
+        dataset = _Indexed(base, list(range(data.num_items))) if data.mode == "folder" else base
+
+    # ---- resume
+    state = load_latest(ckpt_dir, fp)
+    start = 0
+    best = {n: {"recall@1": -1.0, "step": -1} for n in cfg.students}
+    if state:
+        sset.load_state_dict(state["students"])
+        start, best = int(state["step"]), state["best"]
+    tlog = TrainLog(out / "train_log.jsonl", enabled=d.main)
+    tlog.truncate_after(start)
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+        log.info(
+            "distilling %s from %s (val Recall@1 %.4f): %d cards, %s data, global batch %d, %d steps on %s",
+            ", ".join(cfg.students),
+            cfg.teacher,
+            teacher_r1,
+            len(classes),
+            data.mode,
+            cfg.batch_size,
+            cfg.steps,
+            d.device,
+        )
+    model = DDP(sset, device_ids=[d.device.index] if amp else None) if d.enabled else sset
+    opt = torch.optim.AdamW(sset.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=amp)
+    sched = warmup_cosine(opt, cfg.steps, cfg.warmup_steps)
+    if state:
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+    sampler = StepBatches(len(dataset), cfg.batch_size, cfg.seed, start, cfg.steps, d.rank, d.world)
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers, pin_memory=amp)
+    batches = iter(loader)  # may draw from the global RNG: before restoring it
+    if state:
+        torch.set_rng_state(state["torch_rng"])
+        if amp and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], d.device)
+
+    result: dict[str, Any] = {}
+    t0, seen = time.perf_counter(), 0
+    for step, batch in enumerate(batches, start=start):
+        views, y = batch[0], batch[1]
+        views = {k: v.to(d.device, non_blocking=True) for k, v in views.items()}
+        if cache is not None:
+            t_emb = cache[batch[2].to(cache.device)]
+        else:
+            t_emb = _teacher_embed(teacher, views.pop("teacher"), amp)  # once per batch, for every student
+        sset.train()
+        with torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=amp):
+            s_emb = model(views)
+        losses = {n: distill_loss(s_emb[n], t_emb, cfg.loss) for n in cfg.students}
+        total = sum(v[0] for v in losses.values())
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(sset.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        seen += y.shape[0] * d.world
+        done = step + 1
+
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            dt = time.perf_counter() - t0
+            rec: dict[str, Any] = {
+                "step": done,
+                "loss": round(float(total.detach()), 5),
+                "lr": opt.param_groups[0]["lr"],
+                "img_s": round(seen / max(dt, 1e-9), 1),
+                "global_batch": cfg.batch_size,
+            }
+            for n in cfg.students:
+                rec[f"{n}/loss"] = round(float(losses[n][0].detach()), 5)
+                rec[f"{n}/cos_to_teacher"] = round(
+                    float((s_emb[n].detach().float() * t_emb).sum(1).mean()), 4
+                )
+            tlog.write(rec)
+            if d.main:
+                log.info(
+                    "step=%d loss=%.4f lr=%.2e img_s=%.1f global_batch=%d %s",
+                    done,
+                    rec["loss"],
+                    rec["lr"],
+                    rec["img_s"],
+                    cfg.batch_size,
+                    " ".join(f"{n}_cos={rec[f'{n}/cos_to_teacher']:.3f}" for n in cfg.students),
+                )
+            t0, seen = time.perf_counter(), 0
+
+        if done % cfg.eval_every == 0 or done == cfg.steps:
+            if d.main:
+                rec = {"step": done, "val/teacher/recall@1": teacher_r1}
+                for n in cfg.students:
+                    m, _ = evaluate_embedder(
+                        students[n],
+                        contracts[n],
+                        data,
+                        cfg.batch_size,
+                        cfg.data.workers,
+                        thresholds,
+                        cross_gallery=g_t,
+                        what=f"student {n!r}",
+                    )
+                    result[n] = m
+                    rec.update({f"val/{n}/{k}": v for k, v in m.items()})
+                    log.info(
+                        "eval step=%d student=%s recall@1=%.4f recall@5=%.4f cross_recall@1=%.4f "
+                        "mean_cos=%.3f eff_rank=%.1f (teacher recall@1=%.4f)",
+                        done,
+                        n,
+                        m["recall@1"],
+                        m["recall@5"],
+                        m["cross/recall@1"],
+                        m["mean_offdiag_cos"],
+                        m["effective_rank"],
+                        teacher_r1,
+                    )
+                    if m["recall@1"] > best[n]["recall@1"]:  # selection on retrieval, never on cosine
+                        best[n] = {"recall@1": m["recall@1"], "step": done, "metrics": m}
+                        save_model_dir(
+                            students[n],
+                            out / "students" / n,
+                            name=n,
+                            kind="student",
+                            preprocess=contracts[n],
+                            pooling="cls",
+                            classes=classes,
+                            metrics={"val": m, "step": done, "teacher_val_recall@1": teacher_r1},
+                            config=cfg.model_dump(mode="json"),
+                            extra={
+                                "teacher": {
+                                    "dir": str(cfg.teacher),
+                                    "identity": model_identity(tmeta),
+                                    "name": tmeta.get("name"),
+                                    "embed_dim": dim,
+                                }
+                            },
+                        )
+                tlog.write(rec)
+                t0 = time.perf_counter()
+            d.barrier()
+        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+            if d.main:
+                save_checkpoint(
+                    ckpt_dir,
+                    done,
+                    {
+                        "students": sset.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "step": done,
+                        "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state(d.device) if amp else None,
+                        "best": best,
+                        "fingerprint": fp,
+                    },
+                )
+            d.barrier()
+
+    summary = {
+        "teacher_val_recall@1": teacher_r1,
+        "best": best,
+        "final": result,
+        "steps": cfg.steps,
+        "global_batch": cfg.batch_size,
+        "world_size": d.world,
+    }
+    if d.main:
+        write_json_atomic(out / "metrics.json", summary)
+        plot_curves(out / "train_log.jsonl", out / "curves.png")
+    return summary
+
+
+def students_dir(out_dir: str | Path, preset: str) -> Path:
+    return Path(out_dir) / "students" / preset
+
+
+__all__ = ["DISTILL_PRESETS", "DistillConfig", "LossConfig", "distill", "distill_loss", "students_dir"]
