@@ -6,9 +6,18 @@ from cardid.demo import run_demo
 
 def test_demo_produces_every_stage(tmp_path):
     res = run_demo(tmp_path / "demo", n_cards=6, train_views=2, val_views=1, workers=1)
-    assert [s["stage"] for s in res.stages] == ["catalog", "duplicates", "dataset", "preview", "teacher"]
+    assert [s["stage"] for s in res.stages] == [
+        "catalog",
+        "duplicates",
+        "dataset",
+        "preview",
+        "teacher",
+        "students",
+    ]
     assert (tmp_path / "demo" / "teacher" / "teacher.safetensors").is_file()
     assert res.metrics["teacher"]["model"]["queries"] == 6 and "phash" in res.metrics["teacher"]
+    assert (tmp_path / "demo" / "distill" / "students" / "tiny-cnn" / "tiny-cnn.safetensors").is_file()
+    assert res.metrics["distill"]["best"]["tiny-cnn"]["step"] > 0
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["stages"] == res.stages
     train, idx = read_split(tmp_path / "demo" / "dataset", "train")

@@ -2,7 +2,8 @@
 
 Stages so far: synthetic catalog (with reprints) → duplicate report → embedding dataset
 (train / val views + gallery) → contact sheet → tiny teacher (two phases) evaluated as deployed
-(val photos → gallery scans) beside the pHash baseline. Later stages append themselves here.
+(val photos → gallery scans) beside the pHash baseline → a tiny student distilled from it.
+Later stages append themselves here.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cardid.eval.queries import load_queries
 from cardid.io import write_json_atomic
 from cardid.synth.cards import synth_cards
 from cardid.synth.preview import write_contact_sheet
+from cardid.train.distill import DISTILL_PRESETS, DistillConfig, distill
 from cardid.train.teacher import TeacherConfig, teacher_preset, train_teacher
 
 ProgressFactory = Callable[[int, str], AbstractContextManager[Callable[[int], None]]]
@@ -109,6 +111,26 @@ def run_demo(
         out / "teacher",
         f"tiny DINOv3 + ArcFace: val Recall@1 {m['recall@1']:.3f} (R@5 {m['recall@5']:.3f}) vs pHash "
         f"{p['recall@1']:.3f}, chance {1 / len(cat):.3f}",
+        time.perf_counter() - t,
+    )
+
+    t = time.perf_counter()
+    distill_cfg = load_config(
+        DistillConfig,
+        defaults=DISTILL_PRESETS["tiny"],
+        seed=seed,
+        teacher=str(out / "teacher"),
+        out_dir=str(out / "distill"),
+        data={"train": str(ds)},
+    )
+    shutil.rmtree(out / "distill", ignore_errors=True)
+    dres = distill(distill_cfg)
+    res.metrics["distill"] = {k: v for k, v in dres.items() if k != "final"}
+    student = ", ".join(f"{n} {b['recall@1']:.3f}" for n, b in dres["best"].items())
+    res.add(
+        "students",
+        out / "distill" / "students",
+        f"distilled in one pass: val Recall@1 {student} vs teacher {dres['teacher_val_recall@1']:.3f}",
         time.perf_counter() - t,
     )
 

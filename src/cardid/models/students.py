@@ -6,6 +6,7 @@
 | ``ios`` | ``convnext_base`` | 384 | iPhone, CoreML |
 | ``android`` | ``vit_small_patch16_224`` | 224 | Android, ONNX |
 | ``tiny-cnn`` / ``tiny-vit`` | timm test models | 64 | tests and the CPU demo |
+| ``small-cnn`` | ``convnext_atto`` | 176×128 | real-data runs on a CPU |
 
 Each student is backbone → projection (backbone dim → D, GELU, D → D) → L2 norm, with D the
 teacher's embedding size, and carries its own preprocessing contract built from the timm model's
@@ -26,8 +27,9 @@ from cardid.preprocess import Preprocess
 @dataclass(frozen=True)
 class StudentPreset:
     timm_name: str
-    size: int
+    size: int  # input width (and height unless ``height`` is given)
     kwargs: dict[str, Any] = field(default_factory=dict)
+    height: int | None = None
 
 
 STUDENT_PRESETS: dict[str, StudentPreset] = {
@@ -36,6 +38,7 @@ STUDENT_PRESETS: dict[str, StudentPreset] = {
     "android": StudentPreset("vit_small_patch16_224", 224),
     "tiny-cnn": StudentPreset("test_convnext", 64),
     "tiny-vit": StudentPreset("test_vit", 64, {"img_size": 64}),
+    "small-cnn": StudentPreset("convnext_atto", 128, height=176),  # CPU real-data runs, card-shaped input
 }
 
 

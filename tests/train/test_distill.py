@@ -1,0 +1,139 @@
+import pytest
+import torch
+
+from cardid.config import load_config
+from cardid.errors import CardIDError
+from cardid.eval.retrieval import CollapseError
+from cardid.models.artifact import load_model_dir
+from cardid.models.students import create_student
+from cardid.synth.cards import synth_cards
+from cardid.train import distill as distill_mod
+from cardid.train.checkpoint import list_checkpoints
+from cardid.train.distill import DISTILL_PRESETS, DistillConfig, distill, distill_loss
+from cardid.train.teacher import TeacherConfig, teacher_preset, train_teacher
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    """A tiny teacher trained on 20 synthetic cards (shared by the tests of this module)."""
+    root = tmp_path_factory.mktemp("distill")
+    cat = synth_cards(root / "cat", n=20, seed=11, height=160, reprint_fraction=0.1)
+    cfg = load_config(
+        TeacherConfig,
+        defaults=teacher_preset("tiny"),
+        data={"train": str(cat.root)},
+        out_dir=str(root / "teacher"),
+    )
+    res = train_teacher(cfg)
+    return root / "teacher", cat, res["best"]["recall@1"]
+
+
+def dcfg(tmp_path, teacher_run, *overrides):
+    teacher, cat, _ = teacher_run
+    return load_config(
+        DistillConfig,
+        defaults=DISTILL_PRESETS["tiny"],
+        overrides=[f"teacher={teacher}", f"data.train={cat.root}", f"out_dir={tmp_path / 'run'}", *overrides],
+    )
+
+
+def test_two_tiny_students_reach_80_percent_of_the_teacher(tmp_path, teacher_run):
+    res = distill(dcfg(tmp_path, teacher_run, "students=[tiny-cnn,tiny-vit]"))
+    t_r1 = res["teacher_val_recall@1"]
+    assert t_r1 == pytest.approx(teacher_run[2])
+    for name in ("tiny-cnn", "tiny-vit"):
+        assert res["best"][name]["recall@1"] >= 0.8 * t_r1, (name, res["best"][name]["recall@1"], t_r1)
+        _model, meta = load_model_dir(tmp_path / "run" / "students" / name)
+        assert meta["kind"] == "student" and meta["embed_dim"] == 64 and meta["teacher"]["embed_dim"] == 64
+        assert meta["preprocess"]["height"] == 64 and "cross/recall@1" in meta["metrics"]["val"]
+    assert (tmp_path / "run" / "curves.png").is_file()
+
+
+def test_the_teacher_runs_once_per_batch_for_all_students(tmp_path, teacher_run, monkeypatch):
+    calls = []
+    real = distill_mod._teacher_embed
+    monkeypatch.setattr(
+        distill_mod, "_teacher_embed", lambda t, x, amp: calls.append(len(x)) or real(t, x, amp)
+    )
+    distill(dcfg(tmp_path / "a", teacher_run, "students=[tiny-cnn,tiny-vit]", "steps=6", "eval_every=100"))
+    assert len(calls) == 6 and calls == [32] * 6
+    calls.clear()
+    distill(
+        dcfg(
+            tmp_path / "b",
+            teacher_run,
+            "students=[tiny-cnn]",
+            "steps=6",
+            "eval_every=100",
+            "teacher_cache_views=2",
+        )
+    )
+    assert sum(calls) == 20 * 2  # only the cache: 20 cards × 2 views, embedded once, no per-step teacher
+
+
+def test_mse_only_collapse_is_caught(tmp_path, teacher_run, monkeypatch):
+    def blind_student(name, dim, pretrained=True, weights=None):
+        model, pre = create_student(name, dim, False)
+        model.backbone.forward = lambda x: torch.zeros(x.shape[0], model.backbone.out_dim, device=x.device)
+        return model, pre  # sees nothing: every card gets the same embedding, MSE stays small
+
+    monkeypatch.setattr(distill_mod, "create_student", blind_student)
+    with pytest.raises(CollapseError, match="student 'tiny-cnn'.*mean cosine"):
+        distill(
+            dcfg(
+                tmp_path,
+                teacher_run,
+                "loss.mse=1",
+                "loss.cosine=0",
+                "loss.relational=0",
+                "steps=4",
+                "eval_every=4",
+            )
+        )
+    assert not (tmp_path / "run" / "students" / "tiny-cnn").exists()
+
+
+def test_resume_equals_uninterrupted(tmp_path, teacher_run, monkeypatch):
+    over = ["steps=12", "checkpoint_every=4", "eval_every=100"]
+    distill(dcfg(tmp_path / "a", teacher_run, *over))
+    real = distill_mod.save_checkpoint
+
+    def crash(directory, step, state, keep=2):
+        path = real(directory, step, state, keep)
+        if step == 8:
+            raise KeyboardInterrupt
+        return path
+
+    monkeypatch.setattr(distill_mod, "save_checkpoint", crash)
+    with pytest.raises(KeyboardInterrupt):
+        distill(dcfg(tmp_path / "b", teacher_run, *over))
+    monkeypatch.setattr(distill_mod, "save_checkpoint", real)
+    distill(dcfg(tmp_path / "b", teacher_run, *over))
+    a = torch.load(list_checkpoints(tmp_path / "a" / "run" / "checkpoints")[-1][1], weights_only=True)
+    b = torch.load(list_checkpoints(tmp_path / "b" / "run" / "checkpoints")[-1][1], weights_only=True)
+    assert a["step"] == b["step"] == 12
+    for k, v in a["students"].items():
+        assert torch.equal(v, b["students"][k]), k
+
+
+def test_losses():
+    t = torch.nn.functional.normalize(torch.randn(8, 16), dim=1)
+    w = DistillConfig().loss
+    zero, parts = distill_loss(t, t, w)
+    assert zero.item() == pytest.approx(0, abs=1e-6) and set(parts) == {"cosine", "relational"}
+    s = torch.nn.functional.normalize(torch.randn(8, 16), dim=1)
+    _total, parts = distill_loss(s, t, w.model_copy(update={"mse": 1.0}))
+    assert parts["mse"] < 0.2 < parts["cosine"]  # MSE on unit vectors is tiny: why it hid a collapse
+
+
+def test_bad_inputs(tmp_path, teacher_run, monkeypatch):
+    with pytest.raises(CardIDError, match="model.json"):
+        distill(dcfg(tmp_path, teacher_run, f"teacher={tmp_path}"))
+    with pytest.raises(CardIDError, match="unknown student preset 'resnet'"):
+        distill(dcfg(tmp_path, teacher_run, "students=[resnet]"))
+    monkeypatch.setattr(
+        distill_mod, "create_student", lambda n, d, p=True, w=None: create_student(n, d + 1, False)
+    )
+    with pytest.raises(CardIDError, match="65 dimensions, the teacher in 64"):
+        distill(dcfg(tmp_path, teacher_run))
+    assert not (tmp_path / "run" / "students").exists()
