@@ -15,26 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 import torch.nn.functional as F
+from common import timed
 
 from cardid.models.backbones import create_backbone
 from cardid.models.model import EmbeddingModel
 from cardid.models.students import create_student
 from cardid.train.distill import LossConfig, StudentSet, distill_loss
-
-
-def timed(step, n, warmup, sync):
-    for _ in range(warmup):
-        step()
-    sync()
-    t = time.perf_counter()
-    for _ in range(n):
-        step()
-    sync()
-    return time.perf_counter() - t
 
 
 def main() -> None:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 import torch.nn.functional as F
+from common import timed
 from torch import nn
 
 from cardid.models.backbones import create_backbone
@@ -58,17 +58,6 @@ def vit_forward_flops(cfg: dict, image: int) -> float:
     t = 1 + cfg.get("num_register_tokens", 0) + (image // p) ** 2
     per_block = 4 * t * d * d + 2 * t * d * cfg["intermediate_size"] + 2 * t * t * d
     return 2 * (L * per_block + (image // p) ** 2 * 3 * p * p * d)
-
-
-def timed(step, n, warmup, sync):
-    for _ in range(warmup):
-        step()
-    sync()
-    t = time.perf_counter()
-    for _ in range(n):
-        step()
-    sync()
-    return time.perf_counter() - t
 
 
 def bench_seed(args, phase: int, x, y, dev, sync) -> float:

@@ -1,11 +1,21 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from cardid.catalog import Catalog
 from cardid.synth.cards import synth_cards
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one process per core already: more intra-op threads per process only oversubscribe the CPU
+    import cv2
+    import torch
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REALDATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata"
 REALDATA = REALDATA.resolve()

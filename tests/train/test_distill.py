@@ -137,3 +137,78 @@ def test_bad_inputs(tmp_path, teacher_run, monkeypatch):
     with pytest.raises(CardIDError, match="65 dimensions, the teacher in 64"):
         distill(dcfg(tmp_path, teacher_run))
     assert not (tmp_path / "run" / "students").exists()
+
+
+def test_student_weights_from_a_local_file(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(1)
+    ref, _ = create_student("tiny-cnn", 32, pretrained=False)
+    state = {k: v.contiguous() for k, v in ref.backbone.model.state_dict().items()}
+    save_file(state, str(tmp_path / "w.safetensors"))
+    torch.manual_seed(2)
+    loaded, _ = create_student("tiny-cnn", 32, pretrained=True, weights=str(tmp_path / "w.safetensors"))
+    for k, v in loaded.backbone.model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    with pytest.raises(CardIDError, match="cannot load timm weights"):
+        create_student("tiny-cnn", 32, pretrained=True, weights=str(tmp_path / "missing.safetensors"))
+
+
+def test_distill_cli_and_ddp(tmp_path, teacher_run):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from cardid.cli import main
+    from cardid.config import save_config
+
+    teacher, cat, _ = teacher_run
+    assert (
+        main(
+            [
+                "distill",
+                "--preset",
+                "tiny",
+                "--teacher",
+                str(teacher),
+                "--students",
+                "tiny-cnn",
+                "--data",
+                str(cat.root),
+                "--out",
+                str(tmp_path / "cli"),
+                "--set",
+                "steps=4",
+                "--set",
+                "eval_every=4",
+            ]
+        )
+        == 0
+    )
+    assert (tmp_path / "cli" / "students" / "tiny-cnn" / "model.json").is_file()
+    cfg = dcfg(tmp_path / "ddp", teacher_run, "steps=4", "eval_every=4", "batch_size=16")
+    save_config(cfg, tmp_path / "ddp.yaml")
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run(
+        [
+            str(torchrun),
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29534",
+            "-m",
+            "cardid.cli",
+            "distill",
+            "--config",
+            str(tmp_path / "ddp.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    metrics = json.loads((tmp_path / "ddp" / "run" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["global_batch"] == 16

@@ -62,3 +62,17 @@ def load_latest(directory: str | Path, fingerprint: dict[str, Any]) -> dict[str,
         log.info("resuming from %s (step %d)", path, step)
         return state
     return None
+
+
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """The random state a checkpoint must carry for an exact resume (dropout masks)."""
+    return {
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+    }
+
+
+def restore_rng(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)

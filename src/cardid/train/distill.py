@@ -33,10 +33,10 @@ from cardid.io import write_json_atomic
 from cardid.models.artifact import load_model_dir, model_identity, save_model_dir
 from cardid.models.students import create_student
 from cardid.preprocess import Preprocess
-from cardid.train.checkpoint import load_latest, save_checkpoint
+from cardid.train.checkpoint import load_latest, restore_rng, rng_state, save_checkpoint
 from cardid.train.common import embed_gallery_and_queries, evaluate_embedder
 from cardid.train.data import ONLINE_VIEWS, StepBatches, load_training_data
-from cardid.train.distributed import Dist, cleanup, init_distributed
+from cardid.train.distributed import Dist, run_distributed
 from cardid.train.logs import TrainLog, plot_curves
 from cardid.train.schedule import warmup_cosine
 from cardid.train.teacher import DataConfig
@@ -153,11 +153,8 @@ def _teacher_embed(teacher: nn.Module, x: torch.Tensor, amp: bool) -> torch.Tens
 
 
 def distill(cfg: DistillConfig) -> dict[str, Any]:
-    d = init_distributed(cfg.device)
-    try:
-        return _distill(cfg, d)
-    finally:
-        cleanup(d)
+    """Distil (or resume distilling) every student; returns their best metrics. Rank 0 writes outputs."""
+    return run_distributed(_distill, cfg)
 
 
 def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
@@ -256,9 +253,7 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers, pin_memory=amp)
     batches = iter(loader)  # may draw from the global RNG: before restoring it
     if state:
-        torch.set_rng_state(state["torch_rng"])
-        if amp and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], d.device)
+        restore_rng(state, d.device)
 
     result: dict[str, Any] = {}
     t0, seen = time.perf_counter(), 0
@@ -371,8 +366,7 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
                         "optimizer": opt.state_dict(),
                         "scheduler": sched.state_dict(),
                         "step": done,
-                        "torch_rng": torch.get_rng_state(),
-                        "cuda_rng": torch.cuda.get_rng_state(d.device) if amp else None,
+                        **rng_state(d.device),
                         "best": best,
                         "fingerprint": fp,
                     },

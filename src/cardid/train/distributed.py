@@ -47,3 +47,12 @@ def init_distributed(device: str = "auto") -> Dist:
 def cleanup(d: Dist) -> None:
     if d.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def run_distributed(fn, cfg):
+    """Call ``fn(cfg, dist)`` inside the process group torchrun set up (or a single process)."""
+    d = init_distributed(cfg.device)
+    try:
+        return fn(cfg, d)
+    finally:
+        cleanup(d)

@@ -34,10 +34,10 @@ from cardid.models.heads import ArcFace
 from cardid.models.model import EmbeddingModel, Teacher
 from cardid.preprocess import Preprocess, get_preset
 from cardid.synth.photo import PhotoSimConfig
-from cardid.train.checkpoint import load_latest, save_checkpoint
+from cardid.train.checkpoint import load_latest, restore_rng, rng_state, save_checkpoint
 from cardid.train.common import evaluate_embedder
 from cardid.train.data import StepBatches, load_training_data
-from cardid.train.distributed import Dist, cleanup, init_distributed
+from cardid.train.distributed import Dist, run_distributed
 from cardid.train.logs import TrainLog, plot_curves
 from cardid.train.schedule import warmup_cosine
 
@@ -220,11 +220,7 @@ class EMA:
 # ----------------------------------------------------------------------------- loop
 def train_teacher(cfg: TeacherConfig) -> dict[str, Any]:
     """Train (or resume) a teacher; returns the final metrics. Rank 0 writes every output."""
-    d = init_distributed(cfg.device)
-    try:
-        return _train(cfg, d)
-    finally:
-        cleanup(d)
+    return run_distributed(_train, cfg)
 
 
 def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
@@ -286,9 +282,7 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
     step = start
     batches = iter(loader)  # creating the iterator may draw from the global RNG: do it before restoring it
     if state:
-        torch.set_rng_state(state["torch_rng"])
-        if amp and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], d.device)
+        restore_rng(state, d.device)
     for step, (x, y) in enumerate(batches, start=start):
         # ---- phase switch: decide trainable parameters on the plain module, then wrap
         p_idx = 0 if step < bounds[0] else 1
@@ -399,8 +393,7 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
                         "scheduler": sched.state_dict(),
                         "step": done,
                         "phase": phase_idx,
-                        "torch_rng": torch.get_rng_state(),
-                        "cuda_rng": torch.cuda.get_rng_state(d.device) if amp else None,
+                        **rng_state(d.device),
                         "ema": ema.model.state_dict() if ema else None,
                         "best": best,
                         "fingerprint": fp,

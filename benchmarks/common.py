@@ -1,0 +1,18 @@
+"""Helpers shared by the benchmark scripts (run as ``python benchmarks/<script>.py``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+def timed(step: Callable[[], None], n: int, warmup: int, sync: Callable[[], None]) -> float:
+    """Seconds for ``n`` calls of ``step`` after ``warmup`` calls, synchronised before and after."""
+    for _ in range(warmup):
+        step()
+    sync()
+    t = time.perf_counter()
+    for _ in range(n):
+        step()
+    sync()
+    return time.perf_counter() - t
