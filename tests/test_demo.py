@@ -24,5 +24,6 @@ def test_demo_produces_every_stage(tmp_path):
     assert idx.num_classes == 6 and len(train) == 12
     assert (tmp_path / "demo" / "preview.png").stat().st_size > 10_000
     # a rerun replaces the previous demo instead of failing
-    run_demo(tmp_path / "demo", n_cards=4, train_views=1, val_views=1, workers=1)
+    quick = {"teacher_overrides": ["phase1.steps=2", "phase2.steps=4"], "distill_overrides": ["steps=4"]}
+    run_demo(tmp_path / "demo", n_cards=4, train_views=1, val_views=1, workers=1, **quick)
     assert read_split(tmp_path / "demo" / "dataset", "train")[1].num_classes == 4

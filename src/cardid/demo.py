@@ -49,8 +49,12 @@ def run_demo(
     val_views: int = 2,
     workers: int = 0,
     progress: ProgressFactory | None = None,
+    teacher_overrides: list[str] | None = None,
+    distill_overrides: list[str] | None = None,
 ) -> DemoResult:
-    """Run every stage into ``out`` (replacing a previous demo) and write ``summary.json``."""
+    """Run every stage into ``out`` (replacing a previous demo) and write ``summary.json``.
+
+    ``teacher_overrides`` / ``distill_overrides`` (``key=value``) adjust the tiny training presets."""
     from cardid.progress import progress as default_progress
 
     progress = progress or default_progress
@@ -95,6 +99,7 @@ def run_demo(
     t = time.perf_counter()
     teacher_cfg = load_config(
         TeacherConfig,
+        overrides=teacher_overrides,
         defaults=teacher_preset("tiny"),
         seed=seed,
         out_dir=str(out / "teacher"),
@@ -117,6 +122,7 @@ def run_demo(
     t = time.perf_counter()
     distill_cfg = load_config(
         DistillConfig,
+        overrides=distill_overrides,
         defaults=DISTILL_PRESETS["tiny"],
         seed=seed,
         teacher=str(out / "teacher"),
