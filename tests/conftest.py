@@ -35,3 +35,18 @@ def synth_catalog(tmp_path_factory) -> Catalog:
     return synth_cards(
         tmp_path_factory.mktemp("synth") / "catalog", n=12, seed=3, height=160, reprint_fraction=0.3
     )
+
+
+def torchrun(nproc: int, port: int, *args: str, timeout: int = 300):
+    """Run ``python -m cardid.cli ARGS`` under torchrun with ``nproc`` CPU processes (gloo)."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("torchrun")
+    return subprocess.run(
+        [str(exe), "--nproc_per_node", str(nproc), "--master_port", str(port), "-m", "cardid.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )

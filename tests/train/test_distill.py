@@ -1,5 +1,6 @@
 import pytest
 import torch
+from tests.conftest import torchrun
 
 from cardid.config import load_config
 from cardid.errors import CardIDError
@@ -156,10 +157,6 @@ def test_student_weights_from_a_local_file(tmp_path):
 
 def test_distill_cli_and_ddp(tmp_path, teacher_run):
     import json
-    import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
     from cardid.cli import main
     from cardid.config import save_config
@@ -190,25 +187,7 @@ def test_distill_cli_and_ddp(tmp_path, teacher_run):
     assert (tmp_path / "cli" / "students" / "tiny-cnn" / "model.json").is_file()
     cfg = dcfg(tmp_path / "ddp", teacher_run, "steps=4", "eval_every=4", "batch_size=16")
     save_config(cfg, tmp_path / "ddp.yaml")
-    torchrun = Path(sys.executable).with_name("torchrun")
-    proc = subprocess.run(
-        [
-            str(torchrun),
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29534",
-            "-m",
-            "cardid.cli",
-            "distill",
-            "--config",
-            str(tmp_path / "ddp.yaml"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    proc = torchrun(2, 29534, "distill", "--config", str(tmp_path / "ddp.yaml"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     metrics = json.loads((tmp_path / "ddp" / "run" / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["global_batch"] == 16

@@ -5,11 +5,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from tests.conftest import torchrun
 
 from cardid.config import load_config, save_config
 from cardid.errors import CardIDError
@@ -191,26 +191,7 @@ def test_ddp_two_processes_on_cpu_keep_the_head_in_sync(tmp_path, cards20):
         "checkpoint_every=1000",
     )
     save_config(cfg, tmp_path / "ddp.yaml")
-    torchrun = Path(sys.executable).with_name("torchrun")
-    proc = subprocess.run(
-        [
-            str(torchrun),
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            "29533",
-            "-m",
-            "cardid.cli",
-            "train",
-            "teacher",
-            "--config",
-            str(tmp_path / "ddp.yaml"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    proc = torchrun(2, 29533, "train", "teacher", "--config", str(tmp_path / "ddp.yaml"))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["head_in_sync"] is True and metrics["global_batch"] == 16

@@ -25,7 +25,6 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 
-from cardid.config import save_config
 from cardid.data.datasets import MultiContract
 from cardid.errors import CardIDError
 from cardid.eval.retrieval import CollapseThresholds, retrieval_metrics
@@ -37,7 +36,7 @@ from cardid.train.checkpoint import load_latest, restore_rng, rng_state, save_ch
 from cardid.train.common import embed_gallery_and_queries, evaluate_embedder
 from cardid.train.data import ONLINE_VIEWS, StepBatches, load_training_data
 from cardid.train.distributed import Dist, run_distributed
-from cardid.train.logs import TrainLog, plot_curves
+from cardid.train.logs import open_run, plot_curves
 from cardid.train.schedule import warmup_cosine
 from cardid.train.teacher import DataConfig
 
@@ -227,11 +226,8 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
     if state:
         sset.load_state_dict(state["students"])
         start, best = int(state["step"]), state["best"]
-    tlog = TrainLog(out / "train_log.jsonl", enabled=d.main)
-    tlog.truncate_after(start)
+    tlog = open_run(out, cfg, start, d.main)
     if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
         log.info(
             "distilling %s from %s (val Recall@1 %.4f): %d cards, %s data, global batch %d, %d steps on %s",
             ", ".join(cfg.students),

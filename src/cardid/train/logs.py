@@ -28,6 +28,19 @@ class TrainLog:
                 f.write(json.dumps(record) + "\n")
 
 
+def open_run(out: Path, cfg, start: int, main: bool) -> TrainLog:
+    """Prepare a run directory: the resolved config beside the outputs and a log without the records
+    of steps after the checkpoint being resumed from."""
+    from cardid.config import save_config
+
+    tlog = TrainLog(out / "train_log.jsonl", enabled=main)
+    tlog.truncate_after(start)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.yaml")
+    return tlog
+
+
 def read_log(path: str | Path) -> list[dict]:
     p = Path(path)
     return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()] if p.exists() else []

@@ -22,7 +22,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
-from cardid.config import save_config
 from cardid.errors import CardIDError
 from cardid.eval.retrieval import (
     CollapseThresholds,
@@ -38,7 +37,7 @@ from cardid.train.checkpoint import load_latest, restore_rng, rng_state, save_ch
 from cardid.train.common import evaluate_embedder
 from cardid.train.data import StepBatches, load_training_data
 from cardid.train.distributed import Dist, run_distributed
-from cardid.train.logs import TrainLog, plot_curves
+from cardid.train.logs import open_run, plot_curves
 from cardid.train.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -247,11 +246,8 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
         start, best = int(state["step"]), state["best"]
         if ema and state.get("ema"):
             ema.model.load_state_dict(state["ema"])
-    tlog = TrainLog(out / "train_log.jsonl", enabled=d.main)
-    tlog.truncate_after(start)
+    tlog = open_run(out, cfg, start, d.main)
     if d.main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, out / "config.yaml")
         log.info(
             "teacher: %s, %d classes, %s data, global batch %d (%d per process × %d), %d+%d steps on %s",
             teacher.embedder.backbone.spec.name,
