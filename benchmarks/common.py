@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
@@ -16,3 +17,11 @@ def timed(step: Callable[[], None], n: int, warmup: int, sync: Callable[[], None
         step()
     sync()
     return time.perf_counter() - t
+
+
+def report(result: dict, json_path: str | None) -> None:
+    """Print the result as JSON and, when asked, keep it in a file (benchmarks/results/)."""
+    print(json.dumps(result, indent=1))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=1)

@@ -14,11 +14,10 @@ random-init models, same batch, one run; the ratio of student-updates per second
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 import torch.nn.functional as F
-from common import timed
+from common import report, timed
 
 from cardid.models.backbones import create_backbone
 from cardid.models.model import EmbeddingModel
@@ -102,10 +101,7 @@ def main() -> None:
         f"spec (3 runs): {res['spec_student_img_s']:8.1f} student-img/s   ours (1 pass): "
         f"{res['ours_student_img_s']:8.1f} student-img/s   × {res['speedup']:.2f}"
     )
-    print(json.dumps(res, indent=1))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(res, f, indent=1)
+    report(res, args.json)
 
 
 if __name__ == "__main__":

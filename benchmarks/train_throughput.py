@@ -14,11 +14,10 @@ frozen blocks outside autograd, optional `torch.compile`, no per-step host sync.
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 import torch.nn.functional as F
-from common import timed
+from common import report, timed
 from torch import nn
 
 from cardid.models.backbones import create_backbone
@@ -162,10 +161,7 @@ def main() -> None:
         )
         if cuda:
             torch.cuda.empty_cache()
-    print(json.dumps(results, indent=1))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+    report(results, args.json)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ def _csv_metadata(path: Path) -> dict[str, dict]:
     return {r["card_id"]: r for r in rows}
 
 
-def _split_id(card_id: str) -> tuple[str, str]:
+def split_card_id(card_id: str) -> tuple[str, str]:
+    """``sv2-160`` → (``sv2``, ``160``); an id without a dash is its own set."""
     set_id, _, number = card_id.rpartition("-")
     return (set_id, number) if set_id else (card_id, "")
 
@@ -63,7 +64,7 @@ def catalog_from_folder(
     out.mkdir(parents=True, exist_ok=True)
     by_id: dict[str, dict] = {}
     if pokemontcg_dir:
-        set_ids = sorted({_split_id(c)[0] for c in scans})
+        set_ids = sorted({split_card_id(c)[0] for c in scans})
         known = {
             r.id: r.model_dump()
             for r in read_pokemontcg(pokemontcg_dir, _known_sets(pokemontcg_dir, set_ids))
@@ -76,7 +77,7 @@ def catalog_from_folder(
             )
     records = []
     for cid, path in scans.items():
-        set_id, number = _split_id(cid)
+        set_id, number = split_card_id(cid)
         d = {"name": cid, "set_id": set_id, "number": number, **by_id.get(cid, {})}
         d.update(id=cid, image_file=str(path.resolve()))
         records.append(CardRecord.model_validate(d))

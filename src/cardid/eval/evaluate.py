@@ -74,7 +74,7 @@ def open_gallery(path) -> Catalog:
     """A catalog directory (or dataset root), or a plain folder of ``<card_id>.<ext>`` scans."""
     from pathlib import Path
 
-    from cardid.catalog.folder import scan_folder
+    from cardid.catalog.folder import scan_folder, split_card_id
     from cardid.catalog.records import METADATA_FILE, CardRecord
 
     path = Path(path)
@@ -83,10 +83,7 @@ def open_gallery(path) -> Catalog:
     scans = scan_folder(path)  # read-only folders (e.g. ../shared/realdata/gallery) work as they are
     return Catalog(
         path,
-        [
-            CardRecord(id=c, name=c, set_id=c.rpartition("-")[0] or c, image_file=str(p))
-            for c, p in scans.items()
-        ],
+        [CardRecord(id=c, name=c, set_id=split_card_id(c)[0], image_file=str(p)) for c, p in scans.items()],
     )
 
 

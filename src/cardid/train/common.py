@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from cardid.embed import TorchEmbedder
 from cardid.eval.retrieval import (
@@ -15,7 +16,40 @@ from cardid.eval.retrieval import (
 from cardid.io import load_rgb
 from cardid.models.model import EmbeddingModel
 from cardid.preprocess import Preprocess
+from cardid.synth.photo import PhotoSimConfig
 from cardid.train.data import TrainingData
+
+
+class DataConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    train: str | None = None  # a catalog (online synthesis) or a dataset (train/ val/ gallery/)
+    val: str | None = None  # a query CSV (real photos) or a dataset; default: online val views
+    val_views: int = 2
+    workers: int = 2
+    photo: PhotoSimConfig = PhotoSimConfig()
+
+
+class LoopConfig(BaseModel):
+    """Settings every training loop has (the teacher's and distillation's configs extend it)."""
+
+    model_config = ConfigDict(extra="forbid")
+    data: DataConfig = DataConfig()
+    batch_size: int = Field(64, ge=1)  # global: across all processes
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    eval_every: int = 250
+    checkpoint_every: int = 250
+    log_every: int = 10
+    seed: int = 0
+    device: str = "auto"
+    out_dir: str = "runs/train"
+    checkpoint_dir: str | None = None  # default: <out_dir>/checkpoints
+    collapse_max_mean_cos: float = 0.98
+    collapse_min_effective_rank: float = 2.0
+
+    @property
+    def collapse_thresholds(self) -> CollapseThresholds:
+        return CollapseThresholds(self.collapse_max_mean_cos, self.collapse_min_effective_rank)
 
 
 def embed_gallery_and_queries(

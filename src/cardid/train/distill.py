@@ -27,18 +27,17 @@ from torch.utils.data import DataLoader, Dataset
 
 from cardid.data.datasets import MultiContract
 from cardid.errors import CardIDError
-from cardid.eval.retrieval import CollapseThresholds, retrieval_metrics
+from cardid.eval.retrieval import retrieval_metrics
 from cardid.io import write_json_atomic
 from cardid.models.artifact import load_model_dir, model_identity, save_model_dir
 from cardid.models.students import create_student
 from cardid.preprocess import Preprocess
 from cardid.train.checkpoint import load_latest, restore_rng, rng_state, save_checkpoint
-from cardid.train.common import embed_gallery_and_queries, evaluate_embedder
+from cardid.train.common import LoopConfig, embed_gallery_and_queries, evaluate_embedder
 from cardid.train.data import ONLINE_VIEWS, StepBatches, load_training_data
 from cardid.train.distributed import Dist, run_distributed
 from cardid.train.logs import open_run, plot_curves
 from cardid.train.schedule import warmup_cosine
-from cardid.train.teacher import DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,34 +49,23 @@ class LossConfig(BaseModel):
     mse: float = 0.0  # the spec's loss: nn.MSELoss on unit vectors
 
 
-class DistillConfig(BaseModel):
+class DistillConfig(LoopConfig):
     """``cardid distill`` settings; saved as ``config.yaml`` in the run directory."""
 
-    model_config = ConfigDict(extra="forbid")
     teacher: str | None = None  # a teacher model directory
-    students: list[str] = ["hailo", "ios", "android"]
+    students: list[str] = Field(default_factory=lambda: ["hailo", "ios", "android"])
     pretrained: bool = True  # timm weights when reachable (or from weights[preset]); random init otherwise
-    weights: dict[str, str] = {}
+    weights: dict[str, str] = Field(default_factory=dict)
     loss: LossConfig = LossConfig()
-    data: DataConfig = DataConfig()
     teacher_cache_views: int = Field(
         0, ge=0
     )  # K > 0: teacher embeddings of K fixed views per card, computed once
     steps: int = Field(2000, ge=1)
     lr: float = 5e-4
     warmup_steps: int = 100
-    weight_decay: float = 0.05
-    grad_clip: float = 1.0
-    batch_size: int = Field(64, ge=2)  # global
+    batch_size: int = Field(64, ge=2)  # global; the relational loss needs pairs
     eval_every: int = 500
-    checkpoint_every: int = 250
-    log_every: int = 10
-    seed: int = 0
-    device: str = "auto"
     out_dir: str = "runs/distill"
-    checkpoint_dir: str | None = None
-    collapse_max_mean_cos: float = 0.98
-    collapse_min_effective_rank: float = 2.0
 
 
 DISTILL_PRESETS: dict[str, dict[str, Any]] = {
@@ -184,7 +172,7 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
     tmeta_classes = (tmeta.get("classes") or {}).get("count")
     if tmeta_classes and tmeta_classes != len(classes):
         log.warning("teacher was trained on %d cards, distilling on %d", tmeta_classes, len(classes))
-    thresholds = CollapseThresholds(cfg.collapse_max_mean_cos, cfg.collapse_min_effective_rank)
+    thresholds = cfg.collapse_thresholds
     sset = StudentSet(students)
     fp = {
         "teacher": model_identity(tmeta),

@@ -23,18 +23,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from cardid.errors import CardIDError
-from cardid.eval.retrieval import (
-    CollapseThresholds,
-)
 from cardid.io import write_json_atomic
 from cardid.models.artifact import save_model_dir
 from cardid.models.backbones import create_backbone
 from cardid.models.heads import ArcFace
 from cardid.models.model import EmbeddingModel, Teacher
 from cardid.preprocess import Preprocess, get_preset
-from cardid.synth.photo import PhotoSimConfig
 from cardid.train.checkpoint import load_latest, restore_rng, rng_state, save_checkpoint
-from cardid.train.common import evaluate_embedder
+from cardid.train.common import LoopConfig, evaluate_embedder
 from cardid.train.data import StepBatches, load_training_data
 from cardid.train.distributed import Dist, run_distributed
 from cardid.train.logs import open_run, plot_curves
@@ -80,37 +76,15 @@ class PhaseConfig(BaseModel):
     warmup_steps: int = 10
 
 
-class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    train: str | None = None  # a catalog (online synthesis) or a dataset (train/ val/ gallery/)
-    val: str | None = None  # a query CSV (real photos) or a dataset; default: online val views
-    val_views: int = 2
-    workers: int = 2
-    photo: PhotoSimConfig = PhotoSimConfig()
-
-
-class TeacherConfig(BaseModel):
+class TeacherConfig(LoopConfig):
     """``cardid train teacher`` settings; saved as ``config.yaml`` beside the model."""
 
-    model_config = ConfigDict(extra="forbid")
     model: ModelConfig = ModelConfig()
     head: HeadConfig = HeadConfig()
-    data: DataConfig = DataConfig()
     phase1: PhaseConfig = PhaseConfig(steps=500, lr=1e-3)
     phase2: PhaseConfig = PhaseConfig(steps=1000, lr=1e-4, backbone_lr=1e-5, unfreeze_last_n=4)
-    batch_size: int = Field(64, ge=1)  # global: across all processes
-    weight_decay: float = 0.05
-    grad_clip: float = 1.0
     ema_decay: float | None = None
-    eval_every: int = 250
-    checkpoint_every: int = 250
-    log_every: int = 10
-    seed: int = 0
-    device: str = "auto"
     out_dir: str = "runs/teacher"
-    checkpoint_dir: str | None = None  # default: <out_dir>/checkpoints
-    collapse_max_mean_cos: float = 0.98
-    collapse_min_effective_rank: float = 2.0
 
     @property
     def total_steps(self) -> int:
@@ -233,7 +207,7 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
     classes = list(data.gallery.class_index.idx_to_class)
     teacher = build_teacher(cfg, len(classes)).to(d.device)
     fp = fingerprint(cfg, teacher, classes)
-    thresholds = CollapseThresholds(cfg.collapse_max_mean_cos, cfg.collapse_min_effective_rank)
+    thresholds = cfg.collapse_thresholds
     phases = [cfg.phase1, cfg.phase2]
     bounds = [cfg.phase1.steps, cfg.total_steps]
 
