@@ -25,3 +25,11 @@ def report(result: dict, json_path: str | None) -> None:
     if json_path:
         with open(json_path, "w") as f:
             json.dump(result, f, indent=1)
+
+
+def device_and_sync():
+    """The benchmark device (CUDA when present) and a function that waits for its queued work."""
+    import torch
+
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return dev, (torch.cuda.synchronize if dev.type == "cuda" else (lambda: None))

@@ -17,7 +17,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import report, timed
+from common import device_and_sync, report, timed
 
 from cardid.models.backbones import create_backbone
 from cardid.models.model import EmbeddingModel
@@ -36,9 +36,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev, sync = device_and_sync()
     cuda = dev.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
     torch.manual_seed(0)
     teacher = EmbeddingModel(create_backbone(args.teacher, pretrained=False), args.dim).to(dev).eval()
     for p in teacher.parameters():

@@ -17,7 +17,7 @@ import argparse
 
 import torch
 import torch.nn.functional as F
-from common import report, timed
+from common import device_and_sync, report, timed
 from torch import nn
 
 from cardid.models.backbones import create_backbone
@@ -126,9 +126,8 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev, sync = device_and_sync()
     cuda = dev.type == "cuda"
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
     torch.manual_seed(0)
     x = torch.randn(args.batch, 3, args.image, args.image, device=dev)
     y = torch.randint(0, args.classes, (args.batch,), device=dev)
