@@ -22,7 +22,10 @@ from cardid.preprocess import Preprocess
 class Embedder(Protocol):
     preprocess: Preprocess
     dim: int
+    #: Short content hash of the weights: what a reference DB records and checks on every query.
     identity: str
+    #: What the artefact is (name, kind, backbone, full weights hash, path); recorded in a DB.
+    info: dict
 
     def embed_batch(self, batch: np.ndarray) -> np.ndarray:
         """Preprocessed float32 (N, 3, H, W) → float32 (N, dim), rows L2-normalised."""
@@ -54,8 +57,10 @@ class TorchEmbedder:
         device: str | torch.device | None = None,
         batch_size: int = 64,
         amp: bool = True,
+        info: dict | None = None,
     ):
         self.model, self.preprocess, self.identity = model, preprocess, identity
+        self.info = {"identity": identity, "format": "torch", **(info or {})}
         self.device = torch.device(device) if device else next(model.parameters()).device
         self.batch_size, self.amp = batch_size, amp and self.device.type == "cuda"
         self.dim = int(model.embed_dim)
@@ -99,6 +104,13 @@ def load_embedder(path: str | Path, device: str | None = None, batch_size: int =
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, meta = load_model_dir(path, dev)
+    info = {
+        "path": str(path),
+        "name": meta.get("name"),
+        "kind": meta.get("kind"),
+        "backbone": (meta.get("backbone") or {}).get("name"),
+        "weights_sha256": meta.get("weights_sha256"),
+    }
     return TorchEmbedder(
-        model, Preprocess.from_dict(meta["preprocess"]), model_identity(meta), dev, batch_size
+        model, Preprocess.from_dict(meta["preprocess"]), model_identity(meta), dev, batch_size, info=info
     )

@@ -83,7 +83,7 @@ def open_gallery(path) -> Catalog:
     scans = scan_folder(path)  # read-only folders (e.g. ../shared/realdata/gallery) work as they are
     return Catalog(
         path,
-        [CardRecord(id=c, name=c, set_id=split_card_id(c)[0], image_file=str(p)) for c, p in scans.items()],
+        [CardRecord(id=c, name=c, set_id=split_card_id(c)[0], image_file=p.name) for c, p in scans.items()],
     )
 
 

@@ -1,0 +1,124 @@
+"""Shortlist → verification → fused decision for card crops.
+
+The embedding gives a shortlist (its top-k, joined by the pHash top-k, which costs nothing and
+catches what a small embedding misses); each shortlisted card is verified against the query with
+ORB + RANSAC (and its bottom strip compared) using the gallery features stored in the DB; the
+stages are fused and decided by :mod:`cardid.db.decide`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from cardid.db.decide import Calibration, Candidate, Decision, decide
+from cardid.db.store import CardDB, exact_topk
+from cardid.db.verify import Features, extract, match, strip_similarity
+from cardid.embed import Embedder
+from cardid.errors import CardIDError
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    shortlist: int = 16  # embedding top-k
+    hash_shortlist: int = 4  # pHash top-k joined to it
+    verify: bool = True  # geometric verification (needs DB features)
+
+
+@dataclass
+class Query:
+    embedding: np.ndarray
+    features: Features | None
+    hash_sims: np.ndarray  # vs every DB row
+    cache: dict = field(default_factory=dict)  # row → (inliers, strip)
+
+
+class Matcher:
+    """Turns card crops into decisions against one DB with the model that built it."""
+
+    def __init__(
+        self,
+        db: CardDB,
+        embedder: Embedder,
+        config: MatchConfig = MatchConfig(),
+        calibration: Calibration | None = None,
+    ):
+        db.check_embedder(embedder)
+        self.db, self.embedder, self.config = db, embedder, config
+        self.verifying = config.verify and db.features is not None
+        if calibration is None:
+            stored = (db.calibration or {}).get("fused" if self.verifying else "embedding")
+            calibration = (
+                Calibration.from_dict(stored)
+                if stored
+                else Calibration("fused" if self.verifying else "embedding")
+            )
+        self.calibration = calibration
+        self._hashes = db.features.hashes if db.features is not None else None
+
+    def prepare(
+        self, images: Sequence[np.ndarray], progress: Callable[[int], None] | None = None
+    ) -> list[Query]:
+        emb = self.embedder.embed(list(images))
+        out = []
+        for im, e in zip(images, emb, strict=True):
+            feats = (
+                extract(im, self.db.features.cfg, keep_fine=True) if self.db.features is not None else None
+            )
+            if feats is not None:
+                sims = 1.0 - np.bitwise_count(np.asarray(self._hashes) ^ feats.hash).astype(np.float32) / 64.0
+            else:
+                sims = np.zeros(len(self.db), np.float32)
+            out.append(Query(e, feats, sims))
+            if progress:
+                progress(1)
+        return out
+
+    def candidates(
+        self, q: Query, exclude: Iterable[int] = (), verify: bool | None = None
+    ) -> list[Candidate]:
+        """The shortlist for one query with every score filled (rows in ``exclude`` left out, as if
+        those cards were not in the DB)."""
+        cfg, ex = self.config, set(exclude)
+        verify = self.verifying if verify is None else verify
+        k = min(cfg.shortlist + len(ex), len(self.db))
+        sims, rows = exact_topk(q.embedding[None], self.db.embeddings, k)
+        cos = {int(r): float(s) for r, s in zip(rows[0], sims[0], strict=True) if int(r) not in ex}
+        picked = list(cos)[: cfg.shortlist]
+        if q.features is not None and cfg.hash_shortlist:
+            order = np.argsort(-q.hash_sims, kind="stable")
+            extra = [
+                int(r) for r in order[: cfg.hash_shortlist + len(ex) + cfg.shortlist] if int(r) not in ex
+            ]
+            picked += [r for r in extra if r not in picked][: cfg.hash_shortlist]
+        cands = []
+        for r in picked:
+            c = cos.get(r)
+            if c is None:
+                c = float(self.db.embeddings[r] @ q.embedding)
+            cand = Candidate(r, self.db.ids[r], c, float(q.hash_sims[r]))
+            if verify and q.features is not None:
+                cand.inliers, cand.strip = self._verify(q, r)
+            cands.append(cand)
+        return cands
+
+    def _verify(self, q: Query, row: int) -> tuple[int, float | None]:
+        if row not in q.cache:
+            feats = self.db.features
+            pts, desc = feats.keypoints(row)
+            v = match(q.features, np.asarray(pts), np.asarray(desc), feats.cfg)
+            strip = None
+            if v.homography is not None:
+                strip = strip_similarity(q.features, np.asarray(feats.strips[row]), v.homography, feats.cfg)
+            q.cache[row] = (v.inliers, strip)
+        return q.cache[row]
+
+    def decide(self, q: Query, exclude: Iterable[int] = ()) -> Decision:
+        return decide(self.candidates(q, exclude), self.calibration)
+
+    def recognize(self, images: Sequence[np.ndarray]) -> list[Decision]:
+        if not images:
+            raise CardIDError("no images to recognise")
+        return [self.decide(q) for q in self.prepare(images)]

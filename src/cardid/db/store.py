@@ -1,0 +1,359 @@
+"""The reference DB: every gallery scan embedded by the deployed artefact, searchable, self-describing.
+
+A DB directory holds ``embeddings.npy`` (float32 [N, D]), ``index.usearch`` (cosine; f32/f16/i8),
+``card_index.json`` (row → card id), ``card_metadata.json``, ``features/`` (keypoints, strips and
+hashes for verification) and ``db.json`` (which model built it, its preprocessing contract, dim,
+count, dtype, calibrated thresholds). Loading checks that all of these agree; a query model whose
+weights or preprocessing differ from the builder's is refused. Every write builds a new directory
+under a temporary name and renames it into place, so a failed build or add leaves the old DB intact.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cardid import __version__
+from cardid.catalog.records import CardRecord, Catalog
+from cardid.db.verify import GalleryFeatures, VerifyConfig
+from cardid.embed import Embedder
+from cardid.errors import CardIDError
+from cardid.io import atomic_dir, read_json, write_json_atomic
+from cardid.preprocess import Preprocess
+
+DB_FORMAT = "cardid-db/1"
+DTYPES = ("f32", "f16", "i8")
+EMBEDDINGS, INDEX, IDS, METADATA, META, FEATURES = (
+    "embeddings.npy",
+    "index.usearch",
+    "card_index.json",
+    "card_metadata.json",
+    "db.json",
+    "features",
+)
+
+
+class DBError(CardIDError):
+    """A reference DB is missing, corrupt, inconsistent, or built by another model."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    row: int
+    card_id: str
+    similarity: float
+    record: CardRecord
+
+
+def _usearch():
+    try:
+        from usearch.index import Index
+    except ImportError as e:  # pragma: no cover - usearch is a core dependency
+        raise CardIDError("the reference DB needs `usearch` (pip install usearch)") from e
+    return Index
+
+
+def _build_index(emb: np.ndarray, dtype: str, start: int = 0, index=None):
+    Index = _usearch()
+    if index is None:
+        index = Index(ndim=emb.shape[1], metric="cos", dtype=dtype)
+    if len(emb):
+        index.add(np.arange(start, start + len(emb), dtype=np.uint64), emb, threads=0)
+    return index
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def embed_catalog(
+    embedder: Embedder, catalog: Catalog, ids: Sequence[str], workers: int, progress: Callable | None
+) -> np.ndarray:
+    emb = embedder.embed(list(ids), load=catalog.load_image, workers=workers, progress=progress)
+    emb = np.ascontiguousarray(emb, dtype=np.float32)
+    norms = np.linalg.norm(emb, axis=1)
+    if not np.all(np.isfinite(emb)) or np.any(np.abs(norms - 1) > 1e-3):
+        raise DBError("the embedder returned non-finite or non-unit vectors; refusing to build a DB")
+    return emb
+
+
+class CardDB:
+    """A loaded reference DB. Build with :meth:`build`, open with :meth:`load`."""
+
+    def __init__(
+        self,
+        root: Path,
+        meta: dict[str, Any],
+        embeddings: np.ndarray,
+        ids: list[str],
+        records: dict[str, CardRecord],
+        index,
+        features: GalleryFeatures | None,
+    ):
+        self.root, self.meta, self.embeddings, self.ids = root, meta, embeddings, ids
+        self.records, self.index, self.features = records, index, features
+        self.row_of = {c: i for i, c in enumerate(ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta["dim"])
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return Preprocess.from_dict(self.meta["preprocess"])
+
+    @property
+    def verify_config(self) -> VerifyConfig | None:
+        v = self.meta.get("verification")
+        return VerifyConfig(**v) if v else None
+
+    @property
+    def calibration(self) -> dict | None:
+        return self.meta.get("calibration")
+
+    # ------------------------------------------------------------------ build / add
+    @classmethod
+    def build(
+        cls,
+        embedder: Embedder,
+        catalog: Catalog,
+        out: str | Path,
+        dtype: str = "f32",
+        verify: VerifyConfig | None = VerifyConfig(),
+        overwrite: bool = False,
+        workers: int = 0,
+        progress: Callable[[int], None] | None = None,
+    ) -> CardDB:
+        """Embed every scan of ``catalog`` with ``embedder`` and write a DB directory at ``out``.
+
+        ``progress`` is advanced once per image embedded and once per image whose verification
+        features are computed (2 × N in all when ``verify`` is set)."""
+        if dtype not in DTYPES:
+            raise DBError(f"unknown index dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+        if len(catalog) == 0:
+            raise DBError("the catalog is empty; nothing to index")
+        catalog.require_images()
+        ids = list(catalog.ids)
+        emb = embed_catalog(embedder, catalog, ids, workers, progress)
+        feats = (
+            GalleryFeatures.compute((catalog.load_image(c) for c in ids), verify, progress)
+            if verify
+            else None
+        )
+        meta = {
+            "format": DB_FORMAT,
+            "model": dict(embedder.info, identity=embedder.identity),
+            "preprocess": embedder.preprocess.to_dict(),
+            "preprocess_fingerprint": embedder.preprocess.fingerprint(),
+            "dim": int(embedder.dim),
+            "count": len(ids),
+            "dtype": dtype,
+            "metric": "cos",
+            "verification": verify.to_dict() if verify else None,
+            "calibration": None,
+            "catalog": str(catalog.root),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "cardid_version": __version__,
+        }
+        with atomic_dir(out, overwrite=overwrite) as tmp:
+            cls._write(tmp, meta, emb, ids, [catalog[c] for c in ids], _build_index(emb, dtype), feats)
+        return cls.load(out)
+
+    @staticmethod
+    def _write(root: Path, meta, emb, ids, records, index, feats: GalleryFeatures | None) -> None:
+        np.save(root / EMBEDDINGS, emb)
+        index.save(str(root / INDEX))
+        write_json_atomic(root / IDS, ids)
+        recs = []
+        for r in records:
+            d = r.model_dump(exclude_none=True)
+            d.pop("image_file", None)  # the DB does not depend on where the scans were
+            recs.append(d)
+        write_json_atomic(root / METADATA, recs)
+        if feats is not None:
+            feats.save(root / FEATURES)
+        meta = dict(
+            meta,
+            count=len(ids),
+            files={
+                EMBEDDINGS: _sha256(root / EMBEDDINGS),
+                INDEX: _sha256(root / INDEX),
+                IDS: _sha256(root / IDS),
+            },
+        )
+        write_json_atomic(root / META, meta)
+
+    def add(
+        self,
+        embedder: Embedder,
+        catalog: Catalog,
+        workers: int = 0,
+        progress: Callable[[int], None] | None = None,
+    ) -> CardDB:
+        """Append the cards of ``catalog`` (e.g. a new set) without re-embedding the others.
+
+        Cards already in the DB are an error (nothing is written). The new DB replaces the old one
+        only once it is complete."""
+        self.check_embedder(embedder)
+        new = list(catalog.ids)
+        clash = sorted(set(new) & set(self.ids))
+        if clash:
+            raise DBError(f"{len(clash)} card(s) already in the DB, e.g. {clash[:3]}; nothing added")
+        if not new:
+            raise DBError("no cards to add")
+        catalog.require_images()
+        emb = embed_catalog(embedder, catalog, new, workers, progress)
+        feats = self.features
+        cfg = self.verify_config
+        if cfg is not None:
+            added = GalleryFeatures.compute((catalog.load_image(c) for c in new), cfg, progress)
+            feats = _materialise(feats).concat(added)
+        index = _build_index(emb, self.meta["dtype"], start=len(self), index=self._loaded_index())
+        all_emb = np.concatenate([self.embeddings, emb])
+        records = [self.records[c] for c in self.ids] + [catalog[c] for c in new]
+        meta = dict(self.meta, modified=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        with atomic_dir(self.root, overwrite=True) as tmp:
+            self._write(tmp, meta, all_emb, self.ids + new, records, index, feats)
+        return CardDB.load(self.root)
+
+    def _loaded_index(self):
+        """A writable in-memory copy of the index (the loaded one may be a view of the file)."""
+        Index = _usearch()
+        return Index.restore(str(self.root / INDEX), view=False)
+
+    def save_meta(self, **updates: Any) -> None:
+        """Update fields of ``db.json`` (e.g. calibration) atomically."""
+        self.meta.update(updates)
+        write_json_atomic(self.root / META, self.meta)
+
+    # ------------------------------------------------------------------ load / checks
+    @classmethod
+    def load(cls, path: str | Path, embedder: Embedder | None = None, verify_files: bool = True) -> CardDB:
+        """Open a DB directory, checking that its files agree with each other (and with
+        ``embedder`` when given). ``verify_files`` also checks the recorded file hashes."""
+        root = Path(path)
+        if not root.is_dir():
+            raise DBError(f"reference DB not found: {root}")
+        for name in (META, EMBEDDINGS, INDEX, IDS, METADATA):
+            if not (root / name).is_file():
+                raise DBError(f"reference DB {root} is incomplete: {name} is missing")
+        meta = read_json(root / META, "DB description")
+        if not isinstance(meta, dict) or meta.get("format") != DB_FORMAT:
+            raise DBError(f"{root / META}: not a {DB_FORMAT} description")
+        if verify_files:
+            for name, digest in meta.get("files", {}).items():
+                if _sha256(root / name) != digest:
+                    raise DBError(f"reference DB {root}: {name} was modified or truncated (hash mismatch)")
+        try:
+            emb = np.load(root / EMBEDDINGS)
+        except (OSError, ValueError) as e:
+            raise DBError(f"reference DB {root}: {EMBEDDINGS} is unreadable ({e})") from e
+        ids = read_json(root / IDS, "card index")
+        raw = read_json(root / METADATA, "card metadata")
+        count, dim = int(meta["count"]), int(meta["dim"])
+        if emb.ndim != 2 or emb.shape != (count, dim) or emb.dtype != np.float32:
+            raise DBError(
+                f"reference DB {root}: embeddings {emb.shape} {emb.dtype} != ({count}, {dim}) float32"
+            )
+        if not isinstance(ids, list) or len(ids) != count:
+            raise DBError(f"reference DB {root}: {IDS} has {len(ids)} ids for {count} rows")
+        if len(set(ids)) != len(ids):
+            dup = sorted({c for c in ids if ids.count(c) > 1})
+            raise DBError(f"reference DB {root}: duplicate card ids in {IDS}, e.g. {dup[:3]}")
+        records = {}
+        for d in raw:
+            rec = CardRecord.model_validate(d)
+            records[rec.id] = rec
+        missing = [c for c in ids if c not in records]
+        if missing:
+            raise DBError(f"reference DB {root}: {len(missing)} card(s) without metadata, e.g. {missing[:3]}")
+        try:
+            index = _usearch().restore(str(root / INDEX), view=True)
+        except Exception as e:  # usearch raises RuntimeError/ValueError on a bad file
+            raise DBError(f"reference DB {root}: {INDEX} is unreadable ({e})") from e
+        if index is None or len(index) != count or index.ndim != dim:
+            size = None if index is None else (len(index), index.ndim)
+            raise DBError(f"reference DB {root}: index holds {size}, expected ({count}, {dim})")
+        feats = None
+        if meta.get("verification"):
+            cfg = VerifyConfig(**meta["verification"])
+            feats = GalleryFeatures.load(root / FEATURES, cfg, count)
+        db = cls(root, meta, emb, ids, records, index, feats)
+        if embedder is not None:
+            db.check_embedder(embedder)
+        return db
+
+    def check_embedder(self, embedder: Embedder) -> None:
+        """Refuse a query model other than the one that built the DB."""
+        built = self.meta["model"]
+        if embedder.identity != built["identity"]:
+            raise DBError(
+                f"the DB at {self.root} was built by model {built['identity']} "
+                f"({built.get('name') or built.get('path') or '?'}), not by {embedder.identity} "
+                f"({embedder.info.get('name') or embedder.info.get('path') or '?'}); "
+                "rebuild it with `cardid index build` for this model"
+            )
+        if embedder.dim != self.dim:
+            raise DBError(f"embedding dim {embedder.dim} != DB dim {self.dim}")
+        self.preprocess.check_same(embedder.preprocess, "DB build vs query model")
+
+    # ------------------------------------------------------------------ search
+    def search(self, queries: np.ndarray, k: int = 5, exact: bool = True) -> list[list[Hit]]:
+        """Top-``k`` cards per query embedding (rows L2-normalised), most similar first.
+
+        ``exact`` ranks by float32 dot products over all rows (BLAS); otherwise the usearch HNSW
+        graph is used (approximate, in the index's dtype)."""
+        q = np.atleast_2d(np.asarray(queries, np.float32))
+        if q.shape[1] != self.dim:
+            raise DBError(f"query dim {q.shape[1]} != DB dim {self.dim}")
+        k = min(k, len(self))
+        if exact:
+            sims, rows = exact_topk(q, self.embeddings, k)
+        else:
+            m = self.index.search(q, k)
+            rows = np.asarray(m.keys, np.int64).reshape(len(q), -1)
+            sims = 1.0 - np.asarray(m.distances, np.float32).reshape(len(q), -1)
+        return [
+            [
+                Hit(int(r), self.ids[r], float(s), self.records[self.ids[r]])
+                for r, s in zip(rr, ss, strict=True)
+            ]
+            for rr, ss in zip(rows, sims, strict=True)
+        ]
+
+
+def exact_topk(q: np.ndarray, g: np.ndarray, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` by float32 dot product, chunked over queries (numpy: no torch overhead for
+    one query)."""
+    sims, rows = [], []
+    for s in range(0, len(q), chunk):
+        d = q[s : s + chunk] @ g.T
+        part = (
+            np.argpartition(-d, k - 1, axis=1)[:, :k]
+            if k < d.shape[1]
+            else np.tile(np.arange(k), (len(d), 1))
+        )
+        v = np.take_along_axis(d, part, 1)
+        order = np.argsort(-v, axis=1, kind="stable")
+        rows.append(np.take_along_axis(part, order, 1))
+        sims.append(np.take_along_axis(v, order, 1))
+    return np.concatenate(sims), np.concatenate(rows)
+
+
+def _materialise(feats: GalleryFeatures | None) -> GalleryFeatures:
+    assert feats is not None
+    arrays = [np.array(a) for a in feats._arrays()]
+    return GalleryFeatures(*arrays, feats.cfg)

@@ -1,0 +1,228 @@
+"""Geometric verification: evidence a 224 px global embedding cannot see.
+
+A query crop and a gallery scan are both resized to one canonical card frame (the card's 63:88
+aspect, ``frame_height`` px tall). ORB keypoints are matched with a ratio test and a RANSAC
+homography; the inlier count says "these are the same printed image". Reprints that share their
+art pass that test together, so a second, focused check compares the bottom strip (collector
+number, set symbol, regulation mark) of the query, warped into the gallery frame by the
+homography, with the gallery's own strip at a higher resolution.
+
+Gallery keypoints, descriptors, strips and perceptual hashes are computed once when the DB is
+built and stored next to it (:class:`GalleryFeatures`), so a query pays only for its own
+features and for matching a short list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from cardid.catalog.dedupe import phash
+from cardid.errors import CardIDError
+from cardid.preprocess import CARD_ASPECT
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    features: int = 500  # ORB keypoints per image
+    frame_height: int = 448  # canonical card frame for keypoints (width from the card aspect)
+    ratio: float = 0.8  # Lowe ratio test
+    ransac_px: float = 8.0  # reprojection threshold in frame pixels
+    ransac_iters: int = 500
+    min_matches: int = 8  # fewer ratio-test matches: no homography, 0 inliers
+    strip_top: float = 0.86  # the bottom strip starts at this fraction of the card height
+    strip_width: int = 384  # strips are compared at this card width (finer than the keypoint frame)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return round(self.frame_height * CARD_ASPECT), self.frame_height
+
+    @property
+    def strip_scale(self) -> float:
+        return self.strip_width / self.frame_size[0]
+
+    @property
+    def strip_shape(self) -> tuple[int, int]:
+        h = round(self.frame_height * self.strip_scale)
+        return h - round(h * self.strip_top), self.strip_width
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Features:
+    """One image's local evidence: keypoints (frame px), ORB descriptors, pHash, strip-scale grey."""
+
+    points: np.ndarray  # float32 (n, 2)
+    descriptors: np.ndarray  # uint8 (n, 32)
+    hash: np.uint64
+    fine: np.ndarray | None = None  # grey card at strip resolution (queries only)
+    strip: np.ndarray | None = None  # grey bottom strip (gallery)
+
+
+@dataclass
+class Verification:
+    inliers: int
+    matches: int
+    homography: np.ndarray | None  # query frame → gallery frame
+
+
+_CLAHE = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+
+
+def _grey(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise CardIDError(f"expected an RGB uint8 image, got shape {rgb.shape} dtype {rgb.dtype}")
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+
+
+def extract(rgb: np.ndarray, cfg: VerifyConfig, keep_fine: bool = False) -> Features:
+    """Keypoints on a contrast-equalised canonical frame, plus the pHash and the fine grey card."""
+    frame = _CLAHE.apply(_grey(rgb, cfg.frame_size))
+    orb = cv2.ORB_create(nfeatures=cfg.features, fastThreshold=10)
+    kps, desc = orb.detectAndCompute(frame, None)
+    points = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
+    desc = np.zeros((0, 32), np.uint8) if desc is None else desc
+    fh = round(cfg.frame_height * cfg.strip_scale)
+    fine = _grey(rgb, (cfg.strip_width, fh))
+    top = fh - cfg.strip_shape[0]
+    return Features(points, desc, phash(rgb), fine if keep_fine else None, fine[top:].copy())
+
+
+def match(q: Features, g_points: np.ndarray, g_desc: np.ndarray, cfg: VerifyConfig) -> Verification:
+    """Ratio-test ORB matches, then a RANSAC homography; inliers are the verification score."""
+    if len(q.descriptors) < 2 or len(g_desc) < 2:
+        return Verification(0, 0, None)
+    pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(q.descriptors, np.ascontiguousarray(g_desc), k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < cfg.ratio * p[1].distance]
+    if len(good) < cfg.min_matches:
+        return Verification(0, len(good), None)
+    src = q.points[[m.queryIdx for m in good]]
+    dst = g_points[[m.trainIdx for m in good]]
+    h, mask = cv2.findHomography(src, dst, cv2.RANSAC, cfg.ransac_px, maxIters=cfg.ransac_iters)
+    if h is None or mask is None:
+        return Verification(0, len(good), None)
+    return Verification(int(mask.sum()), len(good), h)
+
+
+def strip_similarity(q: Features, g_strip: np.ndarray, homography: np.ndarray, cfg: VerifyConfig) -> float:
+    """Zero-mean normalised cross-correlation of the bottom strips after warping the query into the
+    gallery frame: reprints that share their art differ here (number, set symbol)."""
+    if q.fine is None:
+        raise CardIDError("query features were extracted without the fine image (keep_fine=True)")
+    s = cfg.strip_scale
+    scale = np.diag([s, s, 1.0])
+    h = scale @ homography @ np.linalg.inv(scale)
+    fh, fw = q.fine.shape
+    warped = cv2.warpPerspective(q.fine, h, (fw, fh), flags=cv2.INTER_LINEAR, borderValue=0)
+    a = warped[fh - g_strip.shape[0] :].astype(np.float32)
+    b = np.asarray(g_strip, np.float32)
+    a, b = (cv2.GaussianBlur(x, (3, 3), 0) for x in (a, b))
+    a, b = a - a.mean(), b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+FEATURE_FILES = ("points.npy", "descriptors.npy", "offsets.npy", "strips.npy", "hashes.npy")
+
+
+class GalleryFeatures:
+    """Per-card keypoints and descriptors stored flat with row offsets (memory-mappable), bottom
+    strips and pHashes. Row ``i`` belongs to DB row ``i``."""
+
+    def __init__(
+        self,
+        points: np.ndarray,
+        descriptors: np.ndarray,
+        offsets: np.ndarray,
+        strips: np.ndarray,
+        hashes: np.ndarray,
+        cfg: VerifyConfig,
+    ):
+        self.points, self.descriptors, self.offsets = points, descriptors, offsets
+        self.strips, self.hashes, self.cfg = strips, hashes, cfg
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def keypoints(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        a, b = int(self.offsets[row]), int(self.offsets[row + 1])
+        return self.points[a:b], self.descriptors[a:b]
+
+    @classmethod
+    def compute(
+        cls,
+        images: Iterable[np.ndarray],
+        cfg: VerifyConfig,
+        progress: Callable[[int], None] | None = None,
+    ) -> GalleryFeatures:
+        feats = []
+        for im in images:
+            feats.append(extract(im, cfg))
+            if progress:
+                progress(1)
+        return cls.from_features(feats, cfg)
+
+    @classmethod
+    def from_features(cls, feats: list[Features], cfg: VerifyConfig) -> GalleryFeatures:
+        counts = [len(f.points) for f in feats]
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        sh = cfg.strip_shape
+        return cls(
+            np.concatenate([f.points for f in feats] or [np.zeros((0, 2), np.float32)]),
+            np.concatenate([f.descriptors for f in feats] or [np.zeros((0, 32), np.uint8)]),
+            offsets,
+            np.stack([f.strip for f in feats]) if feats else np.zeros((0, *sh), np.uint8),
+            np.array([f.hash for f in feats], np.uint64),
+            cfg,
+        )
+
+    def concat(self, other: GalleryFeatures) -> GalleryFeatures:
+        if other.cfg != self.cfg:
+            raise CardIDError("cannot append gallery features computed with a different VerifyConfig")
+        return GalleryFeatures(
+            np.concatenate([self.points, other.points]),
+            np.concatenate([self.descriptors, other.descriptors]),
+            np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]]),
+            np.concatenate([self.strips, other.strips]),
+            np.concatenate([self.hashes, other.hashes]),
+            self.cfg,
+        )
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, arr in zip(FEATURE_FILES, self._arrays(), strict=True):
+            np.save(folder / name, arr)
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return self.points, self.descriptors, self.offsets, self.strips, self.hashes
+
+    @classmethod
+    def load(cls, folder: Path, cfg: VerifyConfig, count: int) -> GalleryFeatures:
+        arrays = []
+        for name in FEATURE_FILES:
+            try:
+                arrays.append(np.load(folder / name, mmap_mode="r"))
+            except (OSError, ValueError) as e:
+                raise CardIDError(f"verification features unreadable: {folder / name} ({e})") from e
+        gf = cls(*arrays, cfg)
+        pts, desc, off, strips, hashes = arrays
+        problems = []
+        if len(off) != count + 1 or len(strips) != count or len(hashes) != count:
+            problems.append(f"rows: offsets {len(off) - 1}, strips {len(strips)}, hashes {len(hashes)}")
+        elif off[0] != 0 or off[-1] != len(pts) or len(pts) != len(desc) or np.any(np.diff(off) < 0):
+            problems.append("keypoint offsets do not match the keypoint arrays")
+        if strips.shape[1:] != cfg.strip_shape:
+            problems.append(f"strip shape {strips.shape[1:]} != {cfg.strip_shape}")
+        if problems:
+            raise CardIDError(
+                f"verification features in {folder} are inconsistent with the DB ({count} rows): "
+                + "; ".join(problems)
+            )
+        return gf
