@@ -1,0 +1,216 @@
+"""``cardid index``: build, search, extend and calibrate a reference DB; ``cardid recognize``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Reference DB: build, search, add cards, calibrate decisions.", no_args_is_help=True)
+out = Console()
+
+MODEL = typer.Option(..., help="The embedding artefact: a model directory (model.json + weights).")
+DB = typer.Option(..., "--db", help="A reference DB directory (from `cardid index build`).")
+
+
+@app.command("build")
+def build_cmd(
+    model: Path = MODEL,
+    catalog: Path = typer.Option(..., help="A catalog directory or a folder of <card_id>.<ext> scans."),
+    out_dir: Path = typer.Option(..., "--out", help="The DB directory to write."),
+    dtype: str = typer.Option("f32", help="usearch index storage: f32, f16 or i8."),
+    verify: bool = typer.Option(True, help="Store keypoints, strips and hashes for verification."),
+    batch_size: int = typer.Option(64, help="Embedding batch size."),
+    workers: int = typer.Option(2, help="Image decoding processes."),
+    overwrite: bool = typer.Option(False, help="Replace an existing DB (only once the new one is complete)."),
+) -> None:
+    """Embed every gallery scan with MODEL and write a self-describing DB directory."""
+    from cardid.db.store import CardDB
+    from cardid.db.verify import VerifyConfig
+    from cardid.embed import load_embedder
+    from cardid.eval.evaluate import open_gallery
+    from cardid.progress import progress
+
+    emb = load_embedder(model, batch_size=batch_size)
+    cat = open_gallery(catalog)
+    with progress(len(cat) * (2 if verify else 1), "indexing") as advance:
+        db = CardDB.build(
+            emb, cat, out_dir, dtype, VerifyConfig() if verify else None, overwrite, workers, advance
+        )
+    out.print(
+        f"[green]DB[/] {out_dir}: {len(db)} cards × {db.dim} ({dtype}), model {db.meta['model']['identity']}"
+    )
+
+
+@app.command("add")
+def add_cmd(
+    model: Path = MODEL,
+    db: Path = DB,
+    catalog: Path = typer.Option(..., help="The new cards: a catalog directory or a folder of scans."),
+    batch_size: int = typer.Option(64, help="Embedding batch size."),
+    workers: int = typer.Option(2, help="Image decoding processes."),
+) -> None:
+    """Append new cards (e.g. a new set) without re-embedding the others."""
+    from cardid.db.store import CardDB
+    from cardid.embed import load_embedder
+    from cardid.eval.evaluate import open_gallery
+    from cardid.progress import progress
+
+    emb = load_embedder(model, batch_size=batch_size)
+    card_db = CardDB.load(db, emb)
+    cat = open_gallery(catalog)
+    verify = card_db.features is not None
+    with progress(len(cat) * (2 if verify else 1), "adding") as advance:
+        new = card_db.add(emb, cat, workers, advance)
+    out.print(f"[green]DB[/] {db}: {len(card_db)} → {len(new)} cards")
+    if new.calibration:
+        out.print(
+            "[yellow]note:[/] thresholds were calibrated before the new cards; re-run `cardid index calibrate`"
+        )
+
+
+@app.command("search")
+def search_cmd(
+    images: list[Path] = typer.Argument(..., help="Card crops to look up."),
+    model: Path = MODEL,
+    db: Path = DB,
+    k: int = typer.Option(5, help="Neighbours per image."),
+    approximate: bool = typer.Option(False, help="Use the HNSW graph instead of exact search."),
+) -> None:
+    """Nearest gallery cards by embedding alone (no verification, no decision)."""
+    from cardid.db.store import CardDB
+    from cardid.embed import load_embedder
+    from cardid.io import load_rgb
+
+    emb = load_embedder(model)
+    card_db = CardDB.load(db, emb)
+    vecs = emb.embed([load_rgb(p) for p in images])
+    for path, hits in zip(images, card_db.search(vecs, k, exact=not approximate), strict=True):
+        table = Table(title=str(path))
+        for col in ("#", "card", "name", "set", "number", "cosine"):
+            table.add_column(col)
+        for i, h in enumerate(hits, 1):
+            table.add_row(
+                str(i), h.card_id, h.record.name, h.record.set_id, h.record.number, f"{h.similarity:.4f}"
+            )
+        out.print(table)
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    model: Path = MODEL,
+    db: Path = DB,
+    queries: Path | None = typer.Option(
+        None, help="Labelled queries: a CSV (file, card_id) or a dataset directory. Default: simulated views."
+    ),
+    catalog: Path | None = typer.Option(
+        None, help="For simulated views: the catalog the DB was built from (default: the one in db.json)."
+    ),
+    cards: int = typer.Option(300, help="Simulated views: how many DB cards to render (1 view each)."),
+    target_precision: float = typer.Option(0.95, help="Precision of accepted results to calibrate for."),
+    seed: int = typer.Option(0, help="Seed for the simulated views."),
+) -> None:
+    """Choose the unknown-card threshold and the ambiguity margin; store them in db.json."""
+    import random
+
+    from cardid.db.calibrate import calibrate_db, synthetic_queries
+    from cardid.db.store import CardDB
+    from cardid.embed import load_embedder
+    from cardid.eval.evaluate import open_gallery
+    from cardid.eval.queries import load_queries
+    from cardid.io import load_rgb
+    from cardid.progress import progress
+
+    emb = load_embedder(model)
+    card_db = CardDB.load(db, emb)
+    if queries is not None:
+        qs = load_queries(queries)
+        images, labels = [load_rgb(p) for p in qs.paths], qs.card_ids
+    else:
+        cat = open_gallery(catalog or card_db.meta["catalog"])
+        ids = [c for c in card_db.ids if c in cat]
+        ids = random.Random(seed).sample(ids, min(cards, len(ids)))
+        images, labels = synthetic_queries(cat, ids, seed=seed)
+    with progress(len(images), "calibrating") as advance:
+        result = calibrate_db(card_db, emb, images, labels, target_precision, progress=advance)
+    table = Table(title=f"calibration of {db} (target precision {target_precision})")
+    for col in (
+        "mode",
+        "threshold",
+        "margin",
+        "precision",
+        "recall",
+        "unknown rejected",
+        "match/ambig/unknown",
+    ):
+        table.add_column(col)
+    for mode, cal in result.items():
+        s = cal.stats
+        table.add_row(
+            mode,
+            f"{cal.threshold:.3f}",
+            f"{cal.margin:.3f}",
+            f"{s['precision']:.3f}",
+            f"{s['recall']:.3f}",
+            f"{s['unknown_rejected']:.3f}",
+            "/".join(str(v) for v in s["decisions"].values()),
+        )
+    out.print(table)
+
+
+def recognize_cmd(
+    images: list[Path] = typer.Argument(..., help="Card crops (full photos arrive with the detector)."),
+    model: Path = MODEL,
+    db: Path = DB,
+    top: int = typer.Option(5, help="Candidates listed per image."),
+    verify: bool = typer.Option(
+        True, help="Geometric verification of the shortlist (if the DB has features)."
+    ),
+    show: Path | None = typer.Option(None, help="Write one PNG per image here: the query beside its top-5."),
+    catalog: Path | None = typer.Option(None, help="Gallery scans for --show (default: the one in db.json)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write JSON lines here instead of stdout."),
+) -> None:
+    """Name each card: JSON lines (decision, top-k with names, sets, numbers, scores) and a table."""
+    from cardid.db.match import MatchConfig
+    from cardid.eval.evaluate import open_gallery
+    from cardid.io import write_bytes_atomic
+    from cardid.recognize import recognize_files, save_decision_png
+
+    card_db, results = recognize_files(images, model, db, MatchConfig(verify=verify), top)
+    lines = [json.dumps(rec, ensure_ascii=False) for rec, _, _ in results]
+    if json_out:
+        write_bytes_atomic(json_out, ("\n".join(lines) + "\n").encode())
+    else:
+        for line in lines:
+            print(line)
+    table = Table(title=f"{len(results)} image(s) against {len(card_db)} cards")
+    for col in ("image", "decision", "card", "name", "set", "number", "score", "ms"):
+        table.add_column(col)
+    for rec, _, _ in results:
+        c = rec["card"] or (rec["ambiguous_between"] or [None])[0]
+        names = (
+            " | ".join(x["card_id"] for x in rec["ambiguous_between"]) if rec["ambiguous_between"] else None
+        )
+        table.add_row(
+            Path(rec["image"]).name,
+            rec["decision"],
+            names or (c["card_id"] if c else "—"),
+            c["name"] if c else "",
+            c["set_id"] if c else "",
+            c["number"] if c else "",
+            f"{rec['score']:.2f}",
+            f"{rec['ms']:.0f}",
+        )
+    Console(stderr=json_out is None).print(table)
+    if show:
+        cat = None
+        try:
+            cat = open_gallery(catalog or card_db.meta["catalog"])
+        except Exception as e:  # the picture still shows the query and the names
+            Console(stderr=True).print(f"[yellow]gallery scans unavailable for --show:[/] {e}")
+        for rec, _, im in results:
+            save_decision_png(Path(show) / f"{Path(rec['image']).stem}.png", im, rec, cat)
+        Console(stderr=True).print(f"pictures in {show}")
