@@ -37,6 +37,21 @@ def synth_catalog(tmp_path_factory) -> Catalog:
     )
 
 
+def make_tiny_model(path: Path, seed: int = 0) -> Path:
+    """A random tiny DINOv3 embedding model saved as a real model directory (32-d, 64 px)."""
+    import torch
+
+    from cardid.models.artifact import save_model_dir
+    from cardid.models.backbones import create_backbone
+    from cardid.models.model import EmbeddingModel
+    from cardid.preprocess import get_preset
+
+    torch.manual_seed(seed)
+    m = EmbeddingModel(create_backbone("dinov3-tiny"), 32).eval()
+    save_model_dir(m, path, name="teacher", kind="teacher", preprocess=get_preset("tiny64"), pooling="cls")
+    return path
+
+
 def torchrun(nproc: int, port: int, *args: str, timeout: int = 300):
     """Run ``python -m cardid.cli ARGS`` under torchrun with ``nproc`` CPU processes (gloo)."""
     import subprocess

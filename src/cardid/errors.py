@@ -17,3 +17,7 @@ class ImageError(CardIDError):
 
 class PreprocessMismatch(CardIDError):
     """Two preprocessing contracts that must be identical differ."""
+
+
+class DBError(CardIDError):
+    """A reference DB is missing, corrupt, inconsistent, or built by another model."""

@@ -2,8 +2,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from tests.conftest import realdata
+from tests.conftest import make_tiny_model, realdata
 
 from cardid.cli import main
 from cardid.embed import TorchEmbedder, load_embedder
@@ -12,10 +11,6 @@ from cardid.eval.baselines import phash_vectors
 from cardid.eval.evaluate import evaluate, open_gallery
 from cardid.eval.queries import load_queries
 from cardid.io import save_rgb
-from cardid.models.artifact import save_model_dir
-from cardid.models.backbones import create_backbone
-from cardid.models.model import EmbeddingModel
-from cardid.preprocess import get_preset
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +25,7 @@ def distinct_catalog(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    m = EmbeddingModel(create_backbone("dinov3-tiny"), 32).eval()
-    d = tmp_path_factory.mktemp("model")
-    save_model_dir(m, d, name="teacher", kind="teacher", preprocess=get_preset("tiny64"), pooling="cls")
-    return d
+    return make_tiny_model(tmp_path_factory.mktemp("model"))
 
 
 def eval_cli(model, gallery, queries, json_out, *extra):

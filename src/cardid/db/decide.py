@@ -4,8 +4,8 @@ the best, e.g. reprints that share their art) or ``unknown`` (nothing scores hig
 Scores: the embedding cosine alone, or — when verification ran — a fused logit
 ``w · [cos, hash_sim, sqrt(inliers)/10, lead] + b`` (lead: inlier evidence over the best other
 shortlisted card — an unknown card matches nothing well) whose weights are fitted by logistic regression on
-labelled queries. Within an ambiguous set, the bottom-strip comparison (collector number, set
-symbol) picks one card when it is decisive.
+labelled queries. Within an ambiguous set the matcher (:mod:`cardid.db.match`) then compares bottom
+strips (collector number, set symbol) and picks one card when that is decisive.
 
 :func:`calibrate` chooses the margin and the unknown-card threshold for a target precision from
 labelled queries. Each known query is tried twice: as itself, and with its true card removed from
@@ -35,7 +35,7 @@ class Candidate:
     cos: float
     hash_sim: float
     inliers: int | None = None
-    strip: float | None = None
+    strip: float | None = None  # bottom-strip agreement, filled when it had to separate reprints
     score: float = 0.0
     lead: float = 0.0  # sqrt(inliers) minus that of the best other shortlisted card, /10
 
@@ -57,7 +57,7 @@ class Calibration:
     mode: str = "embedding"  # "embedding" (score = cosine) or "fused" (score = fused logit)
     threshold: float = -math.inf
     margin: float = 0.0
-    strip_margin: float = 0.04
+    strip_margin: float = 0.1
     fusion: dict = field(default_factory=lambda: dict(DEFAULT_FUSION))
     target_precision: float | None = None
     stats: dict = field(default_factory=dict)
@@ -80,7 +80,7 @@ class Decision:
     cards: list[Candidate]  # the match, or every card of the ambiguous set; empty when unknown
     score: float
     candidates: list[Candidate]  # the ranked shortlist
-    resolved_by: str | None = None  # "strip" when the bottom strip separated an ambiguous set
+    resolved_by: str | None = None  # "strip" when the bottom strips separated an ambiguous set
 
     @property
     def card_id(self) -> str | None:
@@ -106,13 +106,6 @@ def decide(cands: Sequence[Candidate], cal: Calibration) -> Decision:
     tied = [c for c in ranked if c.score >= best - cal.margin]
     if len(tied) == 1:
         return Decision(MATCH, tied, best, ranked)
-    strips = sorted((c for c in tied if c.strip is not None), key=lambda c: -c.strip)
-    if (
-        cal.mode == "fused"
-        and len(strips) == len(tied)
-        and strips[0].strip - strips[1].strip >= cal.strip_margin
-    ):
-        return Decision(MATCH, [strips[0]], best, ranked, resolved_by="strip")
     return Decision(AMBIGUOUS, tied, best, ranked)
 
 

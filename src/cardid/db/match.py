@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cardid.db.decide import Calibration, Candidate, Decision, decide
+from cardid.db.decide import AMBIGUOUS, MATCH, Calibration, Candidate, Decision, decide
 from cardid.db.store import CardDB, exact_topk
-from cardid.db.verify import Features, extract, match, strip_similarity
+from cardid.db.verify import Features, Verification, extract, match, strip_scores, warp_strip
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
 
@@ -32,7 +32,7 @@ class Query:
     embedding: np.ndarray
     features: Features | None
     hash_sims: np.ndarray  # vs every DB row
-    cache: dict = field(default_factory=dict)  # row → (inliers, strip)
+    cache: dict = field(default_factory=dict)  # row → Verification
 
 
 class Matcher:
@@ -100,23 +100,39 @@ class Matcher:
                 c = float(self.db.embeddings[r] @ q.embedding)
             cand = Candidate(r, self.db.ids[r], c, float(q.hash_sims[r]))
             if verify and q.features is not None:
-                cand.inliers, cand.strip = self._verify(q, r)
+                cand.inliers = self._verify(q, r).inliers
             cands.append(cand)
         return cands
 
-    def _verify(self, q: Query, row: int) -> tuple[int, float | None]:
+    def _verify(self, q: Query, row: int) -> Verification:
         if row not in q.cache:
             feats = self.db.features
             pts, desc = feats.keypoints(row)
-            v = match(q.features, np.asarray(pts), np.asarray(desc), feats.cfg)
-            strip = None
-            if v.homography is not None:
-                strip = strip_similarity(q.features, np.asarray(feats.strips[row]), v.homography, feats.cfg)
-            q.cache[row] = (v.inliers, strip)
+            q.cache[row] = match(q.features, np.asarray(pts), np.asarray(desc), feats.cfg)
         return q.cache[row]
 
+    def resolve(self, q: Query, d: Decision) -> Decision:
+        """An ambiguous set of verified cards (same art): let the bottom strips decide, comparing
+        the query only where those cards' strips differ (collector number, set symbol)."""
+        if d.kind != AMBIGUOUS or q.features is None or self.calibration.mode != "fused":
+            return d
+        hs = [q.cache[c.row].homography if c.row in q.cache else None for c in d.cards]
+        if any(h is None for h in hs):
+            return d
+        feats = self.db.features
+        warped = [warp_strip(q.features, h, feats.cfg) for h in hs]
+        scores = strip_scores(warped, [np.asarray(feats.strips[c.row]) for c in d.cards])
+        if scores is None:  # the printings do not differ where we look: truly ambiguous
+            return d
+        for c, s in zip(d.cards, scores, strict=True):
+            c.strip = s
+        order = np.argsort(scores)[::-1]
+        if scores[order[0]] - scores[order[1]] >= self.calibration.strip_margin:
+            return Decision(MATCH, [d.cards[order[0]]], d.score, d.candidates, resolved_by="strip")
+        return d
+
     def decide(self, q: Query, exclude: Iterable[int] = ()) -> Decision:
-        return decide(self.candidates(q, exclude), self.calibration)
+        return self.resolve(q, decide(self.candidates(q, exclude), self.calibration))
 
     def recognize(self, images: Sequence[np.ndarray]) -> list[Decision]:
         if not images:

@@ -23,7 +23,7 @@ from cardid import __version__
 from cardid.catalog.records import CardRecord, Catalog
 from cardid.db.verify import GalleryFeatures, VerifyConfig
 from cardid.embed import Embedder
-from cardid.errors import CardIDError
+from cardid.errors import CardIDError, DBError
 from cardid.io import atomic_dir, read_json, write_json_atomic
 from cardid.preprocess import Preprocess
 
@@ -37,10 +37,6 @@ EMBEDDINGS, INDEX, IDS, METADATA, META, FEATURES = (
     "db.json",
     "features",
 )
-
-
-class DBError(CardIDError):
-    """A reference DB is missing, corrupt, inconsistent, or built by another model."""
 
 
 @dataclass(frozen=True)
@@ -250,7 +246,10 @@ class CardDB:
         for name in (META, EMBEDDINGS, INDEX, IDS, METADATA):
             if not (root / name).is_file():
                 raise DBError(f"reference DB {root} is incomplete: {name} is missing")
-        meta = read_json(root / META, "DB description")
+        try:
+            meta = read_json(root / META, "DB description")
+        except CardIDError as e:
+            raise DBError(f"reference DB {root}: {e}") from e
         if not isinstance(meta, dict) or meta.get("format") != DB_FORMAT:
             raise DBError(f"{root / META}: not a {DB_FORMAT} description")
         if verify_files:

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from cardid.catalog.dedupe import phash
-from cardid.errors import CardIDError
+from cardid.errors import CardIDError, DBError
 from cardid.preprocess import CARD_ASPECT
 
 
@@ -111,9 +111,8 @@ def match(q: Features, g_points: np.ndarray, g_desc: np.ndarray, cfg: VerifyConf
     return Verification(int(mask.sum()), len(good), h)
 
 
-def strip_similarity(q: Features, g_strip: np.ndarray, homography: np.ndarray, cfg: VerifyConfig) -> float:
-    """Zero-mean normalised cross-correlation of the bottom strips after warping the query into the
-    gallery frame: reprints that share their art differ here (number, set symbol)."""
+def warp_strip(q: Features, homography: np.ndarray, cfg: VerifyConfig) -> np.ndarray:
+    """The query's bottom strip in the gallery frame (strip resolution), via the homography."""
     if q.fine is None:
         raise CardIDError("query features were extracted without the fine image (keep_fine=True)")
     s = cfg.strip_scale
@@ -121,12 +120,34 @@ def strip_similarity(q: Features, g_strip: np.ndarray, homography: np.ndarray, c
     h = scale @ homography @ np.linalg.inv(scale)
     fh, fw = q.fine.shape
     warped = cv2.warpPerspective(q.fine, h, (fw, fh), flags=cv2.INTER_LINEAR, borderValue=0)
-    a = warped[fh - g_strip.shape[0] :].astype(np.float32)
-    b = np.asarray(g_strip, np.float32)
-    a, b = (cv2.GaussianBlur(x, (3, 3), 0) for x in (a, b))
-    a, b = a - a.mean(), b - b.mean()
-    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / den) if den > 0 else 0.0
+    return warped[fh - cfg.strip_shape[0] :]
+
+
+def _smooth(x: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur(np.asarray(x, np.float32), (5, 5), 0)
+
+
+def strip_scores(
+    warped: list[np.ndarray], g_strips: list[np.ndarray], min_pixels: int = 30, diff: float = 30.0
+) -> list[float] | None:
+    """Which of several same-art cards is this? Compare the query strip (warped onto each card)
+    with each card's strip only where those strips differ from each other (the collector number,
+    set symbol…): zero-mean correlation over that mask. ``None`` when the strips do not differ."""
+    g = [_smooth(x) for x in g_strips]
+    mask = np.zeros(g[0].shape, bool)
+    for i in range(len(g)):
+        for j in range(i + 1, len(g)):
+            mask |= np.abs(g[i] - g[j]) > diff
+    mask = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    if mask.sum() < min_pixels:
+        return None
+    out = []
+    for w, gi in zip(warped, g, strict=True):
+        a, b = _smooth(w)[mask], gi[mask]
+        a, b = a - a.mean(), b - b.mean()
+        den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+        out.append(float((a * b).sum() / den) if den > 0 else 0.0)
+    return out
 
 
 FEATURE_FILES = ("points.npy", "descriptors.npy", "offsets.npy", "strips.npy", "hashes.npy")
@@ -210,7 +231,7 @@ class GalleryFeatures:
             try:
                 arrays.append(np.load(folder / name, mmap_mode="r"))
             except (OSError, ValueError) as e:
-                raise CardIDError(f"verification features unreadable: {folder / name} ({e})") from e
+                raise DBError(f"verification features unreadable: {folder / name} ({e})") from e
         gf = cls(*arrays, cfg)
         pts, desc, off, strips, hashes = arrays
         problems = []
@@ -221,7 +242,7 @@ class GalleryFeatures:
         if strips.shape[1:] != cfg.strip_shape:
             problems.append(f"strip shape {strips.shape[1:]} != {cfg.strip_shape}")
         if problems:
-            raise CardIDError(
+            raise DBError(
                 f"verification features in {folder} are inconsistent with the DB ({count} rows): "
                 + "; ".join(problems)
             )
