@@ -126,9 +126,9 @@ class Matcher:
             return d
         for c, s in zip(d.cards, scores, strict=True):
             c.strip = s
-        order = np.argsort(scores)[::-1]
-        if scores[order[0]] - scores[order[1]] >= self.calibration.strip_margin:
-            return Decision(MATCH, [d.cards[order[0]]], d.score, d.candidates, resolved_by="strip")
+        best = int(np.argmax(scores))
+        if scores[best] >= self.calibration.strip_margin:  # it beats every other card by the margin
+            return Decision(MATCH, [d.cards[best]], d.score, d.candidates, resolved_by="strip")
         return d
 
     def decide(self, q: Query, exclude: Iterable[int] = ()) -> Decision:

@@ -124,30 +124,40 @@ def warp_strip(q: Features, homography: np.ndarray, cfg: VerifyConfig) -> np.nda
 
 
 def _smooth(x: np.ndarray) -> np.ndarray:
-    return cv2.GaussianBlur(np.asarray(x, np.float32), (5, 5), 0)
+    return cv2.GaussianBlur(np.asarray(x, np.float32), (3, 3), 0)
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0
 
 
 def strip_scores(
-    warped: list[np.ndarray], g_strips: list[np.ndarray], min_pixels: int = 30, diff: float = 30.0
+    warped: list[np.ndarray], g_strips: list[np.ndarray], min_pixels: int = 12, diff: float = 18.0
 ) -> list[float] | None:
-    """Which of several same-art cards is this? Compare the query strip (warped onto each card)
-    with each card's strip only where those strips differ from each other (the collector number,
-    set symbol…): zero-mean correlation over that mask. ``None`` when the strips do not differ."""
+    """Which of several same-art cards is this? For every pair of cards, compare the query strip
+    (warped onto each) with each card's strip only where the two strips differ (collector number,
+    set symbol…); a card's score is its worst pairwise lead in zero-mean correlation over those
+    pixels. ``None`` when no two strips differ (truly identical printings as far as we can see)."""
     g = [_smooth(x) for x in g_strips]
-    mask = np.zeros(g[0].shape, bool)
-    for i in range(len(g)):
-        for j in range(i + 1, len(g)):
-            mask |= np.abs(g[i] - g[j]) > diff
-    mask = cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    if mask.sum() < min_pixels:
+    w = [_smooth(x) for x in warped]
+    n = len(g)
+    lead = np.zeros((n, n))  # pairs whose strips do not differ: nobody leads
+    np.fill_diagonal(lead, np.inf)
+    compared = False
+    kernel = np.ones((3, 3), np.uint8)
+    for i in range(n):
+        for j in range(i + 1, n):
+            mask = cv2.dilate((np.abs(g[i] - g[j]) > diff).astype(np.uint8), kernel) > 0
+            if mask.sum() < min_pixels:
+                continue
+            compared = True
+            d = _ncc(w[i][mask], g[i][mask]) - _ncc(w[j][mask], g[j][mask])
+            lead[i, j], lead[j, i] = d, -d
+    if not compared:
         return None
-    out = []
-    for w, gi in zip(warped, g, strict=True):
-        a, b = _smooth(w)[mask], gi[mask]
-        a, b = a - a.mean(), b - b.mean()
-        den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-        out.append(float((a * b).sum() / den) if den > 0 else 0.0)
-    return out
+    return [float(v) for v in lead.min(axis=1)]
 
 
 FEATURE_FILES = ("points.npy", "descriptors.npy", "offsets.npy", "strips.npy", "hashes.npy")
