@@ -39,3 +39,27 @@ def retrieval_cmd(
     out.print(format_report(report))
     if json_out:
         write_json_atomic(json_out, report)
+
+
+@app.command("real")
+def real_cmd(
+    model: Path = typer.Option(..., help="A model directory (model.json + weights)."),
+    realdata: Path = typer.Option(
+        Path("../shared/realdata"), help="The real-data folder (gallery.csv, queries-dev.csv)."
+    ),
+    out_dir: Path = typer.Option(
+        Path("runs/eval-real"), "--out", help="Where the DB, report.json and report.html go."
+    ),
+    calib_cards: int = typer.Option(300, help="Gallery cards rendered as simulated calibration views."),
+    brute_force: bool = typer.Option(
+        True, help="Also run the brute-force ORB baseline (about 8 s per query)."
+    ),
+) -> None:
+    """Every stage (embedding, pHash, ORB shortlist, fused) and brute-force ORB on real photos."""
+    from cardid.eval.real import evaluate_real, format_stages
+    from cardid.progress import progress
+
+    with progress(16, "real queries") as advance:
+        report = evaluate_real(realdata, model, out_dir, calib_cards, brute_force, progress=advance)
+    out.print(format_stages(report))
+    out.print(f"report: {out_dir / 'report.html'}")
