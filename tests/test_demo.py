@@ -13,11 +13,22 @@ def test_demo_produces_every_stage(tmp_path):
         "preview",
         "teacher",
         "students",
+        "recognition",
     ]
     assert (tmp_path / "demo" / "teacher" / "teacher.safetensors").is_file()
     assert res.metrics["teacher"]["model"]["queries"] == 6 and "phash" in res.metrics["teacher"]
     assert (tmp_path / "demo" / "distill" / "students" / "tiny-cnn" / "tiny-cnn.safetensors").is_file()
     assert res.metrics["distill"]["best"]["tiny-cnn"]["step"] > 0
+    rec = res.metrics["recognition"]
+    assert rec["db_cards"] == 5 and rec["known"] == 5 and rec["unknown"] == 1
+    assert set(rec["calibration"]) == {"embedding", "fused"}
+    assert (tmp_path / "demo" / "db" / "db.json").is_file()
+    lines = (tmp_path / "demo" / "recognize" / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and all(
+        json.loads(x)["decision"] in {"match", "ambiguous", "unknown"} for x in lines
+    )
+    assert "<img" in (tmp_path / "demo" / "recognize" / "report.html").read_text()
+    assert len(list((tmp_path / "demo" / "recognize" / "show").glob("*.png"))) == 6
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["stages"] == res.stages
     train, idx = read_split(tmp_path / "demo" / "dataset", "train")

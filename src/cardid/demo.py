@@ -2,12 +2,15 @@
 
 Stages so far: synthetic catalog (with reprints) → duplicate report → embedding dataset
 (train / val views + gallery) → contact sheet → tiny teacher (two phases) evaluated as deployed
-(val photos → gallery scans) beside the pHash baseline → a tiny student distilled from it.
+(val photos → gallery scans) beside the pHash baseline → a tiny student distilled from it →
+reference DB built with that student, calibrated on simulated views, recognising fresh simulated
+photos of known and unknown cards (JSON lines, pictures, HTML report).
 Later stages append themselves here.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Callable
@@ -15,8 +18,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from cardid.catalog.dedupe import find_duplicates, write_duplicate_report
-from cardid.catalog.records import Catalog
+from cardid.catalog.records import Catalog, card_file_stem
 from cardid.config import load_config
 from cardid.data.layout import EmbeddingDataConfig, write_embedding_dataset
 from cardid.embed import load_embedder
@@ -140,5 +145,99 @@ def run_demo(
         time.perf_counter() - t,
     )
 
+    t = time.perf_counter()
+    student_dir = out / "distill" / "students" / next(iter(dres["best"]))
+    rec = demo_recognition(out, cat, student_dir, seed)
+    res.metrics["recognition"] = rec
+    res.add(
+        "recognition",
+        out / "recognize",
+        f"DB of {rec['db_cards']} cards built with the student, calibrated on simulated views; "
+        f"{rec['known_correct']}/{rec['known']} known photos named, {rec['unknown_rejected']}/{rec['unknown']} "
+        "unknown cards rejected (report.html)",
+        time.perf_counter() - t,
+    )
+
     write_json_atomic(out / "summary.json", {"stages": res.stages, "metrics": res.metrics})
     return res
+
+
+def demo_recognition(out: Path, cat: Catalog, model_dir: Path, seed: int = 0, n_known: int = 6) -> dict:
+    """DB from the deployed student (some cards left out as 'unknown'), calibration on simulated
+    views, then recognition of fresh simulated photos of known and unknown cards."""
+    from cardid.db.calibrate import calibrate_db, synthetic_queries
+    from cardid.db.store import CardDB
+    from cardid.eval.real import render_html
+    from cardid.io import save_rgb, write_bytes_atomic
+    from cardid.recognize import recognize_files, save_decision_png
+
+    ids = cat.ids
+    n_unknown = max(1, len(ids) // 8)
+    known_ids, unknown_ids = ids[:-n_unknown], ids[-n_unknown:]
+    emb = load_embedder(model_dir, device="cpu")
+    db = CardDB.build(emb, cat.subset(known_ids), out / "db", overwrite=True)
+    images, labels = synthetic_queries(cat, known_ids, seed=seed)
+    cal = calibrate_db(db, emb, images, labels)
+    rng = np.random.default_rng(seed)
+    shown = [str(c) for c in rng.choice(known_ids, min(n_known, len(known_ids)), replace=False)]
+    shown += unknown_ids[:3]
+    q_images, q_labels = synthetic_queries(cat, shown, seed=seed + 1, presets=("default",))
+    rdir = out / "recognize"
+    shutil.rmtree(rdir, ignore_errors=True)
+    paths = []
+    for i, (im, cid) in enumerate(zip(q_images, q_labels, strict=True)):
+        paths.append(rdir / "queries" / f"{i:02d}_{card_file_stem(cid)}.png")
+        save_rgb(paths[-1], im)
+    db, results = recognize_files(paths, emb, db)
+    rows = []
+    for (r, d, im), truth in zip(results, q_labels, strict=True):
+        save_decision_png(rdir / "show" / f"{Path(r['image']).stem}.png", im, r, cat, truth=truth)
+        known = truth in db.row_of
+        correct = any(c.card_id == truth for c in d.cards) if known else d.kind == "unknown"
+        rows.append(
+            {
+                "file": r["image"],
+                "card_id": truth if known else f"{truth} (not in DB)",
+                "decision": d.kind,
+                "correct": correct,
+                "chosen": [c.card_id for c in d.cards],
+                "top": [
+                    {
+                        "card_id": c["card_id"],
+                        "cos": c["similarity"],
+                        "inliers": c.get("inliers"),
+                        "score": c["score"],
+                    }
+                    for c in r["top"]
+                ],
+            }
+        )
+    write_bytes_atomic(rdir / "results.jsonl", "".join(json.dumps(r) + "\n" for r, _, _ in results).encode())
+    n_known_shown = sum(c in db.row_of for c in q_labels)
+    summary = {
+        "db_cards": len(db),
+        "known": n_known_shown,
+        "known_correct": sum(r["correct"] for r, c in zip(rows, q_labels, strict=True) if c in db.row_of),
+        "unknown": len(q_labels) - n_known_shown,
+        "unknown_rejected": sum(
+            r["correct"] for r, c in zip(rows, q_labels, strict=True) if c not in db.row_of
+        ),
+        "calibration": {k: v.to_dict() for k, v in cal.items()},
+    }
+    report = {
+        "model": str(model_dir),
+        "model_identity": emb.identity,
+        "gallery": len(db),
+        "queries": len(rows),
+        "stages": {},
+        "decisions": {
+            "match_correct": sum(r["decision"] == "match" and r["correct"] for r in rows),
+            "match_wrong": sum(r["decision"] == "match" and not r["correct"] for r in rows),
+            "ambiguous": sum(r["decision"] == "ambiguous" for r in rows),
+            "unknown": sum(r["decision"] == "unknown" for r in rows),
+        },
+        "per_query": rows,
+    }
+    write_bytes_atomic(rdir / "report.html", render_html(report, cat).encode())
+    write_json_atomic(rdir / "summary.json", summary)
+    return summary

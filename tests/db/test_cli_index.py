@@ -1,0 +1,90 @@
+import json
+
+import pytest
+from tests.conftest import make_tiny_model
+
+from cardid.cli import main
+from cardid.db.calibrate import synthetic_queries
+from cardid.io import save_rgb
+from cardid.synth.cards import synth_cards
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    cat = synth_cards(root / "cat", n=8, seed=2, height=320, reprint_fraction=0.0)
+    model = make_tiny_model(root / "model")
+    assert (
+        main(
+            [
+                "index",
+                "build",
+                "--model",
+                str(model),
+                "--catalog",
+                str(cat.root),
+                "--out",
+                str(root / "db"),
+                "--workers",
+                "0",
+            ]
+        )
+        == 0
+    )
+    images, labels = synthetic_queries(cat, cat.ids[:2], seed=9, presets=("default",))
+    paths = []
+    for i, im in enumerate(images):
+        paths.append(root / f"q{i}.png")
+        save_rgb(paths[-1], im)
+    return root, cat, model, paths, labels
+
+
+def test_recognize_writes_json_lines_and_pictures(setup, tmp_path):
+    root, _, model, paths, labels = setup
+    out = tmp_path / "res.jsonl"
+    args = ["recognize", *map(str, paths), "--model", str(model), "--db", str(root / "db")]
+    assert main([*args, "--json", str(out), "--show", str(tmp_path / "show")]) == 0
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["image"] for r in recs] == [str(p) for p in paths]
+    for r, truth in zip(recs, labels, strict=True):
+        assert r["decision"] in {"match", "ambiguous", "unknown"} and len(r["top"]) == 5
+        assert {"card_id", "name", "set_id", "number", "similarity", "inliers"} <= set(r["top"][0])
+        assert truth in [t["card_id"] for t in r["top"]]  # 8 cards: the shortlist holds them all
+    assert len(list((tmp_path / "show").glob("*.png"))) == len(paths)
+
+
+def test_bad_inputs_fail_cleanly(setup, tmp_path, capsys):
+    root, cat, model, paths, _ = setup
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    db = ["--db", str(root / "db")]
+    assert main(["recognize", str(bad), "--model", str(model), *db]) == 1
+    assert "corrupt or unsupported image" in capsys.readouterr().err
+    other = make_tiny_model(tmp_path / "other", seed=5)
+    assert main(["recognize", str(paths[0]), "--model", str(other), *db]) == 1
+    assert "was built by model" in capsys.readouterr().err
+    empty = tmp_path / "empty.csv"
+    empty.write_text("file,card_id\n")
+    assert main(["index", "calibrate", "--model", str(model), *db, "--queries", str(empty)]) == 1
+    assert "error" in capsys.readouterr().err
+    assert (
+        main(["index", "search", str(paths[0]), "--model", str(model), "--db", str(tmp_path / "nope")]) == 1
+    )
+    assert "reference DB not found" in capsys.readouterr().err
+    # building over an existing DB needs --overwrite, and the DB is left as it was
+    before = (root / "db" / "db.json").read_bytes()
+    assert (
+        main(["index", "build", "--model", str(model), "--catalog", str(cat.root), "--out", str(root / "db")])
+        == 1
+    )
+    assert (root / "db" / "db.json").read_bytes() == before
+
+
+def test_search_and_calibrate_from_the_cli(setup, capsys):
+    root, _, model, paths, _ = setup
+    db = ["--model", str(model), "--db", str(root / "db")]
+    assert main(["index", "search", str(paths[0]), *db, "--k", "3"]) == 0
+    assert "cosine" in capsys.readouterr().out
+    assert main(["index", "calibrate", *db, "--cards", "8"]) == 0
+    meta = json.loads((root / "db" / "db.json").read_text())
+    assert set(meta["calibration"]) == {"embedding", "fused"}
