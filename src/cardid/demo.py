@@ -172,11 +172,14 @@ def demo_recognition(out: Path, cat: Catalog, model_dir: Path, seed: int = 0, n_
     from cardid.recognize import recognize_files, save_decision_png
 
     ids = cat.ids
-    n_unknown = max(1, len(ids) // 8)
-    known_ids, unknown_ids = ids[:-n_unknown], ids[-n_unknown:]
+    # unknown cards show new art: leave out cards whose art no other printing shares
+    arts = [getattr(cat[c], "art_id", None) or c for c in ids]
+    unique = [c for c, a in zip(ids, arts, strict=True) if arts.count(a) == 1]
+    unknown_ids = unique[-max(1, len(ids) // 8) :]
+    known_ids = [c for c in ids if c not in unknown_ids]
     emb = load_embedder(model_dir, device="cpu")
     db = CardDB.build(emb, cat.subset(known_ids), out / "db", overwrite=True)
-    images, labels = synthetic_queries(cat, known_ids, seed=seed)
+    images, labels = synthetic_queries(cat, known_ids, views=3, seed=seed)
     cal = calibrate_db(db, emb, images, labels)
     rng = np.random.default_rng(seed)
     shown = [str(c) for c in rng.choice(known_ids, min(n_known, len(known_ids)), replace=False)]

@@ -205,6 +205,11 @@ def recognize_cmd(
             f"{rec['ms']:.0f}",
         )
     Console(stderr=json_out is None).print(table)
+    if not card_db.calibration:
+        Console(stderr=True).print(
+            "[yellow]note:[/] this DB is not calibrated, so nothing is ever 'unknown'; "
+            "run `cardid index calibrate` first"
+        )
     if show:
         cat = None
         try:

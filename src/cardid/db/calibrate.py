@@ -28,7 +28,7 @@ def synthetic_queries(
     ids: Sequence[str],
     views: int = 1,
     seed: int = 0,
-    presets: Sequence[str] = ("default", "heavy"),
+    presets: Sequence[str] = ("default",),
     crop_width: int = CALIBRATION_CROP_WIDTH,
 ) -> tuple[list[np.ndarray], list[str]]:
     """Simulated camera crops of ``ids`` (deterministic per card and view), cycling through
@@ -47,6 +47,24 @@ def synthetic_queries(
     return images, labels
 
 
+#: Gallery scans whose 64-bit pHashes differ in at most this many bits show the same art.
+SAME_ART_BITS = 10
+
+
+def same_art(db: CardDB, row: int) -> set[int]:
+    """The row and every other printing of its art: same ``art_id`` in the metadata (synthetic
+    catalogs), or a near-identical gallery scan (pHash). An unknown card is new art; a missing
+    printing of known art is the reprint problem, handled by ambiguous decisions instead."""
+    rows = {row}
+    art = getattr(db.records[db.ids[row]], "art_id", None)
+    if art is not None:
+        rows |= {i for i, c in enumerate(db.ids) if getattr(db.records[c], "art_id", None) == art}
+    if db.features is not None:
+        h = np.asarray(db.features.hashes)
+        rows |= {int(i) for i in np.flatnonzero(np.bitwise_count(h ^ h[row]) <= SAME_ART_BITS)}
+    return rows
+
+
 def calibrate_db(
     db: CardDB,
     embedder: Embedder,
@@ -57,8 +75,9 @@ def calibrate_db(
     save: bool = True,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Calibration]:
-    """Calibrate on labelled crops. Cards in the DB give a known trial and, with their card hidden,
-    an unknown trial; cards not in the DB give unknown trials."""
+    """Calibrate on labelled crops. Cards in the DB give a known trial and, with their card (and
+    every printing of the same art) hidden, an unknown trial; cards not in the DB give unknown
+    trials."""
     if len(images) == 0:
         raise CardIDError("calibration needs at least one labelled query; the query set is empty")
     if len(images) != len(card_ids):
@@ -71,7 +90,7 @@ def calibrate_db(
             unknown.append(matcher.candidates(q))
         else:
             known.append((matcher.candidates(q), row))
-            unknown.append(matcher.candidates(q, exclude={row}))
+            unknown.append(matcher.candidates(q, exclude=same_art(db, row)))
     if not known:
         raise CardIDError("none of the calibration queries shows a card that is in the DB")
     result = {"embedding": calibrate(known, unknown, target_precision, mode="embedding")}
