@@ -18,7 +18,11 @@ DUPLICATES_FILE = "duplicates.json"
 
 def phash(rgb: np.ndarray) -> np.uint64:
     """64-bit DCT perceptual hash: 32×32 grey, 8×8 lowest frequencies (DC excluded from the median)."""
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return phash_grey(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+
+
+def phash_grey(grey: np.ndarray) -> np.uint64:
+    """:func:`phash` of a greyscale image."""
     small = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
     low = cv2.dct(small)[:8, :8].flatten()
     bits = low > np.median(low[1:])

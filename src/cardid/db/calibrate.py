@@ -15,6 +15,7 @@ from cardid.catalog.records import Catalog
 from cardid.db.decide import Calibration, calibrate
 from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB
+from cardid.db.verify import SAME_ART_BITS
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
 from cardid.synth.photo import PhotoSimConfig, photo_preset, prepare_scan, render_crop
@@ -45,10 +46,6 @@ def synthetic_queries(
             images.append(render_crop(prepare_scan(scan, cfg), rng, cfg))
             labels.append(cid)
     return images, labels
-
-
-#: Gallery scans whose 64-bit pHashes differ in at most this many bits show the same art.
-SAME_ART_BITS = 10
 
 
 def same_art(db: CardDB, row: int) -> set[int]:

