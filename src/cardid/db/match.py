@@ -15,7 +15,16 @@ import numpy as np
 
 from cardid.db.decide import AMBIGUOUS, MATCH, Calibration, Candidate, Decision, decide
 from cardid.db.store import CardDB, exact_topk
-from cardid.db.verify import SAME_ART_BITS, Features, Verification, extract, match, strip_scores, warp_strip
+from cardid.db.verify import (
+    SAME_ART_BITS,
+    Features,
+    Verification,
+    card_hash,
+    extract,
+    match,
+    strip_scores,
+    warp_strip,
+)
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
 
@@ -70,12 +79,16 @@ class Matcher:
     ) -> list[Query]:
         emb = self.embedder.embed(list(images))
         out = []
+        cfg = self.db.features.cfg if self.db.features is not None else None
         for im, e in zip(images, emb, strict=True):
-            feats = (
-                extract(im, self.db.features.cfg, keep_fine=True) if self.db.features is not None else None
-            )
-            if feats is not None:
-                sims = 1.0 - np.bitwise_count(np.asarray(self._hashes) ^ feats.hash).astype(np.float32) / 64.0
+            feats, h = None, None
+            if self.verifying:
+                feats = extract(im, cfg, keep_fine=True)
+                h = feats.hash
+            elif cfg is not None:  # no verification: the pHash shortlist still costs nothing
+                h = card_hash(im, cfg)
+            if h is not None:
+                sims = 1.0 - np.bitwise_count(np.asarray(self._hashes) ^ h).astype(np.float32) / 64.0
             else:
                 sims = np.zeros(len(self.db), np.float32)
             out.append(Query(e, feats, sims))
@@ -94,7 +107,7 @@ class Matcher:
         sims, rows = exact_topk(q.embedding[None], self.db.embeddings, k)
         cos = {int(r): float(s) for r, s in zip(rows[0], sims[0], strict=True) if int(r) not in ex}
         picked = list(cos)[: cfg.shortlist]
-        if q.features is not None and cfg.hash_shortlist:
+        if self._hashes is not None and cfg.hash_shortlist:
             order = np.argsort(-q.hash_sims, kind="stable")
             extra = [
                 int(r) for r in order[: cfg.hash_shortlist + len(ex) + cfg.shortlist] if int(r) not in ex

@@ -85,16 +85,24 @@ def _grey(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
 
 
+def _fine(rgb: np.ndarray, cfg: VerifyConfig) -> np.ndarray:
+    return _grey(rgb, (cfg.strip_width, round(cfg.frame_height * cfg.strip_scale)))
+
+
+def card_hash(rgb: np.ndarray, cfg: VerifyConfig) -> np.uint64:
+    """The pHash exactly as :func:`extract` computes it (from the fine grey card)."""
+    return phash_grey(_fine(rgb, cfg))
+
+
 def extract(rgb: np.ndarray, cfg: VerifyConfig, keep_fine: bool = False) -> Features:
     """Keypoints on a contrast-equalised canonical frame, plus the pHash and the fine grey card."""
-    fh = round(cfg.frame_height * cfg.strip_scale)
-    fine = _grey(rgb, (cfg.strip_width, fh))
+    fine = _fine(rgb, cfg)
     frame = _CLAHE.apply(cv2.resize(fine, cfg.frame_size, interpolation=cv2.INTER_AREA))
     orb = cv2.ORB_create(nfeatures=cfg.features, fastThreshold=10)
     kps, desc = orb.detectAndCompute(frame, None)
     points = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
     desc = np.zeros((0, 32), np.uint8) if desc is None else desc
-    top = fh - cfg.strip_shape[0]
+    top = fine.shape[0] - cfg.strip_shape[0]
     return Features(points, desc, phash_grey(fine), fine if keep_fine else None, fine[top:].copy())
 
 
