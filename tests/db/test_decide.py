@@ -116,4 +116,4 @@ def test_reprints_are_ambiguous_then_separated_by_the_strip(tmp_path):
     ]
     assert all(d.resolved_by == "strip" for d in resolved if d.kind == MATCH)
     assert len(picked) >= 0.5 * sum(ambiguous)
-    assert sum(p == t for p, t in picked) >= 0.75 * len(picked)  # measured: 9 of 11
+    assert sum(p == t for p, t in picked) >= 0.75 * len(picked)  # measured: 8 of 8

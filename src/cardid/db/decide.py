@@ -58,7 +58,7 @@ class Calibration:
     mode: str = "embedding"  # "embedding" (score = cosine) or "fused" (score = fused logit)
     threshold: float = -math.inf
     margin: float = 0.0
-    strip_margin: float = 0.1
+    strip_margin: float = 0.2
     fusion: dict = field(default_factory=lambda: dict(DEFAULT_FUSION))
     target_precision: float | None = None
     stats: dict = field(default_factory=dict)
