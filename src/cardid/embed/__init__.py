@@ -2,7 +2,7 @@
 
 Evaluation, DB build, calibration and recognition talk only to an :class:`Embedder`, so "the DB is
 built with the deployed artefact" holds by construction. Implementations: PyTorch model
-directories (here); ONNX and device formats arrive with the export issue.
+directories (here) and ONNX exports (:mod:`cardid.embed.onnx`).
 """
 
 from __future__ import annotations
@@ -98,9 +98,15 @@ class TorchEmbedder:
         return np.concatenate(out)
 
 
-def load_embedder(path: str | Path, device: str | None = None, batch_size: int = 64) -> TorchEmbedder:
-    """Open a model artefact as an Embedder (a cardid model directory for now)."""
+def load_embedder(path: str | Path, device: str | None = None, batch_size: int = 64) -> Embedder:
+    """Open a model artefact as an Embedder: a cardid model directory (PyTorch) or an ``.onnx``
+    export (onnxruntime)."""
     from cardid.models.artifact import load_model_dir, model_identity
+
+    if str(path).endswith(".onnx"):
+        from cardid.embed.onnx import OnnxEmbedder
+
+        return OnnxEmbedder(path, batch_size)
 
     dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, meta = load_model_dir(path, dev)

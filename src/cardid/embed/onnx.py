@@ -1,0 +1,99 @@
+"""An ONNX file behind the :class:`~cardid.embed.Embedder` interface (onnxruntime, CPU by default).
+
+A cardid ONNX export carries its preprocessing contract and provenance in the model's metadata
+(``cardid.*`` keys), so the file alone says how to feed it; the identity a DB records is the hash
+of the ONNX file itself — a DB built with the deployed artefact accepts only that artefact.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cardid.errors import CardIDError
+from cardid.preprocess import Preprocess
+
+ONNX_FORMAT = "cardid-onnx/1"
+
+
+def read_onnx_meta(path: str | Path) -> dict:
+    """The ``cardid.*`` metadata of an ONNX file (without loading the weights into a session)."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise CardIDError(f"ONNX model not found: {path}")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # onnx raises DecodeError and friends
+        raise CardIDError(f"not a readable ONNX model: {path} ({e})") from e
+    meta = {p.key[len("cardid.") :]: p.value for p in model.metadata_props if p.key.startswith("cardid.")}
+    if meta.get("format") != ONNX_FORMAT:
+        raise CardIDError(f"{path} has no cardid metadata (not exported by `cardid export`)")
+    for k in ("preprocess", "source"):
+        meta[k] = json.loads(meta[k])
+    meta["embed_dim"] = int(meta["embed_dim"])
+    return meta
+
+
+class OnnxEmbedder:
+    """Runs a cardid ONNX export with onnxruntime; outputs are re-normalised (int8 drifts off 1)."""
+
+    def __init__(self, path: str | Path, batch_size: int = 64, providers: Sequence[str] | None = None):
+        import onnxruntime as ort
+
+        from cardid.models.artifact import sha256_file
+
+        self.path = Path(path)
+        meta = read_onnx_meta(self.path)
+        self.preprocess = Preprocess.from_dict(meta["preprocess"])
+        self.dim = meta["embed_dim"]
+        digest = sha256_file(self.path)
+        self.identity = digest[:16]
+        self.info = {
+            "format": "onnx",
+            "path": str(self.path),
+            "name": meta["source"].get("name"),
+            "kind": meta["source"].get("kind"),
+            "backbone": meta["source"].get("backbone"),
+            "precision": meta.get("precision"),
+            "source_identity": meta.get("source_identity"),
+            "weights_sha256": digest,
+        }
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            str(self.path), opts, providers=list(providers or ["CPUExecutionProvider"])
+        )
+        shape = self.session.get_inputs()[0].shape
+        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        self.batch_size = self.fixed_batch or batch_size
+
+    def embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        if self.fixed_batch:
+            out = [self.session.run(["embedding"], {"input": x[i : i + 1]})[0] for i in range(len(x))]
+            y = np.concatenate(out)
+        else:
+            y = self.session.run(["embedding"], {"input": x})[0]
+        y = y.astype(np.float32)
+        return y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
+
+    def embed(
+        self,
+        images: Sequence,
+        load: Callable | None = None,
+        workers: int = 0,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        out = [np.zeros((0, self.dim), np.float32)]
+        for s in range(0, len(images), self.batch_size):
+            chunk = images[s : s + self.batch_size]
+            batch = np.stack([self.preprocess(load(x) if load else x) for x in chunk])
+            out.append(self.embed_batch(batch))
+            if progress:
+                progress(len(chunk))
+        return np.concatenate(out)
