@@ -13,6 +13,7 @@ def test_demo_produces_every_stage(tmp_path):
         "preview",
         "teacher",
         "students",
+        "export",
         "recognition",
     ]
     assert (tmp_path / "demo" / "teacher" / "teacher.safetensors").is_file()
@@ -22,7 +23,10 @@ def test_demo_produces_every_stage(tmp_path):
     rec = res.metrics["recognition"]
     assert rec["db_cards"] == 5 and rec["known"] == 5 and rec["unknown"] == 1
     assert set(rec["calibration"]) == {"embedding", "fused"}
-    assert (tmp_path / "demo" / "db" / "db.json").is_file()
+    assert res.metrics["export"]["fp32"]["passed"] and res.metrics["export"]["fp32"]["top1_agreement"] == 1.0
+    assert {"fp16", "int8"} <= set(res.metrics["export"])
+    db_meta = json.loads((tmp_path / "demo" / "db" / "db.json").read_text())
+    assert db_meta["model"]["format"] == "onnx"  # the DB is built with the deployed artefact
     lines = (tmp_path / "demo" / "recognize" / "results.jsonl").read_text().splitlines()
     assert len(lines) == 6 and all(
         json.loads(x)["decision"] in {"match", "ambiguous", "unknown"} for x in lines

@@ -3,8 +3,9 @@
 Stages so far: synthetic catalog (with reprints) → duplicate report → embedding dataset
 (train / val views + gallery) → contact sheet → tiny teacher (two phases) evaluated as deployed
 (val photos → gallery scans) beside the pHash baseline → a tiny student distilled from it →
-reference DB built with that student, calibrated on simulated views, recognising fresh simulated
-photos of known and unknown cards (JSON lines, pictures, HTML report).
+ONNX export of the student (fp32, fp16, int8) with parity against PyTorch → reference DB built
+with the ONNX artefact, calibrated on simulated views, recognising fresh simulated photos of known
+and unknown cards (JSON lines, pictures, HTML report).
 Later stages append themselves here.
 """
 
@@ -27,6 +28,7 @@ from cardid.data.layout import EmbeddingDataConfig, write_embedding_dataset
 from cardid.embed import load_embedder
 from cardid.eval.evaluate import evaluate
 from cardid.eval.queries import load_queries
+from cardid.export import export_model
 from cardid.io import write_json_atomic
 from cardid.synth.cards import synth_cards
 from cardid.synth.preview import write_contact_sheet
@@ -147,12 +149,26 @@ def run_demo(
 
     t = time.perf_counter()
     student_dir = out / "distill" / "students" / next(iter(dres["best"]))
-    rec = demo_recognition(out, cat, student_dir, seed)
+    shutil.rmtree(out / "models", ignore_errors=True)
+    exp = export_model(student_dir, out / "models", ("onnx",), catalog=cat, calib_size=64, log=lambda s: None)
+    res.metrics["export"] = exp["onnx"]
+    parity_line = ", ".join(
+        f"{p} R@1 {r['recall@1_export']:.3f} (cos {r['mean_cosine']:.4f})" for p, r in exp["onnx"].items()
+    )
+    res.add(
+        "export",
+        Path(exp["dir"]),
+        f"student → ONNX, parity vs PyTorch (R@1 {exp['onnx']['fp32']['recall@1_source']:.3f}): {parity_line}",
+        time.perf_counter() - t,
+    )
+
+    t = time.perf_counter()
+    rec = demo_recognition(out, cat, Path(exp["dir"]) / "model.onnx", seed)
     res.metrics["recognition"] = rec
     res.add(
         "recognition",
         out / "recognize",
-        f"DB of {rec['db_cards']} cards built with the student, calibrated on simulated views; "
+        f"DB of {rec['db_cards']} cards built with the student's ONNX export, calibrated on simulated views; "
         f"{rec['known_correct']}/{rec['known']} known photos named, {rec['unknown_rejected']}/{rec['unknown']} "
         "unknown cards rejected (report.html)",
         time.perf_counter() - t,
@@ -177,7 +193,7 @@ def demo_recognition(out: Path, cat: Catalog, model_dir: Path, seed: int = 0, n_
     unique = [c for c, a in zip(ids, arts, strict=True) if arts.count(a) == 1]
     unknown_ids = unique[-max(1, len(ids) // 8) :]
     known_ids = [c for c in ids if c not in unknown_ids]
-    emb = load_embedder(model_dir, device="cpu")
+    emb = load_embedder(model_dir)
     db = CardDB.build(emb, cat.subset(known_ids), out / "db", overwrite=True)
     images, labels = synthetic_queries(cat, known_ids, views=3, seed=seed)
     cal = calibrate_db(db, emb, images, labels)
