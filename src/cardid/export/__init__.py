@@ -50,7 +50,7 @@ def export_model(
     hailo_target: str = "hailo8l",
     calib_size: int = 64,
     compile_hailo: bool = False,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] | None = None,
     tolerances: dict[str, dict] | None = None,
 ) -> dict:
     """Export ``model_dir`` to ``targets``; raise :class:`ParityError` when an ONNX export fails
@@ -58,6 +58,10 @@ def export_model(
     from cardid.export.parity import ParityError, ParitySet, parity
     from cardid.models.artifact import load_model_dir
 
+    if log is None:
+        from rich.console import Console
+
+        log = Console().print
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
         raise CardIDError(f"unknown export target(s) {unknown}; choose from {', '.join(TARGETS)} or all")
@@ -88,6 +92,10 @@ def export_model(
                 f"top-1 agreement {res['top1_agreement']:.3f}, R@1 {res['recall@1_export']:.3f} "
                 f"(source {res['recall@1_source']:.3f}) {'ok' if res['passed'] else 'FAILED'}"
             )
+            if res["recall@1_drop"] > 0.05:
+                log(
+                    f"[yellow]note:[/] {precision} loses {res['recall@1_drop']:.3f} Recall@1 on the parity set"
+                )
             if not res["passed"]:
                 failures.append(f"{p.name}: " + "; ".join(res["failures"]))
         write_json_atomic(dest / "parity.json", results)

@@ -7,6 +7,8 @@ TorchScript exporter (opset 17) gives the static batch-1 graph the Hailo compile
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import warnings
@@ -23,6 +25,21 @@ from cardid.io import atomic_path
 from cardid.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Exporter and quantiser chatter (INFO logs, prints) off; warnings and errors still show."""
+    names = ["", "onnxscript", "onnx_ir", "torch.onnx", "torch.export"]
+    levels = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for n, lv in levels.items():
+            logging.getLogger(n).setLevel(lv)
 
 
 def _metadata(meta: dict, precision: str) -> dict[str, str]:
@@ -87,7 +104,8 @@ def export_onnx(
             if not static_batch:
                 kw["dynamic_shapes"] = {"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
         try:
-            torch.onnx.export(model, (x,), str(tmp), **kw)
+            with _quiet():
+                torch.onnx.export(model, (x,), str(tmp), **kw)
         except Exception as e:
             raise CardIDError(f"ONNX export of {meta.get('name')} failed: {type(e).__name__}: {e}") from e
         if simplify:
@@ -157,12 +175,8 @@ def to_int8(src: str | Path, out: str | Path, calibration: np.ndarray, batch: in
             log.warning("quant_pre_process failed (%s); quantising the plain graph", e)
             inp = Path(src)
         batches = [calibration[i : i + batch] for i in range(0, len(calibration), batch)]
-        root = logging.getLogger()
-        level, root.level = root.level, logging.ERROR  # per-channel axis chatter for 1-D weights
-        try:
+        with _quiet():
             _quantize(inp, tmp, batches)
-        finally:
-            root.setLevel(level)
         fields = {k[len("cardid.") :]: v for k, v in props.items() if k.startswith("cardid.")}
         set_metadata(tmp, fields | {"precision": "int8", "calibration_crops": str(len(calibration))})
     return out
