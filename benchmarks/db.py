@@ -38,9 +38,9 @@ def rss_mib() -> float:
 
 
 def search_bench(rows: int, dim: int, n: int, emb: np.ndarray | None = None) -> dict:
-    from usearch.index import Index
+    from cardid.db.store import _usearch, exact_topk
 
-    from cardid.db.store import exact_topk
+    Index = _usearch()  # imports onnxruntime first (see cardid.db.store)
 
     rng = np.random.default_rng(0)
     g = emb if emb is not None else rng.normal(size=(rows, dim)).astype(np.float32)

@@ -103,9 +103,9 @@ def _bad_offsets(root):
 
 
 def _index_other_dim(root):
-    from usearch.index import Index
+    from cardid.db.store import _usearch
 
-    idx = Index(ndim=16, metric="cos")
+    idx = _usearch()(ndim=16, metric="cos")
     n = json.loads((root / META).read_text())["count"]
     idx.add(np.arange(n), np.random.default_rng(0).normal(size=(n, 16)).astype(np.float32))
     idx.save(str(root / INDEX))
@@ -188,3 +188,13 @@ def test_gallery_features_roundtrip_and_concat(tmp_path, catalog):
     np.testing.assert_array_equal(desc, f.descriptors)
     np.testing.assert_array_equal(pts, f.points)
     assert back.strips.shape == (3, *cfg.strip_shape)
+
+
+def test_usearch_then_onnxruntime_does_not_crash():
+    """onnxruntime segfaults when imported after usearch's native module; the DB imports it first."""
+    import subprocess
+    import sys
+
+    code = "from cardid.db.store import _usearch; _usearch(); import onnxruntime; print('ok')"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-500:]

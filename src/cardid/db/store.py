@@ -10,6 +10,7 @@ under a temporary name and renames it into place, so a failed build or add leave
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 from collections.abc import Callable, Sequence
@@ -48,6 +49,10 @@ class Hit:
 
 
 def _usearch():
+    # onnxruntime 1.32 segfaults when imported *after* usearch 2.26's native module (seen on
+    # Linux x86-64; the other order is fine), and ONNX embedders load lazily: import it first.
+    with contextlib.suppress(ImportError):
+        import onnxruntime  # noqa: F401
     try:
         from usearch.index import Index
     except ImportError as e:  # pragma: no cover - usearch is a core dependency
