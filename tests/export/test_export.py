@@ -104,6 +104,14 @@ def test_hailo_bundle(exported):
     assert info["precheck"]["ok"], info["precheck"]["unsupported"]
 
 
+def test_compile_without_the_dfc_names_the_next_step(exported):
+    from cardid.export.hailo import compile_bundle
+
+    root, _, _ = exported
+    with pytest.raises(CardIDError, match=r"hailo_sdk_client\) is not installed.*README.md"):
+        compile_bundle(root / "models" / "teacher" / "hailo")
+
+
 def test_precheck_flags_an_unsupported_op(tmp_path):
     class TopK(torch.nn.Module):
         def forward(self, x):
@@ -149,6 +157,24 @@ def test_db_built_with_onnx_refuses_the_pytorch_model(exported, catalog, tmp_pat
         CardDB.load(tmp_path / "db", load_embedder(model, "cpu"))
     hits = db.search(load_embedder(onnx_path).embed([catalog.load_image(catalog.ids[2])]), 1)
     assert hits[0][0].card_id == catalog.ids[2]
+    out = tmp_path / "r.jsonl"
+    scan = catalog.image_path(catalog.ids[2])
+    assert (
+        main(
+            [
+                "recognize",
+                str(scan),
+                "--model",
+                str(onnx_path),
+                "--db",
+                str(tmp_path / "db"),
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert json.loads(out.read_text())["top"][0]["card_id"] == catalog.ids[2]
 
 
 def test_student_layout_and_coreml(tmp_path, catalog):
@@ -169,3 +195,14 @@ def test_student_layout_and_coreml(tmp_path, catalog):
     meta = ct.models.MLModel(str(pkg), skip_model_load=True).user_defined_metadata
     assert json.loads(meta["cardid.preprocess"]) == pp.to_dict()
     assert "checked" in report["coreml"]["parity"]
+
+
+def test_dinov3_teacher_converts_to_coreml(exported, tmp_path):
+    pytest.importorskip("coremltools")
+    from cardid.export.coreml import export_coreml
+    from cardid.models.artifact import load_model_dir
+
+    _, model_dir, _ = exported
+    model, meta = load_model_dir(model_dir)
+    info = export_coreml(model, meta, tmp_path / "teacher.mlpackage")  # torch.export path (RoPE, registers)
+    assert info["input"]["type"] == "imageType" and info["output"]["name"] == "embedding"
