@@ -1,6 +1,8 @@
-"""Recognise card crops: image files → decisions with names, sets and numbers (and pictures).
+"""Recognise cards: image files → decisions with names, sets and numbers (and pictures).
 
-Full photos with several cards arrive with the detector; until then the inputs are card crops.
+Inputs are card crops, or — with a detector — whole photos (binder pages included): every card
+is found, rectified, tried both ways up, embedded, verified and decided; a photo without any
+card says ``no_card``. :class:`Recognizer` is the Python API for apps.
 """
 
 from __future__ import annotations
@@ -117,3 +119,85 @@ def render_decision(
 
 def save_decision_png(path: str | Path, *args, **kwargs) -> None:
     save_rgb(path, render_decision(*args, **kwargs))
+
+
+def make_detector(spec: str | Path, conf: float = 0.25):
+    """``classical`` (OpenCV, no training) or a YOLO-OBB ``.pt`` / ``.onnx``."""
+    if str(spec) == "classical":
+        from cardid.detect.classical import ClassicalFinder
+
+        return ClassicalFinder()
+    from cardid.detect.yolo import YoloDetector
+
+    return YoloDetector(spec, conf=conf)
+
+
+class Recognizer:
+    """Photo → every card in it → decision. ``detector=None`` treats each image as one card crop."""
+
+    def __init__(self, matcher: Matcher, detector=None):
+        self.matcher, self.detector = matcher, detector
+
+    @classmethod
+    def open(cls, model, db, detector=None, config: MatchConfig = MatchConfig()) -> Recognizer:
+        embedder = load_embedder(model) if not isinstance(model, Embedder) else model
+        card_db = db if isinstance(db, CardDB) else CardDB.load(db, embedder)
+        det = make_detector(detector) if isinstance(detector, str | Path) else detector
+        return cls(Matcher(card_db, embedder, config), det)
+
+    def _best_orientation(self, crops: list[np.ndarray]):
+        from cardid.db.store import exact_topk
+
+        qs = self.matcher.prepare(crops)
+        tops = [float(exact_topk(q.embedding[None], self.matcher.db.embeddings, 1)[0][0, 0]) for q in qs]
+        return qs[int(np.argmax(tops))]
+
+    def recognize_photo(self, image: np.ndarray, top: int = 5) -> dict:
+        """One photo → ``{"no_card": bool, "cards": [decision record + corners]}``."""
+        from cardid.detect.rectify import orientations, rectify
+
+        db = self.matcher.db
+        if self.detector is None:
+            d = self.matcher.decide(self.matcher.prepare([image])[0])
+            return {"no_card": False, "cards": [decision_record(db, d, top)], "_decisions": [d]}
+        cards, decisions = [], []
+        for det in sorted(self.detector.detect(image), key=lambda d: (d.box()[1], d.box()[0])):
+            crop = rectify(image, det.corners)
+            q = self._best_orientation(orientations(crop))
+            d = self.matcher.decide(q)
+            rec = decision_record(db, d, top)
+            rec.update(
+                corners=[[round(float(x), 1), round(float(y), 1)] for x, y in det.corners],
+                detection_score=round(det.score, 3),
+            )
+            cards.append(rec)
+            decisions.append(d)
+        return {"no_card": not cards, "cards": cards, "_decisions": decisions}
+
+
+def annotate(image: np.ndarray, result: dict) -> np.ndarray:
+    """The photo with each card outlined in its decision's colour and labelled."""
+    out = image.copy()
+    scale = max(1.0, max(image.shape[:2]) / 900)
+    for c in result["cards"]:
+        if "corners" not in c:
+            continue
+        pts = np.array(c["corners"], np.int32)
+        color = COLORS[c["decision"]]
+        cv2.polylines(out, [pts], True, color, max(2, round(3 * scale)), cv2.LINE_AA)
+        card = c["card"] or (c["ambiguous_between"] or [None])[0]
+        label = f"{card['name']} {card['number']} {card['similarity']:.2f}" if card else "unknown"
+        if c["decision"] == "ambiguous":
+            label = "? " + label
+        x, y = int(pts[:, 0].min()), max(int(pts[:, 1].min()) - 6, 14)
+        fs = 0.5 * scale
+        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, fs, 1)
+        cv2.rectangle(out, (x, y - th - 4), (x + tw + 4, y + 2), (255, 255, 255), -1)
+        cv2.putText(
+            out, label, (x + 2, y), cv2.FONT_HERSHEY_SIMPLEX, fs, color, max(1, round(scale)), cv2.LINE_AA
+        )
+    if result["no_card"]:
+        cv2.putText(
+            out, "no card", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0 * scale, (200, 0, 0), 2, cv2.LINE_AA
+        )
+    return out

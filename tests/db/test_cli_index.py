@@ -44,9 +44,10 @@ def test_recognize_writes_json_lines_and_pictures(setup, tmp_path):
     out = tmp_path / "res.jsonl"
     args = ["recognize", *map(str, paths), "--model", str(model), "--db", str(root / "db")]
     assert main([*args, "--json", str(out), "--show", str(tmp_path / "show")]) == 0
-    recs = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["image"] for r in recs] == [str(p) for p in paths]
-    for r, truth in zip(recs, labels, strict=True):
+    photos = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [p["image"] for p in photos] == [str(p) for p in paths]
+    assert all(not p["no_card"] and len(p["cards"]) == 1 for p in photos)  # no detector: one crop each
+    for r, truth in zip([p["cards"][0] for p in photos], labels, strict=True):
         assert r["decision"] in {"match", "ambiguous", "unknown"} and len(r["top"]) == 5
         assert {"card_id", "name", "set_id", "number", "similarity", "inliers"} <= set(r["top"][0])
         assert truth in [t["card_id"] for t in r["top"]]  # 8 cards: the shortlist holds them all

@@ -174,7 +174,7 @@ def test_db_built_with_onnx_refuses_the_pytorch_model(exported, catalog, tmp_pat
         )
         == 0
     )
-    assert json.loads(out.read_text())["top"][0]["card_id"] == catalog.ids[2]
+    assert json.loads(out.read_text())["cards"][0]["top"][0]["card_id"] == catalog.ids[2]
 
 
 def test_student_layout_and_coreml(tmp_path, catalog):

@@ -44,3 +44,25 @@ def embedding_cmd(
     with progress(len(cat), "rendering views") as advance:
         write_embedding_dataset(cat, out_dir, cfg, workers=workers, overwrite=overwrite, progress=advance)
     out.print(f"{len(cat)} cards × ({cfg.train_views} train + {cfg.val_views} val) views → {out_dir}")
+
+
+@app.command("detection")
+def detection_cmd(
+    catalog: Path = typer.Option(..., help="A catalog (or a folder of scans) whose cards fill the scenes."),
+    out_dir: Path = typer.Option(..., "--out", help="Dataset root (ultralytics OBB layout)."),
+    scenes: int = typer.Option(500, help="Simulated photos (1–18 cards, binder pages, negatives)."),
+    size: int = typer.Option(640, help="Photo size in pixels (square)."),
+    seed: int = typer.Option(0, help="Random seed."),
+    overwrite: bool = typer.Option(False, help="Replace an existing dataset."),
+) -> None:
+    """Multi-card scenes with oriented card labels: images/{train,val,test}, labels/…, pokemon_cards.yaml."""
+    from cardid.data.detection import DetectionDataConfig, write_detection_dataset
+    from cardid.eval.evaluate import open_gallery
+    from cardid.progress import progress
+
+    cat = open_gallery(catalog)
+    with progress(scenes, "detection scenes") as advance:
+        path = write_detection_dataset(
+            cat, out_dir, DetectionDataConfig(scenes=scenes, size=size, seed=seed), overwrite, advance
+        )
+    out.print(f"[green]detection dataset[/] {path} ({scenes} scenes)")

@@ -162,48 +162,70 @@ def calibrate_cmd(
 
 
 def recognize_cmd(
-    images: list[Path] = typer.Argument(..., help="Card crops (full photos arrive with the detector)."),
+    images: list[Path] = typer.Argument(..., help="Photos (with --detector) or card crops."),
     model: Path = MODEL,
     db: Path = DB,
-    top: int = typer.Option(5, help="Candidates listed per image."),
+    detector: str | None = typer.Option(
+        None,
+        help="Find cards in whole photos: a YOLO-OBB .pt/.onnx or 'classical'. Without it, each image is one card crop.",
+    ),
+    conf: float = typer.Option(0.25, help="Detector confidence threshold."),
+    top: int = typer.Option(5, help="Candidates listed per card."),
     verify: bool = typer.Option(
         True, help="Geometric verification of the shortlist (if the DB has features)."
     ),
-    show: Path | None = typer.Option(None, help="Write one PNG per image here: the query beside its top-5."),
+    show: Path | None = typer.Option(
+        None, help="Write one PNG per image here (annotated photo, or crop beside its top-5)."
+    ),
     catalog: Path | None = typer.Option(None, help="Gallery scans for --show (default: the one in db.json)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write JSON lines here instead of stdout."),
 ) -> None:
     """Name each card: JSON lines (decision, top-k with names, sets, numbers, scores) and a table."""
+    import time
+
     from cardid.db.match import MatchConfig
     from cardid.eval.evaluate import open_gallery
-    from cardid.io import write_bytes_atomic
-    from cardid.recognize import recognize_files, save_decision_png
+    from cardid.io import load_rgb, save_rgb, write_bytes_atomic
+    from cardid.recognize import Recognizer, annotate, make_detector, save_decision_png
 
-    card_db, results = recognize_files(images, model, db, MatchConfig(verify=verify), top)
-    lines = [json.dumps(rec, ensure_ascii=False) for rec, _, _ in results]
+    det = make_detector(detector, conf) if detector else None
+    rec = Recognizer.open(model, db, det, MatchConfig(verify=verify))
+    loaded = [load_rgb(p) for p in images]  # a bad image fails before any work
+    results = []
+    for path, im in zip(images, loaded, strict=True):
+        t = time.perf_counter()
+        r = rec.recognize_photo(im, top)
+        r = {"image": str(path), "ms": round((time.perf_counter() - t) * 1e3, 1), **r}
+        results.append((r, im))
+    lines = [
+        json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False)
+        for r, _ in results
+    ]
     if json_out:
         write_bytes_atomic(json_out, ("\n".join(lines) + "\n").encode())
     else:
         for line in lines:
             print(line)
+    card_db = rec.matcher.db
     table = Table(title=f"{len(results)} image(s) against {len(card_db)} cards")
     for col in ("image", "decision", "card", "name", "set", "number", "score", "ms"):
         table.add_column(col)
-    for rec, _, _ in results:
-        c = rec["card"] or (rec["ambiguous_between"] or [None])[0]
-        names = (
-            " | ".join(x["card_id"] for x in rec["ambiguous_between"]) if rec["ambiguous_between"] else None
-        )
-        table.add_row(
-            Path(rec["image"]).name,
-            rec["decision"],
-            names or (c["card_id"] if c else "—"),
-            c["name"] if c else "",
-            c["set_id"] if c else "",
-            c["number"] if c else "",
-            f"{rec['score']:.2f}",
-            f"{rec['ms']:.0f}",
-        )
+    for r, _ in results:
+        if r["no_card"]:
+            table.add_row(Path(r["image"]).name, "no_card", "—", "", "", "", "", f"{r['ms']:.0f}")
+        for c_rec in r["cards"]:
+            c = c_rec["card"] or (c_rec["ambiguous_between"] or [None])[0]
+            names = " | ".join(x["card_id"] for x in c_rec["ambiguous_between"]) or None
+            table.add_row(
+                Path(r["image"]).name,
+                c_rec["decision"],
+                names or (c["card_id"] if c else "—"),
+                c["name"] if c else "",
+                c["set_id"] if c else "",
+                c["number"] if c else "",
+                f"{c_rec['score']:.2f}",
+                f"{r['ms']:.0f}",
+            )
     Console(stderr=json_out is None).print(table)
     if not card_db.calibration:
         Console(stderr=True).print(
@@ -212,10 +234,15 @@ def recognize_cmd(
         )
     if show:
         cat = None
-        try:
-            cat = open_gallery(catalog or card_db.meta["catalog"])
-        except Exception as e:  # the picture still shows the query and the names
-            Console(stderr=True).print(f"[yellow]gallery scans unavailable for --show:[/] {e}")
-        for rec, _, im in results:
-            save_decision_png(Path(show) / f"{Path(rec['image']).stem}.png", im, rec, cat)
+        if det is None:
+            try:
+                cat = open_gallery(catalog or card_db.meta["catalog"])
+            except Exception as e:  # the picture still shows the query and the names
+                Console(stderr=True).print(f"[yellow]gallery scans unavailable for --show:[/] {e}")
+        for r, im in results:
+            dest = Path(show) / f"{Path(r['image']).stem}.png"
+            if det is None:
+                save_decision_png(dest, im, r["cards"][0], cat)
+            else:
+                save_rgb(dest, annotate(im, r))
         Console(stderr=True).print(f"pictures in {show}")

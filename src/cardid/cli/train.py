@@ -50,3 +50,35 @@ def teacher_cmd(
     res = train_teacher(cfg)
     best = res["best"]
     out.print(f"best val Recall@1 {best['recall@1']:.4f} at step {best['step']} → {cfg.out_dir}")
+
+
+@app.command("detector")
+def detector_cmd(
+    data: str | None = typer.Option(None, help="pokemon_cards.yaml written by `cardid data detection`."),
+    out_dir: str | None = typer.Option(None, "--out", help="Output folder (default models/detection)."),
+    model: str | None = typer.Option(None, help="yolo11n-obb.yaml (from scratch) or a .pt to fine-tune."),
+    epochs: int | None = typer.Option(None),
+    imgsz: int | None = typer.Option(None),
+    batch: int | None = typer.Option(None),
+    device: str | None = typer.Option(None, help="cpu, 0, 0,1 … (default: GPU when present)."),
+    config: Path | None = typer.Option(None, help="YAML with DetectorConfig fields."),
+    set_: list[str] = typer.Option(None, "--set", help="Override a field, e.g. --set workers=0."),
+) -> None:
+    """Train the YOLO11n-OBB card detector (ultralytics) and export it to ONNX."""
+    from cardid.config import load_config
+    from cardid.detect.yolo import DetectorConfig, train_detector
+
+    cfg = load_config(
+        DetectorConfig,
+        config,
+        set_,
+        data=data,
+        out_dir=out_dir,
+        model=model,
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+    )
+    res = train_detector(cfg)
+    typer.echo(f"detector: {res['weights']} (val mAP@0.5 {res['val']['map50']:.3f})")

@@ -1,0 +1,141 @@
+"""Card-detection data: simulated multi-card photos written in the ultralytics OBB layout.
+
+``images/{train,val,test}/*.jpg`` and ``labels/{train,val,test}/*.txt`` with one line per card,
+``0 x1 y1 x2 y2 x3 y3 x4 y4`` (corners normalised to [0, 1]), plus ``pokemon_cards.yaml``. Scenes
+hold 1–18 cards: loose on a table (overlapping, leaving the frame, turned any way) or in binder
+pages, and some photos hold no card at all (negatives). A card cut by the frame is labelled with
+the minimum-area rectangle of its visible part; a card hidden below ``min_visible`` is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import yaml
+
+from cardid.catalog.records import Catalog
+from cardid.errors import CardIDError
+from cardid.io import atomic_dir, save_rgb, write_bytes_atomic, write_json_atomic
+from cardid.synth.photo import photo_preset, prepare_scan, render_scene
+
+SPLITS = ("train", "val", "test")
+YAML_NAME = "pokemon_cards.yaml"
+
+
+@dataclass(frozen=True)
+class DetectionDataConfig:
+    scenes: int = 200
+    size: int = 640
+    val_fraction: float = 0.15
+    test_fraction: float = 0.05
+    negative_fraction: float = 0.08  # photos without any card
+    binder_fraction: float = 0.3  # binder pages (9–18 cards in pockets)
+    max_cards: int = 18
+    min_visible: float = 0.3  # fraction of a card's area; less is not labelled
+    preset: str = "default"
+    seed: int = 0
+
+
+def order_corners(pts: np.ndarray) -> np.ndarray:
+    """Four points as TL, TR, BR, BL (clockwise in image coordinates, starting top-left)."""
+    pts = np.asarray(pts, np.float32).reshape(4, 2)
+    c = pts.mean(0)
+    ang = np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0])
+    pts = pts[np.argsort(ang)]  # clockwise on screen (y down), starting anywhere
+    start = int(np.argmin(pts.sum(1)))  # top-left: smallest x + y
+    return np.roll(pts, -start, axis=0)
+
+
+def obb_label(corners: np.ndarray, width: int, height: int, min_area: float = 16.0) -> np.ndarray | None:
+    """The label polygon of one card (4×2, normalised) or None when nothing of it is in frame.
+
+    Inside the frame the card's own corners are kept (in card order, so the label says which
+    way the card faces); a card cut by the frame gets the minimum-area rectangle of its visible
+    part, ordered TL TR BR BL."""
+    quad = np.asarray(corners, np.float32).reshape(4, 2)
+    inside = (quad[:, 0] >= 0) & (quad[:, 0] <= width) & (quad[:, 1] >= 0) & (quad[:, 1] <= height)
+    if inside.all():
+        pts = quad
+    else:
+        frame = np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+        hull = cv2.convexHull(quad)
+        area, poly = cv2.intersectConvexConvex(hull, frame)
+        if poly is None or area < min_area:
+            return None
+        pts = order_corners(cv2.boxPoints(cv2.minAreaRect(poly.reshape(-1, 2))))
+    norm = pts / np.array([width, height], np.float32)
+    return np.clip(norm, 0.0, 1.0)
+
+
+def _split(i: int, n: int, cfg: DetectionDataConfig) -> str:
+    n_test = round(n * cfg.test_fraction)
+    n_val = round(n * cfg.val_fraction)
+    return "test" if i < n_test else "val" if i < n_test + n_val else "train"
+
+
+def write_detection_dataset(
+    catalog: Catalog,
+    out: str | Path,
+    cfg: DetectionDataConfig = DetectionDataConfig(),
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Path:
+    """Render ``cfg.scenes`` photos of ``catalog`` cards and write the OBB dataset at ``out``."""
+    if len(catalog) == 0:
+        raise CardIDError("the catalog is empty")
+    if cfg.scenes < 3:
+        raise CardIDError("need at least 3 scenes (train, val and test)")
+    catalog.require_images()
+    photo = photo_preset(cfg.preset)
+    rng = np.random.default_rng(cfg.seed)
+    scans: dict[str, np.ndarray] = {}
+    out = Path(out)
+    counts = {s: {"images": 0, "cards": 0, "negatives": 0} for s in SPLITS}
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        for s in SPLITS:
+            (tmp / "images" / s).mkdir(parents=True)
+            (tmp / "labels" / s).mkdir(parents=True)
+        for i in range(cfg.scenes):
+            split = _split(i, cfg.scenes, cfg)
+            if rng.random() < cfg.negative_fraction:
+                n, layout = 0, "scatter"
+            elif rng.random() < cfg.binder_fraction:
+                n, layout = int(rng.integers(9, cfg.max_cards + 1)), "binder"
+            else:
+                n, layout = int(rng.integers(1, min(6, cfg.max_cards) + 1)), "scatter"
+            ids = [str(c) for c in rng.choice(catalog.ids, n)] if n else []
+            for c in ids:
+                if c not in scans:
+                    scans[c] = prepare_scan(catalog.load_image(c), photo)
+            scene = render_scene([scans[c] for c in ids], rng, (cfg.size, cfg.size), layout, photo)
+            lines = []
+            for card in scene.cards:
+                if card.visible < cfg.min_visible:
+                    continue
+                lab = obb_label(card.corners, cfg.size, cfg.size)
+                if lab is not None:
+                    lines.append("0 " + " ".join(f"{v:.6f}" for v in lab.reshape(-1)))
+            stem = f"scene_{i:05d}"
+            save_rgb(tmp / "images" / split / f"{stem}.jpg", scene.image, quality=90)
+            write_bytes_atomic(
+                tmp / "labels" / split / f"{stem}.txt", ("\n".join(lines) + "\n" if lines else "").encode()
+            )
+            counts[split]["images"] += 1
+            counts[split]["cards"] += len(lines)
+            counts[split]["negatives"] += not lines
+            if progress:
+                progress(1)
+        spec = {
+            "path": str(out.resolve()),
+            "train": "images/train",
+            "val": "images/val",
+            "test": "images/test",
+            "names": {0: "card"},
+        }
+        write_bytes_atomic(tmp / YAML_NAME, yaml.safe_dump(spec, sort_keys=False).encode())
+        write_json_atomic(tmp / "detection.json", {"config": asdict(cfg), "counts": counts})
+    return out

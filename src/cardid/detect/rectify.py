@@ -1,0 +1,38 @@
+"""From four detected corners to an upright card crop at the card's aspect.
+
+Corners are ordered TL TR BR BL by position; a card lying sideways (its top edge longer than its
+left edge) is turned so the crop is portrait. A detector cannot tell a card from the same card
+upside down, so recognition tries the crop and its 180° turn (:func:`orientations`).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from cardid.data.detection import order_corners
+from cardid.preprocess import CARD_ASPECT
+
+
+def portrait_corners(corners: np.ndarray) -> np.ndarray:
+    """TL TR BR BL such that TL→TR is the card's short (top) edge."""
+    pts = order_corners(corners)
+    top = np.linalg.norm(pts[1] - pts[0]) + np.linalg.norm(pts[2] - pts[3])
+    side = np.linalg.norm(pts[3] - pts[0]) + np.linalg.norm(pts[2] - pts[1])
+    return np.roll(pts, -1, axis=0) if top > side else pts
+
+
+def rectify(image: np.ndarray, corners: np.ndarray, max_height: int = 1024) -> np.ndarray:
+    """Perspective-warp the quadrilateral to an upright portrait crop (63:88)."""
+    src = portrait_corners(corners).astype(np.float32)
+    side = (np.linalg.norm(src[3] - src[0]) + np.linalg.norm(src[2] - src[1])) / 2
+    h = int(np.clip(round(side), 32, max_height))
+    w = max(8, round(h * CARD_ASPECT))
+    dst = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
+    m = cv2.getPerspectiveTransform(src, dst)
+    return cv2.warpPerspective(image, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+
+
+def orientations(crop: np.ndarray) -> list[np.ndarray]:
+    """The crop as found and turned 180° (cards upside down are still cards)."""
+    return [crop, np.ascontiguousarray(crop[::-1, ::-1])]

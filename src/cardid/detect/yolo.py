@@ -1,0 +1,119 @@
+"""YOLO11n-OBB card detector through ultralytics (optional extra: ``pip install 'cardid[detect]'``).
+
+Offline-safe: ``YOLO_OFFLINE=1`` is set before ultralytics is imported, plots (which fetch a font)
+are off, and AMP is off (its check downloads weights). Runs land under ``models/detection/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from cardid.detect import Detection
+from cardid.errors import CardIDError
+from cardid.io import write_json_atomic
+
+
+def _ultralytics():
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    try:
+        import ultralytics
+    except ImportError as e:
+        raise CardIDError("the detector needs ultralytics: pip install 'cardid[detect]'") from e
+    return ultralytics
+
+
+class DetectorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    data: str = ""  # pokemon_cards.yaml of `cardid data detection`
+    out_dir: str = "models/detection"
+    model: str = "yolo11n-obb.yaml"  # architecture from scratch, or a .pt to fine-tune
+    epochs: int = 100
+    imgsz: int = 640
+    batch: int = 16
+    device: str = ""  # "" = cuda:0 when present, else cpu
+    workers: int = 2
+    seed: int = 0
+    export_onnx: bool = True
+
+
+def train_detector(cfg: DetectorConfig) -> dict:
+    """Train, keep ``best.pt`` (and ``best.onnx``) under ``out_dir``, return the val metrics."""
+    _ultralytics()
+    from ultralytics import YOLO
+
+    if not Path(cfg.data).is_file():
+        raise CardIDError(f"detection dataset YAML not found: {cfg.data} (run `cardid data detection`)")
+    import torch
+
+    device = cfg.device or ("0" if torch.cuda.is_available() else "cpu")
+    out = Path(cfg.out_dir)
+    model = YOLO(cfg.model)
+    model.train(
+        data=cfg.data,
+        epochs=cfg.epochs,
+        imgsz=cfg.imgsz,
+        batch=cfg.batch,
+        device=device,
+        workers=cfg.workers,
+        seed=cfg.seed,
+        amp=False,
+        plots=False,
+        project=str(out.resolve()),
+        name="run",
+        exist_ok=True,
+        verbose=False,
+    )
+    best = out / "run" / "weights" / "best.pt"
+    shutil.copy2(best, out / "best.pt")
+    metrics = YOLO(str(out / "best.pt")).val(
+        data=cfg.data, imgsz=cfg.imgsz, device=device, plots=False, verbose=False
+    )
+    result = {
+        "weights": str(out / "best.pt"),
+        "val": {"map50": float(metrics.box.map50), "map50_95": float(metrics.box.map)},
+        "config": cfg.model_dump(),
+    }
+    if cfg.export_onnx:
+        onnx_path = YOLO(str(out / "best.pt")).export(
+            format="onnx", imgsz=cfg.imgsz, dynamic=False, simplify=False
+        )
+        result["onnx"] = str(shutil.copy2(onnx_path, out / "best.onnx"))
+    write_json_atomic(out / "detector.json", result)
+    return result
+
+
+class YoloDetector:
+    """A trained ``.pt`` (or its ``.onnx`` export) as a detector returning card corners."""
+
+    def __init__(
+        self, weights: str | Path, conf: float = 0.25, imgsz: int | None = None, device: str = "cpu"
+    ):
+        _ultralytics()
+        from ultralytics import YOLO
+
+        if not Path(weights).is_file():
+            raise CardIDError(f"detector weights not found: {weights}")
+        self.model = YOLO(str(weights), task="obb")
+        self.conf, self.device = conf, device
+        self.imgsz = imgsz or int(getattr(self.model, "overrides", {}).get("imgsz", 640) or 640)
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """RGB uint8 → detections (ultralytics expects BGR arrays)."""
+        res = self.model.predict(
+            np.ascontiguousarray(image[..., ::-1]),
+            imgsz=self.imgsz,
+            conf=self.conf,
+            device=self.device,
+            verbose=False,
+        )[0]
+        if res.obb is None or len(res.obb) == 0:
+            return []
+        corners = res.obb.xyxyxyxy.cpu().numpy().reshape(-1, 4, 2).astype(np.float32)
+        conf = res.obb.conf.cpu().numpy()
+        return [Detection(c, float(s)) for c, s in zip(corners, conf, strict=True)]

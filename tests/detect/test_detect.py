@@ -1,0 +1,120 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from cardid.data.detection import DetectionDataConfig, obb_label, order_corners, write_detection_dataset
+from cardid.detect.classical import ClassicalFinder
+from cardid.detect.evaluate import average_precision, evaluate_detector, yolo_boxes
+from cardid.detect.rectify import orientations, portrait_corners, rectify
+from cardid.synth.cards import synth_cards
+
+
+def test_order_corners_from_any_order():
+    sq = np.array([[10, 10], [50, 12], [48, 80], [8, 78]], np.float32)
+    for k in range(4):
+        np.testing.assert_array_equal(order_corners(np.roll(sq, k, axis=0)[::-1]), sq)
+
+
+def test_obb_label_keeps_inner_cards_and_clips_cut_ones():
+    inner = np.array([[100, 100], [163, 100], [163, 188], [100, 188]], np.float32)
+    lab = obb_label(inner, 640, 640)
+    np.testing.assert_allclose(lab * 640, inner, atol=1e-3)  # card order kept (TL TR BR BL)
+    # a 63 px wide card with 30 px of it left of the frame
+    cut = np.array([[-30, 100], [33, 100], [33, 188], [-30, 188]], np.float32)
+    lab = obb_label(cut, 640, 640)
+    assert lab.min() >= 0 and lab.max() <= 1
+    px = lab * 640
+    assert px[:, 0].min() == pytest.approx(0, abs=0.5) and px[:, 0].max() == pytest.approx(33, abs=0.5)
+    assert cv2.contourArea(px.astype(np.float32)) == pytest.approx(33 * 88, rel=0.02)
+    assert obb_label(inner + np.float32([1000, 0]), 640, 640) is None  # entirely outside
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    cat = synth_cards(tmp_path_factory.mktemp("c") / "cat", n=1, seed=1, height=352, reprint_fraction=0)
+    return cat.load_image(cat.ids[0])
+
+
+def _place(scan, corners, size=(600, 600), bg=(40, 90, 40)):
+    h, w = scan.shape[:2]
+    src = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
+    m = cv2.getPerspectiveTransform(src, np.asarray(corners, np.float32))
+    canvas = np.full((*size, 3), bg, np.uint8)
+    mask = cv2.warpPerspective(np.full((h, w), 255, np.uint8), m, size[::-1])
+    warped = cv2.warpPerspective(scan, m, size[::-1])
+    canvas[mask > 127] = warped[mask > 127]
+    return canvas
+
+
+@pytest.mark.parametrize(
+    "corners",
+    [
+        [[150, 100], [402, 130], [380, 470], [120, 450]],  # tilted, upright
+        [[480, 150], [470, 400], [120, 390], [130, 140]],  # lying on its side (rotated 90°)
+        [[420, 480], [170, 470], [190, 120], [440, 130]],  # upside down
+    ],
+)
+def test_rectify_brings_the_card_back_upright(scan, corners):
+    photo = _place(scan, corners)
+    shuffled = np.array(corners, np.float32)[[2, 0, 3, 1]]
+    crop = rectify(photo, shuffled)
+    assert crop.shape[0] > crop.shape[1]  # portrait
+    ref = cv2.resize(scan, crop.shape[1::-1], interpolation=cv2.INTER_AREA).astype(np.float32)
+    err = min(np.abs(o.astype(np.float32) - ref)[8:-8, 8:-8].mean() for o in orientations(crop))
+    assert err < 12  # one of the two ways up is the card itself
+    # the corners: the warp maps the ordered source corners exactly onto the crop's corners
+    src = portrait_corners(shuffled)
+    h, w = crop.shape[:2]
+    m = cv2.getPerspectiveTransform(
+        src, np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
+    )
+    back = cv2.perspectiveTransform(src[None], m)[0]
+    np.testing.assert_allclose(back, [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], atol=2)
+
+
+def test_classical_finder_finds_a_card_and_nothing_on_an_empty_table(scan):
+    corners = [[150, 100], [402, 130], [380, 470], [120, 450]]
+    dets = ClassicalFinder().detect(_place(scan, corners))
+    assert len(dets) >= 1
+    best = max(dets, key=lambda d: d.score)
+    assert np.abs(order_corners(best.corners) - np.array(corners)).max() < 12
+    assert ClassicalFinder().detect(np.full((480, 640, 3), (40, 90, 40), np.uint8)) == []
+
+
+def test_average_precision_and_yolo_boxes(tmp_path):
+    assert average_precision([0.9, 0.8, 0.7], [True, False, True], 2) == pytest.approx(0.8333, abs=1e-3)
+    (tmp_path / "a.txt").write_text("0 0.5 0.5 0.2 0.4\n")
+    assert yolo_boxes(tmp_path / "a.txt", 100, 200) == [(40.0, 60.0, 60.0, 140.0)]
+
+
+def test_detection_dataset_layout(tmp_path):
+    cat = synth_cards(tmp_path / "cat", n=6, seed=2, height=256, reprint_fraction=0)
+    cfg = DetectionDataConfig(scenes=8, size=320, negative_fraction=0.3, seed=1)
+    root = write_detection_dataset(cat, tmp_path / "det", cfg)
+    spec = yaml.safe_load((root / "pokemon_cards.yaml").read_text())
+    assert spec["names"] == {0: "card"} and spec["train"] == "images/train"
+    n_images = 0
+    for split in ("train", "val", "test"):
+        for img in (root / "images" / split).glob("*.jpg"):
+            n_images += 1
+            lines = (root / "labels" / split / f"{img.stem}.txt").read_text().split()
+            vals = np.array(lines, float).reshape(-1, 9) if lines else np.zeros((0, 9))
+            assert (vals[:, 0] == 0).all() and (vals[:, 1:] >= 0).all() and (vals[:, 1:] <= 1).all()
+    assert n_images == 8
+    counts = json.loads((root / "detection.json").read_text())["counts"]
+    assert sum(c["images"] for c in counts.values()) == 8 and counts["train"]["cards"] > 0
+
+
+def test_evaluate_detector_on_labelled_scenes(tmp_path, scan):
+    corners = [[150, 100], [402, 130], [380, 470], [120, 450]]
+    photo = _place(scan, corners)
+    cv2.imwrite(str(tmp_path / "p.jpg"), photo[..., ::-1])
+    x, y = np.array(corners)[:, 0], np.array(corners)[:, 1]
+    (tmp_path / "p.txt").write_text(
+        f"0 {(x.min() + x.max()) / 1200} {(y.min() + y.max()) / 1200} {(x.max() - x.min()) / 600} {(y.max() - y.min()) / 600}\n"
+    )
+    res = evaluate_detector(ClassicalFinder().detect, [(tmp_path / "p.jpg", tmp_path / "p.txt")])
+    assert res["cards"] == 1 and res["recall"] == 1.0 and res["ap50"] == 1.0
