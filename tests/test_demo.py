@@ -15,6 +15,8 @@ def test_demo_produces_every_stage(tmp_path):
         "students",
         "export",
         "recognition",
+        "detector",
+        "photos",
     ]
     assert (tmp_path / "demo" / "teacher" / "teacher.safetensors").is_file()
     assert res.metrics["teacher"]["model"]["queries"] == 6 and "phash" in res.metrics["teacher"]
@@ -33,6 +35,10 @@ def test_demo_produces_every_stage(tmp_path):
     )
     assert "<img" in (tmp_path / "demo" / "recognize" / "report.html").read_text()
     assert len(list((tmp_path / "demo" / "recognize" / "show").glob("*.png"))) == 6
+    photos = res.metrics["photos"]
+    assert photos["photos"] == 4 and photos["named_on_empty"] == 0  # nothing named on an empty table
+    assert len(list((tmp_path / "demo" / "photos").glob("*_annotated.png"))) == 4
+    assert (tmp_path / "demo" / "detection" / "pokemon_cards.yaml").is_file()
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["stages"] == res.stages
     train, idx = read_split(tmp_path / "demo" / "dataset", "train")

@@ -118,3 +118,50 @@ def test_evaluate_detector_on_labelled_scenes(tmp_path, scan):
     )
     res = evaluate_detector(ClassicalFinder().detect, [(tmp_path / "p.jpg", tmp_path / "p.txt")])
     assert res["cards"] == 1 and res["recall"] == 1.0 and res["ap50"] == 1.0
+
+
+def test_recognizer_says_no_card_and_names_detected_cards(tmp_path, scan):
+    from tests.conftest import make_tiny_model
+
+    from cardid.catalog.records import CardRecord, Catalog
+    from cardid.db.store import CardDB
+    from cardid.embed import load_embedder
+    from cardid.io import save_rgb
+    from cardid.recognize import Recognizer, annotate
+
+    save_rgb(tmp_path / "x-1.png", scan)
+    cat = Catalog(tmp_path, [CardRecord(id="x-1", name="Card", set_id="x", number="1", image_file="x-1.png")])
+    emb = load_embedder(make_tiny_model(tmp_path / "m"), "cpu")
+    db = CardDB.build(emb, cat, tmp_path / "db")
+    rec = Recognizer.open(emb, db, "classical")
+    empty = rec.recognize_photo(np.full((480, 640, 3), (40, 90, 40), np.uint8))
+    assert empty["no_card"] and empty["cards"] == []
+    photo = _place(scan, [[480, 150], [470, 400], [120, 390], [130, 140]])  # lying on its side
+    found = rec.recognize_photo(photo)
+    assert not found["no_card"] and found["cards"][0]["top"][0]["card_id"] == "x-1"
+    assert len(found["cards"][0]["corners"]) == 4
+    assert found["cards"][0]["top"][0]["inliers"] > 20  # verified on the rectified crop
+    assert annotate(photo, found).shape == photo.shape
+
+
+def test_tiny_detector_trains_end_to_end(tmp_path):
+    pytest.importorskip("ultralytics")
+    from cardid.detect.yolo import DetectorConfig, YoloDetector, train_detector
+
+    cat = synth_cards(tmp_path / "cat", n=4, seed=2, height=192, reprint_fraction=0)
+    root = write_detection_dataset(cat, tmp_path / "det", DetectionDataConfig(scenes=8, size=160, seed=3))
+    cfg = DetectorConfig(
+        data=str(root / "pokemon_cards.yaml"),
+        out_dir=str(tmp_path / "models" / "detection"),
+        epochs=1,
+        imgsz=160,
+        batch=4,
+        device="cpu",
+        workers=0,
+        export_onnx=True,
+    )
+    res = train_detector(cfg)
+    assert (tmp_path / "models" / "detection" / "best.pt").is_file()
+    assert res["onnx"].endswith("best.onnx") and "map50" in res["val"]
+    dets = YoloDetector(res["weights"], conf=0.001, imgsz=160).detect(np.zeros((160, 160, 3), np.uint8))
+    assert isinstance(dets, list) and all(d.corners.shape == (4, 2) for d in dets)

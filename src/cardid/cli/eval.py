@@ -63,3 +63,45 @@ def real_cmd(
         report = evaluate_real(realdata, model, out_dir, calib_cards, brute_force, progress=advance)
     out.print(format_stages(report))
     out.print(f"report: {out_dir / 'report.html'}")
+
+
+@app.command("detection")
+def detection_cmd(
+    detector: str = typer.Option(..., help="A YOLO-OBB .pt/.onnx (or 'classical')."),
+    data: list[Path] = typer.Option(
+        [Path("../shared/realdata/detection/pokemon-card-outliner-1")],
+        help="Folders of images with YOLO txt labels (axis-aligned); a dataset root uses train/valid/test.",
+    ),
+    conf: float = typer.Option(
+        0.25, help="Detector confidence threshold (AP uses every detection above it)."
+    ),
+    imgsz: int | None = typer.Option(None, help="Inference size (default: the training size)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
+) -> None:
+    """Precision, recall and AP@0.5 on real photos, beside the classical contour finder."""
+    from cardid.detect.classical import ClassicalFinder
+    from cardid.detect.evaluate import evaluate_detector, labelled_images
+    from cardid.io import write_json_atomic
+    from cardid.progress import progress
+    from cardid.recognize import make_detector
+
+    folders = []
+    for d in data:
+        subs = [d / s for s in ("train", "valid", "val", "test") if (d / s).is_dir()]
+        folders += subs or [d]
+    pairs = labelled_images(folders)
+    det = make_detector(detector, conf)
+    if imgsz and hasattr(det, "imgsz"):
+        det.imgsz = imgsz
+    report = {"images": len(pairs), "detector": detector}
+    for name, fn in (("detector", det.detect), ("classical", ClassicalFinder().detect)):
+        with progress(len(pairs), name) as advance:
+            report[name] = evaluate_detector(fn, pairs, progress=advance)
+    out.print(f"{'':<11}{'P':>7}{'R':>7}{'AP50':>7}{'ms/img':>9}   ({report['images']} photos)")
+    for name in ("detector", "classical"):
+        r = report[name]
+        out.print(
+            f"{name:<11}{r['precision']:>7.3f}{r['recall']:>7.3f}{r['ap50']:>7.3f}{r['ms_per_image']:>9.1f}"
+        )
+    if json_out:
+        write_json_atomic(json_out, report)

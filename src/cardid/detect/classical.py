@@ -48,7 +48,7 @@ class ClassicalFinder:
                 continue
             score = float(area / (rw * rh)) * (1 - abs(aspect - CARD_ASPECT))
             found.append(Detection(quad / scale, score))
-        return _nms(found, 0.5)
+        return _drop_nested(_nms(found, 0.5))
 
 
 def _iou(a: tuple, b: tuple) -> float:
@@ -65,3 +65,26 @@ def _nms(dets: list[Detection], iou: float) -> list[Detection]:
         if all(_iou(d.box(), k.box()) < iou for k in keep):
             keep.append(d)
     return keep
+
+
+def _drop_nested(dets: list[Detection], inside: float = 0.8, min_ratio: float = 0.25) -> list[Detection]:
+    """A card's art box is found too: drop a detection lying within a larger one unless it is much
+    smaller (a card on a binder page, whose outline also has the card's aspect, stays)."""
+    by_area = sorted(dets, key=lambda d: -abs(cv2.contourArea(d.corners)))
+    keep: list[Detection] = []
+    for d in by_area:
+        a = d.box()
+        area = (a[2] - a[0]) * (a[3] - a[1])
+        nested = False
+        for k in keep:
+            b = k.box()
+            if _overlap(a, b) >= inside * area and area >= min_ratio * (b[2] - b[0]) * (b[3] - b[1]):
+                nested = True
+                break
+        if not nested:
+            keep.append(d)
+    return sorted(keep, key=lambda d: -d.score)
+
+
+def _overlap(a: tuple, b: tuple) -> float:
+    return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))

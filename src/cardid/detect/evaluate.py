@@ -1,4 +1,4 @@
-"""Detection metrics on real photos with axis-aligned labels (YOLO txt: ``cls cx cy w h``).
+"""Detection metrics on photos with YOLO txt labels (``cls cx cy w h``, or OBB ``cls x1 y1 … y4``).
 
 An oriented detection is scored by its enclosing axis-aligned box: precision and recall at the
 detector's operating point and AP@0.5 (all-point interpolation) over its ranked detections.
@@ -28,6 +28,9 @@ def yolo_boxes(label: Path, width: int, height: int) -> list[tuple[float, float,
                 boxes.append(
                     ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
                 )
+            elif len(v) == 9:  # OBB corners: their enclosing box
+                xy = np.array(v[1:], float).reshape(4, 2) * [width, height]
+                boxes.append((xy[:, 0].min(), xy[:, 1].min(), xy[:, 0].max(), xy[:, 1].max()))
     return boxes
 
 
@@ -37,6 +40,8 @@ def labelled_images(folders: Iterable[str | Path]) -> list[tuple[Path, Path]]:
         folder = Path(folder)
         images = folder / "images" if (folder / "images").is_dir() else folder
         labels = folder / "labels" if (folder / "labels").is_dir() else folder
+        if images.parent.name == "images":  # ultralytics layout: images/<split> ↔ labels/<split>
+            labels = images.parent.parent / "labels" / images.name
         for p in sorted(images.iterdir()):
             if p.suffix.lower() in IMAGE_EXTENSIONS:
                 pairs.append((p, labels / f"{p.stem}.txt"))

@@ -83,7 +83,10 @@ def train_detector(cfg: DetectorConfig) -> dict:
         onnx_path = YOLO(str(out / "best.pt")).export(
             format="onnx", imgsz=cfg.imgsz, dynamic=False, simplify=False
         )
-        result["onnx"] = str(shutil.copy2(onnx_path, out / "best.onnx"))
+        target = out / "best.onnx"
+        if Path(onnx_path).resolve() != target.resolve():
+            shutil.copy2(onnx_path, target)
+        result["onnx"] = str(target)
     write_json_atomic(out / "detector.json", result)
     return result
 
