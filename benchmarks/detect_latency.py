@@ -1,0 +1,71 @@
+"""Detector latency per 640 px photo (PyTorch .pt and ONNX, plus the classical finder) and
+whole-photo recognition latency with 1 and 9 cards.
+
+    python benchmarks/detect_latency.py --detector runs/detector/best.pt \
+        --model runs/models/students/small-cnn/model.onnx --db runs/real-db-onnx \
+        --catalog runs/real-catalog --json benchmarks/results/detect_latency_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from common import report
+
+
+def lat(fn, n: int) -> dict:
+    fn()
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return {"p50_ms": float(np.percentile(ts, 50) * 1e3), "p99_ms": float(np.percentile(ts, 99) * 1e3)}
+
+
+def main() -> None:
+    from cardid.catalog.records import Catalog
+    from cardid.detect.classical import ClassicalFinder
+    from cardid.recognize import Recognizer, make_detector
+    from cardid.synth.photo import photo_preset, prepare_scan, render_scene
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--detector", required=True)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--catalog", required=True)
+    ap.add_argument("--n", type=int, default=20)
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    cat = Catalog.load(a.catalog)
+    rng = np.random.default_rng(0)
+    cfg = photo_preset("default")
+    photos = {}
+    for n, layout in ((1, "scatter"), (9, "binder")):
+        ids = [str(c) for c in rng.choice(cat.ids, n, replace=False)]
+        scans = [prepare_scan(cat.load_image(c), cfg.model_copy(update={"crop_width": 360})) for c in ids]
+        photos[n] = render_scene(scans, rng, (640, 640), layout, cfg).image
+    res: dict = {"photo": "640×640"}
+    dets = {"pt": make_detector(a.detector)}
+    onnx = Path(a.detector).with_suffix(".onnx")
+    if onnx.is_file():
+        dets["onnx"] = make_detector(onnx)
+    dets["classical"] = ClassicalFinder()
+    for name, d in dets.items():
+        res[f"detect_{name}"] = lat(lambda d=d: d.detect(photos[9]), a.n)
+    for name, d in (("pt", dets["pt"]), ("classical", dets["classical"])):
+        rec = Recognizer.open(a.model, a.db, d)
+        for n, img in photos.items():
+            out = rec.recognize_photo(img)
+            res[f"recognize_{n}_cards_{name}"] = {
+                **lat(lambda rec=rec, img=img: rec.recognize_photo(img), max(3, a.n // 4)),
+                "cards_found": len(out["cards"]),
+            }
+    report(res, a.json)
+
+
+if __name__ == "__main__":
+    main()
