@@ -135,8 +135,8 @@ def make_detector(spec: str | Path, conf: float = 0.25):
 class Recognizer:
     """Photo → every card in it → decision. ``detector=None`` treats each image as one card crop."""
 
-    def __init__(self, matcher: Matcher, detector=None):
-        self.matcher, self.detector = matcher, detector
+    def __init__(self, matcher: Matcher, detector=None, refine: bool = True):
+        self.matcher, self.detector, self.refine = matcher, detector, refine
 
     @classmethod
     def open(cls, model, db, detector=None, config: MatchConfig = MatchConfig()) -> Recognizer:
@@ -145,34 +145,38 @@ class Recognizer:
         det = make_detector(detector) if isinstance(detector, str | Path) else detector
         return cls(Matcher(card_db, embedder, config), det)
 
-    def _best_orientation(self, crops: list[np.ndarray]):
-        from cardid.db.store import exact_topk
-
-        qs = self.matcher.prepare(crops)
-        tops = [float(exact_topk(q.embedding[None], self.matcher.db.embeddings, 1)[0][0, 0]) for q in qs]
-        return qs[int(np.argmax(tops))]
-
     def recognize_photo(self, image: np.ndarray, top: int = 5) -> dict:
-        """One photo → ``{"no_card": bool, "cards": [decision record + corners]}``."""
-        from cardid.detect.rectify import orientations, rectify
+        """One photo → ``{"no_card": bool, "cards": [decision record + corners]}``.
 
-        db = self.matcher.db
+        All detected cards are embedded in one batch, both ways up; the orientation whose nearest
+        gallery card is closer is kept, and only it is verified."""
+        from cardid.db.store import exact_topk
+        from cardid.detect.rectify import orientations, rectify, refine_corners
+
+        m, db = self.matcher, self.matcher.db
         if self.detector is None:
-            d = self.matcher.decide(self.matcher.prepare([image])[0])
+            d = m.decide(m.prepare([image])[0])
             return {"no_card": False, "cards": [decision_record(db, d, top)], "_decisions": [d]}
+        dets = sorted(self.detector.detect(image), key=lambda d: (d.box()[1], d.box()[0]))
+        if not dets:
+            return {"no_card": True, "cards": [], "_decisions": []}
+        quads = [refine_corners(image, det.corners) if self.refine else det.corners for det in dets]
+        crops = [o for q in quads for o in orientations(rectify(image, q))]
+        emb = m.embedder.embed(crops)
+        best = exact_topk(emb, db.embeddings, 1)[0][:, 0].reshape(-1, 2).argmax(1)
         cards, decisions = [], []
-        for det in sorted(self.detector.detect(image), key=lambda d: (d.box()[1], d.box()[0])):
-            crop = rectify(image, det.corners)
-            q = self._best_orientation(orientations(crop))
-            d = self.matcher.decide(q)
+        for i, det in enumerate(dets):
+            k = 2 * i + int(best[i])
+            d = m.decide(m.query(crops[k], emb[k]))
             rec = decision_record(db, d, top)
             rec.update(
-                corners=[[round(float(x), 1), round(float(y), 1)] for x, y in det.corners],
+                corners=[[round(float(x), 1), round(float(y), 1)] for x, y in quads[i]],
                 detection_score=round(det.score, 3),
+                upside_down=bool(best[i]),
             )
             cards.append(rec)
             decisions.append(d)
-        return {"no_card": not cards, "cards": cards, "_decisions": decisions}
+        return {"no_card": False, "cards": cards, "_decisions": decisions}
 
 
 def annotate(image: np.ndarray, result: dict) -> np.ndarray:

@@ -165,3 +165,17 @@ def test_tiny_detector_trains_end_to_end(tmp_path):
     assert res["onnx"].endswith("best.onnx") and "map50" in res["val"]
     dets = YoloDetector(res["weights"], conf=0.001, imgsz=160).detect(np.zeros((160, 160, 3), np.uint8))
     assert isinstance(dets, list) and all(d.corners.shape == (4, 2) for d in dets)
+
+
+def test_refine_finds_the_perspective_quad_inside_a_rotated_box(scan):
+    from cardid.detect.rectify import refine_corners
+
+    quad = np.array([[170, 110], [400, 140], [420, 470], [120, 440]], np.float32)  # a card in perspective
+    photo = _place(scan, quad)
+    obb = cv2.boxPoints(cv2.minAreaRect(quad))  # what an oriented-box detector returns
+    assert np.abs(order_corners(obb) - quad).max() > 20
+    refined = order_corners(refine_corners(photo, obb))
+    assert np.abs(refined - quad).max() < 8
+    # nothing card-like inside the box: the box is kept as it is
+    blank = np.full_like(photo, 90)
+    np.testing.assert_allclose(refine_corners(blank, obb), obb)

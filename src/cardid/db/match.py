@@ -75,26 +75,33 @@ class Matcher:
         self._hashes = db.features.hashes if db.features is not None else None
 
     def prepare(
-        self, images: Sequence[np.ndarray], progress: Callable[[int], None] | None = None
+        self,
+        images: Sequence[np.ndarray],
+        progress: Callable[[int], None] | None = None,
+        embeddings: np.ndarray | None = None,
     ) -> list[Query]:
-        emb = self.embedder.embed(list(images))
+        """Embed (unless ``embeddings`` are given) and extract verification features."""
+        emb = self.embedder.embed(list(images)) if embeddings is None else embeddings
         out = []
-        cfg = self.db.features.cfg if self.db.features is not None else None
         for im, e in zip(images, emb, strict=True):
-            feats, h = None, None
-            if self.verifying:
-                feats = extract(im, cfg, keep_fine=True)
-                h = feats.hash
-            elif cfg is not None:  # no verification: the pHash shortlist still costs nothing
-                h = card_hash(im, cfg)
-            if h is not None:
-                sims = 1.0 - np.bitwise_count(np.asarray(self._hashes) ^ h).astype(np.float32) / 64.0
-            else:
-                sims = np.zeros(len(self.db), np.float32)
-            out.append(Query(e, feats, sims))
+            out.append(self.query(im, e))
             if progress:
                 progress(1)
         return out
+
+    def query(self, image: np.ndarray, embedding: np.ndarray) -> Query:
+        cfg = self.db.features.cfg if self.db.features is not None else None
+        feats, h = None, None
+        if self.verifying:
+            feats = extract(image, cfg, keep_fine=True)
+            h = feats.hash
+        elif cfg is not None:  # no verification: the pHash shortlist still costs nothing
+            h = card_hash(image, cfg)
+        if h is not None:
+            sims = 1.0 - np.bitwise_count(np.asarray(self._hashes) ^ h).astype(np.float32) / 64.0
+        else:
+            sims = np.zeros(len(self.db), np.float32)
+        return Query(embedding, feats, sims)
 
     def candidates(
         self, q: Query, exclude: Iterable[int] = (), verify: bool | None = None

@@ -33,6 +33,33 @@ def rectify(image: np.ndarray, corners: np.ndarray, max_height: int = 1024) -> n
     return cv2.warpPerspective(image, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
 
 
+def refine_corners(image: np.ndarray, corners: np.ndarray, expand: float = 0.15) -> np.ndarray:
+    """A detector's oriented box is a rectangle; a card seen in perspective is not. Look for the
+    card's own quadrilateral (edges → contour → four corners) in the box grown by ``expand`` and
+    use it when it agrees with the box (similar area, same place); otherwise keep the box."""
+    from cardid.detect.classical import ClassicalFinder
+
+    box = portrait_corners(corners).astype(np.float32)
+    c = box.mean(0)
+    grown = c + (box - c) * (1 + expand)
+    side = (np.linalg.norm(box[3] - box[0]) + np.linalg.norm(box[2] - box[1])) / 2
+    h = int(np.clip(side * (1 + expand), 64, 640))
+    w = round(h * CARD_ASPECT)
+    dst = np.array([[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], np.float32)
+    m = cv2.getPerspectiveTransform(grown, dst)
+    patch = cv2.warpPerspective(image, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    box_area = w * h / (1 + expand) ** 2
+    best = None
+    for d in ClassicalFinder(min_area=0.3, max_area=0.99, aspect_tolerance=0.2).detect(patch):
+        area = abs(cv2.contourArea(d.corners))
+        if 0.7 * box_area <= area <= 1.25 * box_area and (best is None or area > best[0]):
+            best = (area, d.corners)
+    if best is None:
+        return np.asarray(corners, np.float32)
+    back = cv2.perspectiveTransform(best[1].reshape(1, 4, 2).astype(np.float32), np.linalg.inv(m))[0]
+    return back
+
+
 def orientations(crop: np.ndarray) -> list[np.ndarray]:
     """The crop as found and turned 180° (cards upside down are still cards)."""
     return [crop, np.ascontiguousarray(crop[::-1, ::-1])]
