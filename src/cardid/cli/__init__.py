@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from cardid import __version__
-from cardid.cli import catalog, data, demo, distill, export, index, synth, train
+from cardid.cli import catalog, cloud, data, demo, distill, export, index, synth, train
 from cardid.cli import eval as eval_cli
 from cardid.errors import CardIDError
 
@@ -30,6 +30,8 @@ app.add_typer(index.app, name="index")
 app.command("distill")(distill.distill_cmd)
 app.command("recognize")(index.recognize_cmd)
 app.command("export")(export.export_cmd)
+app.add_typer(cloud.app, name="cloud")
+app.command("cost")(cloud.cost_cmd)
 app.command("demo")(demo.demo)
 
 err = Console(stderr=True)
