@@ -41,7 +41,8 @@ def training_defaults(env: dict[str, str] | None = None) -> dict[str, Any]:
     env = os.environ if env is None else env
     if not on_sagemaker(env):
         return {}
-    out: dict[str, Any] = {"checkpoint_dir": SM_CHECKPOINT_DIR, "data": {}}
+    # the job's CheckpointConfig.LocalPath (cardid's requests use /opt/ml/checkpoints)
+    out: dict[str, Any] = {"checkpoint_dir": env.get("CARDID_CHECKPOINT_DIR", SM_CHECKPOINT_DIR), "data": {}}
     if "SM_MODEL_DIR" in env:
         out["out_dir"] = env["SM_MODEL_DIR"]
     if "SM_CHANNEL_TRAIN" in env:

@@ -91,7 +91,13 @@ def plan_up(s3, local: Path, bucket: str, prefix: str) -> SyncPlan:
         raise CardIDError(f"local folder not found: {local}")
     remote = _remote(s3, bucket, prefix)
     plan = SyncPlan()
-    for p in sorted(x for x in local.rglob("*") if x.is_file()):
+    # skip in-flight atomic writes (".name.*.tmp"): SageMaker-style syncs run beside a live job
+    files = (
+        x
+        for x in local.rglob("*")
+        if x.is_file() and not (x.name.startswith(".") and x.name.endswith(".tmp"))
+    )
+    for p in sorted(files):
         key = "/".join(filter(None, [prefix, p.relative_to(local).as_posix()]))
         size = p.stat().st_size
         if remote.get(key) == size and _same(s3, bucket, key, p):
