@@ -27,8 +27,9 @@ from cardid.preprocess import Preprocess
 
 TARGETS = ("hailo8l", "hailo8")
 
-#: ONNX operators the Hailo DFC parser maps to hardware layers (from its user guide's operator
-#: table; the DFC itself is authoritative). Graph plumbing that the parser folds is listed too.
+#: ONNX operators the Hailo DFC parser maps to hardware layers, compiled from Hailo's published
+#: operator support (not checked here against a DFC install, which is not on PyPI: the DFC's own
+#: translation is authoritative). Graph plumbing that the parser folds is listed too.
 HAILO_SUPPORTED = frozenset(
     [
         "Conv",
