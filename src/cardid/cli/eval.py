@@ -59,7 +59,10 @@ def real_cmd(
     from cardid.eval.real import evaluate_real, format_stages
     from cardid.progress import progress
 
-    with progress(16, "real queries") as advance:
+    from cardid.eval.queries import load_queries
+
+    n = len(load_queries(realdata / "queries-dev.csv")) if (realdata / "queries-dev.csv").is_file() else 0
+    with progress(n, "real queries") as advance:
         report = evaluate_real(realdata, model, out_dir, calib_cards, brute_force, progress=advance)
     out.print(format_stages(report))
     out.print(f"report: {out_dir / 'report.html'}")
