@@ -56,10 +56,9 @@ def real_cmd(
     ),
 ) -> None:
     """Every stage (embedding, pHash, ORB shortlist, fused) and brute-force ORB on real photos."""
+    from cardid.eval.queries import load_queries
     from cardid.eval.real import evaluate_real, format_stages
     from cardid.progress import progress
-
-    from cardid.eval.queries import load_queries
 
     n = len(load_queries(realdata / "queries-dev.csv")) if (realdata / "queries-dev.csv").is_file() else 0
     with progress(n, "real queries") as advance:
