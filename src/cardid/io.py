@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,13 +105,24 @@ def composite_rgba(img: Image.Image, background: tuple[int, int, int] = CARD_BAC
     return img.convert("RGB")
 
 
+def pil_open(fp, *args, **kwargs):
+    """Pillow's own ``Image.open``, even after a library (ultralytics) has replaced it process-wide
+    with a version that, on an unreadable file, tries to install a plugin instead of raising
+    ``UnidentifiedImageError``."""
+    op = Image.open
+    module = sys.modules.get(getattr(op, "__module__", "") or "")
+    if module is not None and module.__name__.startswith("ultralytics"):
+        op = getattr(module, "_image_open", op)
+    return op(fp, *args, **kwargs)
+
+
 def load_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     """Load an image as an RGB uint8 array (H, W, 3), transparency composited the one defined way."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"image not found: {path}")
     try:
-        with Image.open(path) as im:
+        with pil_open(path) as im:
             im.load()
             rgb = composite_rgba(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:

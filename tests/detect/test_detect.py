@@ -179,3 +179,16 @@ def test_refine_finds_the_perspective_quad_inside_a_rotated_box(scan):
     # nothing card-like inside the box: the box is kept as it is
     blank = np.full_like(photo, 90)
     np.testing.assert_allclose(refine_corners(blank, obb), obb)
+
+
+def test_importing_the_detector_keeps_corrupt_images_a_clear_error(tmp_path):
+    pytest.importorskip("ultralytics")
+    from cardid.detect.yolo import _ultralytics
+    from cardid.errors import ImageError
+    from cardid.io import load_rgb
+
+    _ultralytics()
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(ImageError, match="corrupt or unsupported image"):
+        load_rgb(bad)

@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from cardid.catalog.records import Catalog
-from cardid.io import write_bytes_atomic, write_json_atomic
+from cardid.io import pil_open, write_bytes_atomic, write_json_atomic
 
 FAILURES_FILE = "download_failures.json"
 USER_AGENT = "cardid-downloader/0.1 (+https://github.com/cardid)"
@@ -37,7 +37,7 @@ def is_complete_image(path: Path) -> bool:
     if not path.is_file() or path.stat().st_size == 0:
         return False
     try:
-        with Image.open(path) as im:
+        with pil_open(path) as im:
             im.verify()
         return True
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
@@ -57,7 +57,7 @@ def fetch(url: str, timeout: float, retries: int, backoff: float) -> bytes:
                 expected = r.headers.get("Content-Length")
                 if expected is not None and int(expected) != len(data):
                     raise OSError(f"truncated body: {len(data)} of {expected} bytes")
-            Image.open(io.BytesIO(data)).verify()
+            pil_open(io.BytesIO(data)).verify()
             return data
         except urllib.error.HTTPError as e:
             last = e

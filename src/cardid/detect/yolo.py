@@ -20,10 +20,18 @@ from cardid.io import write_json_atomic
 
 def _ultralytics():
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    from PIL import Image
+
+    pil_open = Image.open
     try:
         import ultralytics
+        import ultralytics.utils.patches
     except ImportError as e:
         raise CardIDError("the detector needs ultralytics: pip install 'cardid[detect]'") from e
+    # ultralytics replaces PIL.Image.open process-wide with a version that, on an unreadable file,
+    # tries to pip-install a HEIF plugin (offline: ModuleNotFoundError instead of a clear "corrupt
+    # image" error). Put Pillow's own back; cardid decodes images itself.
+    Image.open = pil_open
     return ultralytics
 
 
