@@ -33,6 +33,8 @@ def hyperparameters(env: dict[str, str] | None = None) -> dict[str, Any]:
         hps = json.loads(raw)
     except json.JSONDecodeError as e:
         raise CardIDError(f"SM_HPS is not valid JSON: {e}") from e
+    # the toolkit's own (sagemaker_*) and the entry script's (cardid_*) keys are not run settings
+    hps = {k: v for k, v in hps.items() if not k.startswith(("sagemaker_", "cardid_"))}
     return parse_overrides([f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in hps.items()])
 
 
@@ -49,6 +51,23 @@ def training_defaults(env: dict[str, str] | None = None) -> dict[str, Any]:
         out["data"]["train"] = env["SM_CHANNEL_TRAIN"]
     if "SM_CHANNEL_VAL" in env:
         out["data"]["val"] = env["SM_CHANNEL_VAL"]
+    if "SM_CHANNEL_TEACHER" in env:  # the distillation job's teacher model directory
+        out["teacher"] = env["SM_CHANNEL_TEACHER"]
+    from cardid.config import merge
+
+    return merge(out, hyperparameters(env))
+
+
+def detector_defaults(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The detector job's defaults: the dataset channel's YAML, outputs to ``SM_MODEL_DIR``."""
+    env = os.environ if env is None else env
+    if not on_sagemaker(env):
+        return {}
+    out: dict[str, Any] = {}
+    if "SM_CHANNEL_TRAIN" in env:
+        out["data"] = os.path.join(env["SM_CHANNEL_TRAIN"], "pokemon_cards.yaml")
+    if "SM_MODEL_DIR" in env:
+        out["out_dir"] = env["SM_MODEL_DIR"]
     from cardid.config import merge
 
     return merge(out, hyperparameters(env))

@@ -136,3 +136,12 @@ def test_iam_policy_and_cost_tables(capsys):
     assert main(["cost"]) == 0
     out = capsys.readouterr().out
     assert "spec's table" in out and f"{sum(x[3] for x in SPEC_TABLE):.2f}" in out
+
+
+def test_job_hyperparameters_are_not_run_settings():
+    from cardid.sagemaker import hyperparameters
+
+    req = jobs.build_request(jobs.JobConfig(kind="teacher", bucket="b", role_arn=ROLE, overrides=["seed=3"]))
+    sm_hps = {k: json.loads(v) for k, v in req["HyperParameters"].items()}  # what the toolkit decodes
+    sm_hps["phase1.steps"] = "7"
+    assert hyperparameters({"SM_HPS": json.dumps(sm_hps)}) == {"phase1": {"steps": 7}}

@@ -67,11 +67,13 @@ def detector_cmd(
     """Train the YOLO11n-OBB card detector (ultralytics) and export it to ONNX."""
     from cardid.config import load_config
     from cardid.detect.yolo import DetectorConfig, train_detector
+    from cardid.sagemaker import detector_defaults
 
     cfg = load_config(
         DetectorConfig,
         config,
         set_,
+        defaults=detector_defaults(),
         data=data,
         out_dir=out_dir,
         model=model,

@@ -129,8 +129,7 @@ def write_detection_dataset(
             counts[split]["negatives"] += not lines
             if progress:
                 progress(1)
-        spec = {
-            "path": str(out.resolve()),
+        spec = {  # no "path": ultralytics then resolves the splits from this file's folder (portable)
             "train": "images/train",
             "val": "images/val",
             "test": "images/test",
