@@ -19,6 +19,23 @@ def timed(step: Callable[[], None], n: int, warmup: int, sync: Callable[[], None
     return time.perf_counter() - t
 
 
+def latency(fn: Callable, n: int, warmup: int = 0, inputs: list | None = None) -> dict[str, float]:
+    """p50/p99 milliseconds of ``n`` calls of ``fn()`` — or of ``fn(x)`` cycling through ``inputs``."""
+    import numpy as np
+
+    def call(i: int) -> None:
+        fn(inputs[i % len(inputs)]) if inputs is not None else fn()
+
+    for i in range(warmup):
+        call(i)
+    ts = []
+    for i in range(n):
+        t = time.perf_counter()
+        call(i)
+        ts.append(time.perf_counter() - t)
+    return {"p50_ms": float(np.percentile(ts, 50) * 1e3), "p99_ms": float(np.percentile(ts, 99) * 1e3)}
+
+
 def report(result: dict, json_path: str | None) -> None:
     """Print the result as JSON and, when asked, keep it in a file (benchmarks/results/)."""
     print(json.dumps(result, indent=1))

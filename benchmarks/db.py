@@ -17,20 +17,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import report
-
-
-def pct(ts) -> dict:
-    return {"p50_ms": float(np.percentile(ts, 50) * 1e3), "p99_ms": float(np.percentile(ts, 99) * 1e3)}
+from common import latency, report
 
 
 def lat(fn, queries, n) -> dict:
-    ts = []
-    for i in range(n):
-        t = time.perf_counter()
-        fn(queries[i % len(queries)])
-        ts.append(time.perf_counter() - t)
-    return pct(ts)
+    return latency(fn, n, inputs=queries)
 
 
 def rss_mib() -> float:

@@ -9,21 +9,14 @@ whole-photo recognition latency with 1 and 9 cards.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
-from common import report
+from common import latency, report
 
 
 def lat(fn, n: int) -> dict:
-    fn()
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return {"p50_ms": float(np.percentile(ts, 50) * 1e3), "p99_ms": float(np.percentile(ts, 99) * 1e3)}
+    return latency(fn, n, warmup=1)
 
 
 def main() -> None:
