@@ -84,18 +84,30 @@ class TorchEmbedder:
     ) -> np.ndarray:
         """Embed images (arrays, or items turned into arrays by ``load``, e.g. paths) in batches;
         ``workers`` > 0 decodes and preprocesses in parallel processes."""
-        loader = DataLoader(
-            _Images(images, self.preprocess, load),
-            batch_size=self.batch_size,
-            num_workers=workers,
-            collate_fn=np.stack,
-        )
-        out = [np.zeros((0, self.dim), np.float32)]
-        for batch in loader:
-            out.append(self.embed_batch(batch))
-            if progress:
-                progress(len(batch))
-        return np.concatenate(out)
+        return embed_in_batches(self, images, load, workers, progress)
+
+
+def embed_in_batches(
+    embedder: Embedder,
+    images: Sequence,
+    load: Callable | None = None,
+    workers: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """The one batching loop of every Embedder: decode + preprocess (in ``workers`` processes when
+    > 0), then ``embedder.embed_batch`` per ``embedder.batch_size`` images."""
+    loader = DataLoader(
+        _Images(images, embedder.preprocess, load),
+        batch_size=embedder.batch_size,
+        num_workers=workers,
+        collate_fn=np.stack,
+    )
+    out = [np.zeros((0, embedder.dim), np.float32)]
+    for batch in loader:
+        out.append(embedder.embed_batch(batch))
+        if progress:
+            progress(len(batch))
+    return np.concatenate(out)
 
 
 def load_embedder(path: str | Path, device: str | None = None, batch_size: int = 64) -> Embedder:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cardid.embed import embed_in_batches
 from cardid.errors import CardIDError
 from cardid.preprocess import Preprocess
 
@@ -89,11 +90,4 @@ class OnnxEmbedder:
         workers: int = 0,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        out = [np.zeros((0, self.dim), np.float32)]
-        for s in range(0, len(images), self.batch_size):
-            chunk = images[s : s + self.batch_size]
-            batch = np.stack([self.preprocess(load(x) if load else x) for x in chunk])
-            out.append(self.embed_batch(batch))
-            if progress:
-                progress(len(chunk))
-        return np.concatenate(out)
+        return embed_in_batches(self, images, load, workers, progress)
