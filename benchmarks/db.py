@@ -2,7 +2,7 @@
 
     python benchmarks/db.py --rows 17592 --dim 768 [--db DIR --model DIR --crop IMG] --json benchmarks/results/db_cpu.json
 
-Search: p50/p99 per query and per batch of 64, exact (float32 BLAS over embeddings.npy, and
+Search: p50/p99 per query and per batch of 64, exact (float32 matrix product over embeddings.npy, and
 usearch's own brute force) vs HNSW, for f32/f16/i8 indexes; HNSW recall@5 against exact.
 With ``--db/--model/--crop``: decode → preprocess → embed → search (→ verification of the
 shortlist) for one pre-cropped photo.
@@ -29,7 +29,8 @@ def rss_mib() -> float:
 
 
 def search_bench(rows: int, dim: int, n: int, emb: np.ndarray | None = None) -> dict:
-    from cardid.db.store import _usearch, exact_topk
+    from cardid.db.store import _usearch
+    from cardid.eval.retrieval import topk_cosine
 
     Index = _usearch()  # imports onnxruntime first (see cardid.db.store)
 
@@ -41,13 +42,13 @@ def search_bench(rows: int, dim: int, n: int, emb: np.ndarray | None = None) -> 
     ) / np.sqrt(g.shape[1])
     q = (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
     batches = [q[i : i + 64] for i in range(0, 256, 64)]
-    truth = exact_topk(q, g, 5)[1]
+    truth = topk_cosine(q, g, 5)[1]
     out = {
         "rows": len(g),
         "dim": g.shape[1],
         "exact_blas": {
-            "one": lat(lambda v: exact_topk(v[None], g, 5), q, n),
-            "batch64": lat(lambda b: exact_topk(b, g, 5), batches, max(8, n // 20)),
+            "one": lat(lambda v: topk_cosine(v[None], g, 5), q, n),
+            "batch64": lat(lambda b: topk_cosine(b, g, 5), batches, max(8, n // 20)),
         },
     }
     for dt in ("f32", "f16", "i8"):

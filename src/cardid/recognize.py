@@ -150,8 +150,8 @@ class Recognizer:
 
         All detected cards are embedded in one batch, both ways up; the orientation whose nearest
         gallery card is closer is kept, and only it is verified."""
-        from cardid.db.store import exact_topk
         from cardid.detect.rectify import orientations, rectify, refine_corners
+        from cardid.eval.retrieval import topk_cosine
 
         m, db = self.matcher, self.matcher.db
         if self.detector is None:
@@ -163,7 +163,7 @@ class Recognizer:
         quads = [refine_corners(image, det.corners) if self.refine else det.corners for det in dets]
         crops = [o for q in quads for o in orientations(rectify(image, q))]
         emb = m.embedder.embed(crops)
-        best = exact_topk(emb, db.embeddings, 1)[0][:, 0].reshape(-1, 2).argmax(1)
+        best = topk_cosine(emb, db.embeddings, 1)[0][:, 0].reshape(-1, 2).argmax(1)
         cards, decisions = [], []
         for i, det in enumerate(dets):
             k = 2 * i + int(best[i])

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cardid.db.decide import AMBIGUOUS, MATCH, Calibration, Candidate, Decision, decide
-from cardid.db.store import CardDB, exact_topk
+from cardid.db.store import CardDB
 from cardid.db.verify import (
     SAME_ART_BITS,
     Features,
@@ -27,6 +27,7 @@ from cardid.db.verify import (
 )
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
+from cardid.eval.retrieval import topk_cosine
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class Matcher:
         cfg, ex = self.config, set(exclude)
         verify = self.verifying if verify is None else verify
         k = min(cfg.shortlist + len(ex), len(self.db))
-        sims, rows = exact_topk(q.embedding[None], self.db.embeddings, k)
+        sims, rows = topk_cosine(q.embedding[None], self.db.embeddings, k)
         cos = {int(r): float(s) for r, s in zip(rows[0], sims[0], strict=True) if int(r) not in ex}
         picked = list(cos)[: cfg.shortlist]
         if self._hashes is not None and cfg.hash_shortlist:

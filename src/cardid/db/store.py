@@ -25,6 +25,7 @@ from cardid.catalog.records import CardRecord, Catalog
 from cardid.db.verify import GalleryFeatures, VerifyConfig
 from cardid.embed import Embedder
 from cardid.errors import CardIDError, DBError
+from cardid.eval.retrieval import topk_cosine
 from cardid.io import atomic_dir, read_json, write_json_atomic
 from cardid.preprocess import Preprocess
 
@@ -318,14 +319,14 @@ class CardDB:
     def search(self, queries: np.ndarray, k: int = 5, exact: bool = True) -> list[list[Hit]]:
         """Top-``k`` cards per query embedding (rows L2-normalised), most similar first.
 
-        ``exact`` ranks by float32 dot products over all rows (BLAS); otherwise the usearch HNSW
+        ``exact`` ranks by float32 dot products over all rows; otherwise the usearch HNSW
         graph is used (approximate, in the index's dtype)."""
         q = np.atleast_2d(np.asarray(queries, np.float32))
         if q.shape[1] != self.dim:
             raise DBError(f"query dim {q.shape[1]} != DB dim {self.dim}")
         k = min(k, len(self))
         if exact:
-            sims, rows = exact_topk(q, self.embeddings, k)
+            sims, rows = topk_cosine(q, self.embeddings, k)
         else:
             m = self.index.search(q, k)
             rows = np.asarray(m.keys, np.int64).reshape(len(q), -1)
@@ -337,24 +338,6 @@ class CardDB:
             ]
             for rr, ss in zip(rows, sims, strict=True)
         ]
-
-
-def exact_topk(q: np.ndarray, g: np.ndarray, k: int, chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` by float32 dot product, chunked over queries (numpy: no torch overhead for
-    one query)."""
-    sims, rows = [], []
-    for s in range(0, len(q), chunk):
-        d = q[s : s + chunk] @ g.T
-        part = (
-            np.argpartition(-d, k - 1, axis=1)[:, :k]
-            if k < d.shape[1]
-            else np.tile(np.arange(k), (len(d), 1))
-        )
-        v = np.take_along_axis(d, part, 1)
-        order = np.argsort(-v, axis=1, kind="stable")
-        rows.append(np.take_along_axis(part, order, 1))
-        sims.append(np.take_along_axis(v, order, 1))
-    return np.concatenate(sims), np.concatenate(rows)
 
 
 def _materialise(feats: GalleryFeatures | None) -> GalleryFeatures:
