@@ -321,7 +321,7 @@ def demo_recognition(out: Path, cat: Catalog, model_dir: Path, seed: int = 0, n_
     from cardid.db.store import CardDB
     from cardid.eval.real import render_html
     from cardid.io import save_rgb, write_bytes_atomic
-    from cardid.recognize import recognize_files, save_decision_png
+    from cardid.recognize import Recognizer, recognize_files, save_decision_png
 
     ids = cat.ids
     # unknown cards show new art: leave out cards whose art no other printing shares
@@ -343,7 +343,12 @@ def demo_recognition(out: Path, cat: Catalog, model_dir: Path, seed: int = 0, n_
     for i, (im, cid) in enumerate(zip(q_images, q_labels, strict=True)):
         paths.append(rdir / "queries" / f"{i:02d}_{card_file_stem(cid)}.png")
         save_rgb(paths[-1], im)
-    db, results = recognize_files(paths, emb, db)
+    rec = Recognizer.open(emb, db)
+    # one card per crop: keep the flat per-card record (image, ms, decision, top…)
+    results = [
+        ({"image": r["image"], "ms": r["ms"], **r["cards"][0]}, r["_decisions"][0], im)
+        for r, im in recognize_files(rec, paths)
+    ]
     rows = []
     for (r, d, im), truth in zip(results, q_labels, strict=True):
         save_decision_png(rdir / "show" / f"{Path(r['image']).stem}.png", im, r, cat, truth=truth)

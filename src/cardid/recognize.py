@@ -47,29 +47,6 @@ def decision_record(db: CardDB, d: Decision, top: int = 5, **extra) -> dict:
     }
 
 
-def recognize_files(
-    images: Sequence[str | Path],
-    model: str | Path | Embedder,
-    db: str | Path | CardDB,
-    config: MatchConfig = MatchConfig(),
-    top: int = 5,
-) -> tuple[CardDB, list[tuple[dict, Decision, np.ndarray]]]:
-    """Recognise each image file; unreadable images are an error before any work is done."""
-    if not images:
-        raise CardIDError("no images given")
-    embedder = load_embedder(model) if not isinstance(model, Embedder) else model
-    db = db if isinstance(db, CardDB) else CardDB.load(db, embedder)
-    matcher = Matcher(db, embedder, config)
-    loaded = [load_rgb(p) for p in images]  # raises ImageError naming the bad file
-    out = []
-    for path, im in zip(images, loaded, strict=True):
-        t = time.perf_counter()
-        d = matcher.decide(matcher.prepare([im])[0])
-        ms = (time.perf_counter() - t) * 1e3
-        out.append((decision_record(db, d, top, image=str(path), ms=round(ms, 1)), d, im))
-    return db, out
-
-
 def _thumb(img: np.ndarray, h: int) -> np.ndarray:
     w = max(1, round(img.shape[1] * h / img.shape[0]))
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
@@ -204,4 +181,20 @@ def annotate(image: np.ndarray, result: dict) -> np.ndarray:
         cv2.putText(
             out, "no card", (10, 30), cv2.FONT_HERSHEY_SIMPLEX, 1.0 * scale, (200, 0, 0), 2, cv2.LINE_AA
         )
+    return out
+
+
+def recognize_files(
+    rec: Recognizer, images: Sequence[str | Path], top: int = 5
+) -> list[tuple[dict, np.ndarray]]:
+    """``(record, image)`` per file, record = ``{"image", "ms", **recognize_photo}``. Every file is
+    decoded first, so an unreadable one is an error (naming it) before any work is done."""
+    if not images:
+        raise CardIDError("no images given")
+    loaded = [load_rgb(p) for p in images]
+    out = []
+    for path, im in zip(images, loaded, strict=True):
+        t = time.perf_counter()
+        r = rec.recognize_photo(im, top)
+        out.append(({"image": str(path), "ms": round((time.perf_counter() - t) * 1e3, 1), **r}, im))
     return out

@@ -181,22 +181,14 @@ def recognize_cmd(
     json_out: Path | None = typer.Option(None, "--json", help="Write JSON lines here instead of stdout."),
 ) -> None:
     """Name each card: JSON lines (decision, top-k with names, sets, numbers, scores) and a table."""
-    import time
-
     from cardid.db.match import MatchConfig
     from cardid.eval.evaluate import open_gallery
-    from cardid.io import load_rgb, save_rgb, write_bytes_atomic
-    from cardid.recognize import Recognizer, annotate, make_detector, save_decision_png
+    from cardid.io import save_rgb, write_bytes_atomic
+    from cardid.recognize import Recognizer, annotate, make_detector, recognize_files, save_decision_png
 
     det = make_detector(detector, conf) if detector else None
     rec = Recognizer.open(model, db, det, MatchConfig(verify=verify))
-    loaded = [load_rgb(p) for p in images]  # a bad image fails before any work
-    results = []
-    for path, im in zip(images, loaded, strict=True):
-        t = time.perf_counter()
-        r = rec.recognize_photo(im, top)
-        r = {"image": str(path), "ms": round((time.perf_counter() - t) * 1e3, 1), **r}
-        results.append((r, im))
+    results = recognize_files(rec, images, top)
     lines = [
         json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False)
         for r, _ in results
