@@ -204,6 +204,7 @@ PRESETS: dict[str, Preprocess] = {
     "portrait224": Preprocess(320, 224, "pad"),
     "square384": Preprocess(384, 384, "pad"),
     "portrait128": Preprocess(176, 128, "pad"),
+    "portrait160": Preprocess(224, 160, "pad"),
     "tiny64": Preprocess(64, 64, "pad"),
 }
 

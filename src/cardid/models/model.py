@@ -10,16 +10,47 @@ from cardid.models.backbones import Backbone
 from cardid.models.heads import ArcFace, ProjectionHead
 
 
+class Center(nn.Module):
+    """The frozen models' head: subtract a mean fitted on reference scans (no trainable weights).
+
+    Pretrained features share a large common component (every card has a frame, text, a border);
+    removing it spreads the cards apart on the sphere and lets the distinctive part decide."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x - self.mean
+
+
+HEADS = ("mlp", "center")
+
+
 class EmbeddingModel(nn.Module):
-    """Turns a preprocessed batch into L2-normalised embeddings (N, ``embed_dim``)."""
+    """Turns a preprocessed batch into L2-normalised embeddings (N, ``embed_dim``).
+
+    ``head="mlp"``: the trained projection (backbone dim → hidden → ``embed_dim``);
+    ``head="center"``: frozen features minus a fitted mean (``embed_dim`` = the backbone's)."""
 
     def __init__(
-        self, backbone: Backbone, embed_dim: int = 768, dropout: float = 0.1, hidden_dim: int | None = None
+        self,
+        backbone: Backbone,
+        embed_dim: int = 768,
+        dropout: float = 0.1,
+        hidden_dim: int | None = None,
+        head: str = "mlp",
     ):
         super().__init__()
-        self.backbone = backbone
-        self.embed_dim = embed_dim
-        self.proj = ProjectionHead(backbone.out_dim, embed_dim, hidden_dim, dropout)
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r} (known: {', '.join(HEADS)})")
+        self.backbone, self.head_kind = backbone, head
+        if head == "center":
+            self.embed_dim = backbone.out_dim
+            self.proj = Center(backbone.out_dim)
+        else:
+            self.embed_dim = embed_dim
+            self.proj = ProjectionHead(backbone.out_dim, embed_dim, hidden_dim, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.proj(self.backbone(x)).float(), dim=1)

@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from cardid.errors import CardIDError
 from cardid.io import write_json_atomic
 from cardid.models.artifact import save_model_dir
-from cardid.models.backbones import create_backbone
+from cardid.models.backbones import create_backbone, fit_preprocess
 from cardid.models.heads import ArcFace
 from cardid.models.model import EmbeddingModel, Teacher
 from cardid.preprocess import Preprocess, get_preset
@@ -46,18 +46,23 @@ class ModelConfig(BaseModel):
     source: str | None = None  # hub id or local directory (dinov3 default: facebook/dinov3-vitl16-…)
     revision: str | None = None
     pretrained: bool = True
-    pooling: Literal["cls", "cls+mean"] = "cls"
+    backbone_kwargs: dict[str, Any] = {}  # e.g. {stage: 2} for opennsfw / efficientnet-lite0
+    # ViTs: cls | cls+mean; convolutional backbones: avg | gem | gridCxR | gem+gridCxR
+    pooling: str = "cls"
     embed_dim: int = 768
     proj_hidden: int | None = None  # default: the backbone width (1024 for ViT-L → 1024 → 768)
     dropout: float = 0.1
     preprocess: str | dict = "square224"
 
     def contract(self) -> Preprocess:
-        return (
+        """The run's contract: size and policy from ``preprocess``, pixel normalisation from the
+        backbone when its pretrained weights expect their own (open_nsfw: BGR, 0–255, mean)."""
+        pre = (
             get_preset(self.preprocess)
             if isinstance(self.preprocess, str)
             else Preprocess.from_dict(self.preprocess)
         )
+        return fit_preprocess(pre, self.backbone)
 
 
 class HeadConfig(BaseModel):
@@ -120,7 +125,12 @@ def teacher_preset(name: str) -> dict[str, Any]:
 def build_teacher(cfg: TeacherConfig, num_classes: int) -> Teacher:
     m = cfg.model
     backbone = create_backbone(
-        m.backbone, source=m.source, revision=m.revision, pretrained=m.pretrained, pooling=m.pooling
+        m.backbone,
+        source=m.source,
+        revision=m.revision,
+        pretrained=m.pretrained,
+        pooling=m.pooling,
+        kwargs=m.backbone_kwargs or None,
     )
     embedder = EmbeddingModel(backbone, m.embed_dim, m.dropout, m.proj_hidden)
     head = ArcFace(m.embed_dim, num_classes, cfg.head.margin, cfg.head.scale, cfg.head.subcenters)
@@ -134,6 +144,7 @@ def fingerprint(cfg: TeacherConfig, teacher: Teacher, classes: list[str]) -> dic
             "name": spec.name,
             "config": spec.config,
             "pooling": cfg.model.pooling,
+            "backbone_kwargs": cfg.model.backbone_kwargs,
             "embed_dim": cfg.model.embed_dim,
             "proj_hidden": cfg.model.proj_hidden,
             "subcenters": cfg.head.subcenters,
