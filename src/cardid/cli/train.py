@@ -1,4 +1,4 @@
-"""``cardid train``: the teacher (students come with the distillation issue)."""
+"""``cardid train``: the teacher, the card detector and frozen pretrained embedders."""
 
 from __future__ import annotations
 
@@ -84,3 +84,30 @@ def detector_cmd(
     )
     res = train_detector(cfg)
     typer.echo(f"detector: {res['weights']} (val mAP@0.5 {res['val']['map50']:.3f})")
+
+
+@app.command("frozen")
+def frozen_cmd(
+    catalog: Path = typer.Option(..., help="Catalog whose reference scans the mean is fitted on."),
+    out_dir: Path = typer.Option(Path("runs/frozen"), "--out", help="Model directory to write."),
+    backbone: str = typer.Option("opennsfw", help="opennsfw | efficientnet-lite0 (cardid[pretrained])."),
+    pooling: str = typer.Option("gem+grid3x4", help="avg | gem | gridCxR | gem+gridCxR."),
+    stage: int | None = typer.Option(None, help="Feature stage (opennsfw default 2 = conv4, stride 16)."),
+    preprocess: str = typer.Option("portrait160", help="Input size preset (pixel values: the weights')."),
+    no_center: bool = typer.Option(False, "--no-center", help="Do not subtract the scans' mean."),
+) -> None:
+    """A frozen pretrained embedder, no training: packaged weights + layout-keeping pooling + a fitted mean."""
+    from cardid.catalog.records import Catalog
+    from cardid.progress import progress
+    from cardid.train.frozen import build_frozen
+
+    cat = Catalog.load(catalog)
+    with progress(len(cat), "embedding scans") as advance:
+        meta = build_frozen(
+            cat, out_dir, backbone, pooling, preprocess, stage, center=not no_center, progress=advance
+        )
+    g = meta["metrics"]["gallery"]
+    out.print(
+        f"frozen {backbone} ({pooling}, {meta['embed_dim']}-d) → {out_dir}: "
+        f"gallery mean cosine {g['mean_offdiag_cos']:.3f}, effective rank {g['effective_rank']:.0f}"
+    )

@@ -15,40 +15,120 @@ from cardid.preprocess import CARD_ASPECT
 
 
 class ClassicalFinder:
-    def __init__(self, min_area: float = 0.01, max_area: float = 0.95, aspect_tolerance: float = 0.25):
-        self.min_area, self.max_area, self.aspect_tolerance = min_area, max_area, aspect_tolerance
+    """Card-shaped quadrilaterals from several edge maps (Canny at three thresholds, Otsu's
+    foreground and its inverse): each contour's convex hull is approximated to four corners (the
+    tolerance grows until it is), else its minimum-area rectangle; candidates must be solid,
+    card-shaped (short/long side 0.55–0.9) and big enough. Scored by area × aspect fit × solidity;
+    overlapping candidates keep the best, and a card's own art box (nested inside it) is dropped."""
+
+    def __init__(
+        self,
+        min_area: float = 0.01,
+        max_area: float = 0.98,
+        aspect_range: tuple[float, float] = (0.55, 0.9),
+        min_solidity: float = 0.85,
+        min_support: float = 0.6,
+        max_side: int = 640,
+        min_score: float = 0.0,
+    ):
+        self.min_area, self.max_area, self.min_support = min_area, max_area, min_support
+        self.aspect_range, self.min_solidity, self.max_side = aspect_range, min_solidity, max_side
+        self.min_score = min_score
+
+    def edge_maps(self, grey: np.ndarray) -> list[tuple[np.ndarray, int]]:
+        """(binary map, contour retrieval mode) for each way of seeing the card's outline."""
+        med = float(np.median(grey))
+        maps = []
+        kernel = np.ones((3, 3), np.uint8)
+        for lo, hi in ((0.33, 0.66), (0.66, 1.33), (1.0, 2.0)):
+            e = cv2.Canny(grey, int(max(0, lo * med)), int(min(255, max(hi * med, lo * med + 10))))
+            maps.append((cv2.dilate(e, kernel), cv2.RETR_LIST))
+        _, otsu = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        otsu = cv2.morphologyEx(otsu, cv2.MORPH_OPEN, kernel)
+        maps += [(otsu, cv2.RETR_EXTERNAL), (255 - otsu, cv2.RETR_EXTERNAL)]
+        return maps
+
+    def candidates(self, image: np.ndarray) -> tuple[list[Detection], float]:
+        h, w = image.shape[:2]
+        scale = min(1.0, self.max_side / max(h, w))
+        small = (
+            image
+            if scale == 1.0
+            else cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        )
+        grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), (5, 5), 0)
+        area_img = small.shape[0] * small.shape[1]
+        lo_a, hi_a = self.min_area * area_img, self.max_area * area_img
+        maps = self.edge_maps(grey)
+        support_map = cv2.dilate(maps[1][0], np.ones((3, 3), np.uint8))  # mid-threshold edges, ±2 px
+        found: list[Detection] = []
+        for edges, mode in maps:
+            contours, _ = cv2.findContours(edges, mode, cv2.CHAIN_APPROX_SIMPLE)
+            for c in contours:
+                area = cv2.contourArea(c)
+                if len(c) < 4 or not lo_a <= area <= hi_a:
+                    continue
+                quad = _four_corners(cv2.convexHull(c))
+                quad_area = abs(cv2.contourArea(quad))
+                # solidity: how much of the quadrilateral the outline fills (a card is a solid shape)
+                if quad_area <= 0 or area / quad_area < self.min_solidity or not _angles_ok(quad):
+                    continue
+                (_, _), (rw, rh), _ = cv2.minAreaRect(quad)
+                aspect = min(rw, rh) / max(rw, rh)
+                if not self.aspect_range[0] <= aspect <= self.aspect_range[1]:
+                    continue
+                support = _edge_support(support_map, quad)
+                if support < self.min_support:
+                    continue
+                fit = 1.0 - abs(aspect - CARD_ASPECT) / CARD_ASPECT
+                score = float(np.sqrt(quad_area / area_img) * fit * support * min(1.0, area / quad_area))
+                if score >= self.min_score:
+                    found.append(Detection(quad / scale, score))
+        return found, scale
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        h, w = image.shape[:2]
-        scale = 640 / max(h, w)
-        small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-        grey = cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), (5, 5), 0)
-        med = float(np.median(grey))
-        edges = cv2.Canny(grey, int(max(0, 0.66 * med)), int(min(255, 1.33 * med)))
-        edges = cv2.dilate(edges, np.ones((3, 3), np.uint8))
-        contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-        area_img = small.shape[0] * small.shape[1]
-        found: list[Detection] = []
-        for c in contours:
-            area = cv2.contourArea(c)
-            if not (self.min_area * area_img <= area <= self.max_area * area_img):
-                continue
-            quad = cv2.approxPolyDP(c, 0.02 * cv2.arcLength(c, True), True)
-            if len(quad) != 4 or not cv2.isContourConvex(quad):
-                rect = cv2.minAreaRect(c)
-                if area < 0.85 * rect[1][0] * rect[1][1]:  # not solid enough to be a card
-                    continue
-                quad = cv2.boxPoints(rect)
-            quad = np.asarray(quad, np.float32).reshape(4, 2)
-            (_, _), (rw, rh), _ = cv2.minAreaRect(quad)
-            if min(rw, rh) == 0:
-                continue
-            aspect = min(rw, rh) / max(rw, rh)
-            if abs(aspect - CARD_ASPECT) > self.aspect_tolerance * CARD_ASPECT:
-                continue
-            score = float(area / (rw * rh)) * (1 - abs(aspect - CARD_ASPECT))
-            found.append(Detection(quad / scale, score))
+        found, _ = self.candidates(image)
         return _drop_nested(_nms(found, 0.5))
+
+
+def _angles_ok(quad: np.ndarray, lo: float = 55.0, hi: float = 125.0) -> bool:
+    """Every corner of a card seen in perspective stays within ``lo``–``hi`` degrees."""
+    for i in range(4):
+        a, b, c = quad[i - 1], quad[i], quad[(i + 1) % 4]
+        u, v = a - b, c - b
+        cos = float(u @ v) / (np.linalg.norm(u) * np.linalg.norm(v) + 1e-9)
+        if not lo <= np.degrees(np.arccos(np.clip(cos, -1, 1))) <= hi:
+            return False
+    return True
+
+
+def _edge_support(edges: np.ndarray, quad: np.ndarray, n: int = 24) -> float:
+    """The fraction of points along the quadrilateral's four sides that lie on an edge; the sides
+    of a real card are edges almost all the way round (a frame border counts as support)."""
+    h, w = edges.shape
+    t = (np.arange(n) + 0.5) / n
+    hits = total = 0
+    for i in range(4):
+        a, b = quad[i], quad[(i + 1) % 4]
+        pts = a[None] + (b - a)[None] * t[:, None]
+        inside = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
+        p = pts[inside].astype(int)
+        hits += int((edges[p[:, 1], p[:, 0]] > 0).sum())
+        total += int(inside.sum())
+    return hits / total if total else 0.0
+
+
+def _four_corners(hull: np.ndarray) -> np.ndarray:
+    """A convex hull as four corners: polygon approximation with a growing tolerance, else the
+    minimum-area rectangle (a card whose corner is hidden still gives a good box)."""
+    peri = cv2.arcLength(hull, True)
+    for eps in (0.02, 0.035, 0.05, 0.08):
+        quad = cv2.approxPolyDP(hull, eps * peri, True)
+        if len(quad) == 4:
+            return quad.reshape(4, 2).astype(np.float32)
+        if len(quad) < 4:
+            break
+    return cv2.boxPoints(cv2.minAreaRect(hull)).astype(np.float32)
 
 
 def _iou(a: tuple, b: tuple) -> float:

@@ -50,7 +50,7 @@ def refine_corners(image: np.ndarray, corners: np.ndarray, expand: float = 0.15)
     patch = cv2.warpPerspective(image, m, (w, h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
     box_area = w * h / (1 + expand) ** 2
     best = None
-    for d in ClassicalFinder(min_area=0.3, max_area=0.99, aspect_tolerance=0.2).detect(patch):
+    for d in ClassicalFinder(min_area=0.3, max_area=0.99, aspect_range=(0.57, 0.86)).detect(patch):
         area = abs(cv2.contourArea(d.corners))
         if 0.7 * box_area <= area <= 1.25 * box_area and (best is None or area > best[0]):
             best = (area, d.corners)
