@@ -112,15 +112,38 @@ def make_detector(spec: str | Path, conf: float = 0.25):
 class Recognizer:
     """Photo → every card in it → decision. ``detector=None`` treats each image as one card crop."""
 
-    def __init__(self, matcher: Matcher, detector=None, refine: bool = True):
-        self.matcher, self.detector, self.refine = matcher, detector, refine
+    #: a photo with at most this many detections, none recognised, is also tried as a whole
+    retry_max_cards = 2
+
+    def __init__(self, matcher: Matcher, detector=None, refine: bool = True, fallback: bool = True):
+        self.matcher, self.detector, self.refine, self.fallback = matcher, detector, refine, fallback
 
     @classmethod
-    def open(cls, model, db, detector=None, config: MatchConfig = MatchConfig()) -> Recognizer:
+    def open(
+        cls, model, db, detector=None, config: MatchConfig = MatchConfig(), fallback: bool = True
+    ) -> Recognizer:
         embedder = load_embedder(model) if not isinstance(model, Embedder) else model
         card_db = db if isinstance(db, CardDB) else CardDB.load(db, embedder)
         det = make_detector(detector) if isinstance(detector, str | Path) else detector
-        return cls(Matcher(card_db, embedder, config), det)
+        return cls(Matcher(card_db, embedder, config), det, fallback=fallback)
+
+    def whole_image(self, image: np.ndarray, top: int = 5, reason: str = "nothing_found") -> dict:
+        """Take the photo itself as the card (a card filling the frame has no outline to find, and a
+        finder may then return its art box). The whole image and a centred card-shaped window are
+        embedded; the one closer to its nearest gallery card is verified and decided. The record is
+        flagged ``fallback: whole_image`` with the ``reason`` it ran."""
+        from cardid.eval.retrieval import topk_cosine
+
+        m, db = self.matcher, self.matcher.db
+        crops = [image, *_card_windows(image)]
+        emb = m.embedder.embed(crops)
+        k = int(topk_cosine(emb, db.embeddings, 1)[0][:, 0].argmax())
+        d = m.decide(m.query(crops[k], emb[k]))
+        h, w = image.shape[:2]
+        rec = decision_record(db, d, top)
+        rec.update(fallback="whole_image", fallback_reason=reason, window=["whole", "centre"][min(k, 1)])
+        rec["corners"] = _window_corners(w, h, k)
+        return {"rec": rec, "decision": d}
 
     def recognize_photo(self, image: np.ndarray, top: int = 5) -> dict:
         """One photo → ``{"no_card": bool, "cards": [decision record + corners]}``.
@@ -136,7 +159,16 @@ class Recognizer:
             return {"no_card": False, "cards": [decision_record(db, d, top)], "_decisions": [d]}
         dets = sorted(self.detector.detect(image), key=lambda d: (d.box()[1], d.box()[0]))
         if not dets:
-            return {"no_card": True, "cards": [], "_decisions": []}
+            if not self.fallback:
+                return {"no_card": True, "cards": [], "_decisions": []}
+            fb = self.whole_image(image, top)
+            named = fb["decision"].kind in ("match", "ambiguous")
+            return {
+                "no_card": not named,
+                "cards": [fb["rec"]],
+                "_decisions": [fb["decision"]],
+                "fallback": True,
+            }
         quads = [refine_corners(image, det.corners) if self.refine else det.corners for det in dets]
         crops = [o for q in quads for o in orientations(rectify(image, q))]
         emb = m.embedder.embed(crops)
@@ -153,7 +185,54 @@ class Recognizer:
             )
             cards.append(rec)
             decisions.append(d)
+        if (
+            self.fallback
+            and len(dets) <= self.retry_max_cards
+            and all(d.kind == "unknown" for d in decisions)
+        ):
+            # one or two things found and none of them is a known card: the finder may have found
+            # a card's art box or a frame inside the photo; the photo as a whole gets a second look
+            fb = self.whole_image(image, top, reason="nothing_recognised")
+            if fb["decision"].kind in ("match", "ambiguous"):
+                cards.append(fb["rec"])
+                decisions.append(fb["decision"])
+                return {"no_card": False, "cards": cards, "_decisions": decisions, "fallback": True}
         return {"no_card": False, "cards": cards, "_decisions": decisions}
+
+
+def _card_windows(image: np.ndarray) -> list[np.ndarray]:
+    """The centred window of the card's aspect (portrait), when it differs from the whole image."""
+    from cardid.preprocess import CARD_ASPECT
+
+    h, w = image.shape[:2]
+    if abs(w / h - CARD_ASPECT) < 0.05:
+        return []
+    if w / h > CARD_ASPECT:  # too wide: full height, card-wide
+        cw = round(h * CARD_ASPECT)
+        x0 = (w - cw) // 2
+        return [np.ascontiguousarray(image[:, x0 : x0 + cw])]
+    ch = round(w / CARD_ASPECT)
+    y0 = (h - ch) // 2
+    return [np.ascontiguousarray(image[y0 : y0 + ch])]
+
+
+def _window_corners(w: int, h: int, k: int) -> list[list[float]]:
+    from cardid.preprocess import CARD_ASPECT
+
+    x0, y0, x1, y1 = 0.0, 0.0, float(w - 1), float(h - 1)
+    if k == 1:
+        if w / h > CARD_ASPECT:
+            cw = h * CARD_ASPECT
+            x0, x1 = (w - cw) / 2, (w + cw) / 2 - 1
+        else:
+            ch = w / CARD_ASPECT
+            y0, y1 = (h - ch) / 2, (h + ch) / 2 - 1
+    return [
+        [round(x0, 1), round(y0, 1)],
+        [round(x1, 1), round(y0, 1)],
+        [round(x1, 1), round(y1, 1)],
+        [round(x0, 1), round(y1, 1)],
+    ]
 
 
 def annotate(image: np.ndarray, result: dict) -> np.ndarray:

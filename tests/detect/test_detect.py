@@ -176,7 +176,7 @@ def test_recognizer_says_no_card_and_names_detected_cards(tmp_path, scan):
     cat = Catalog(tmp_path, [CardRecord(id="x-1", name="Card", set_id="x", number="1", image_file="x-1.png")])
     emb = load_embedder(make_tiny_model(tmp_path / "m"), "cpu")
     db = CardDB.build(emb, cat, tmp_path / "db")
-    rec = Recognizer.open(emb, db, "classical")
+    rec = Recognizer.open(emb, db, "classical", fallback=False)
     empty = rec.recognize_photo(np.full((480, 640, 3), (40, 90, 40), np.uint8))
     assert empty["no_card"] and empty["cards"] == []
     photo = _place(scan, [[480, 150], [470, 400], [120, 390], [130, 140]])  # lying on its side
@@ -235,3 +235,43 @@ def test_importing_the_detector_keeps_corrupt_images_a_clear_error(tmp_path):
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(ImageError, match="corrupt or unsupported image"):
         load_rgb(bad)
+
+
+class _Stub:
+    def __init__(self, dets):
+        self.dets = dets
+
+    def detect(self, image):
+        return list(self.dets)
+
+
+def test_whole_image_fallback_engages_only_when_nothing_is_found(tmp_path, scan):
+    from tests.conftest import make_tiny_model
+
+    from cardid.catalog.records import CardRecord, Catalog
+    from cardid.db.store import CardDB
+    from cardid.detect import Detection
+    from cardid.embed import load_embedder
+    from cardid.io import save_rgb
+    from cardid.recognize import Recognizer
+
+    save_rgb(tmp_path / "x-1.png", scan)
+    cat = Catalog(tmp_path, [CardRecord(id="x-1", name="Card", set_id="x", number="1", image_file="x-1.png")])
+    emb = load_embedder(make_tiny_model(tmp_path / "m"), "cpu")
+    db = CardDB.build(emb, cat, tmp_path / "db")
+    # a card filling the frame: a finder sees no outline, the photo itself is the card
+    frame = cv2.resize(scan, (300, 420))
+    res = Recognizer.open(emb, db, _Stub([])).recognize_photo(frame)
+    card = res["cards"][0]
+    assert (
+        res["fallback"] and card["fallback"] == "whole_image" and card["fallback_reason"] == "nothing_found"
+    )
+    assert not res["no_card"] and card["card"]["card_id"] == "x-1" and card["top"][0]["inliers"] > 20
+    assert Recognizer.open(emb, db, _Stub([]), fallback=False).recognize_photo(frame)["no_card"]
+    # the card is found (and named): no fallback
+    corners = [[150, 100], [402, 130], [380, 470], [120, 450]]
+    found = Recognizer.open(emb, db, _Stub([Detection(np.float32(corners), 0.9)])).recognize_photo(
+        _place(scan, corners)
+    )
+    assert "fallback" not in found and all("fallback" not in c for c in found["cards"])
+    assert found["cards"][0]["card"]["card_id"] == "x-1"

@@ -67,6 +67,36 @@ def real_cmd(
     out.print(f"report: {out_dir / 'report.html'}")
 
 
+@app.command("photos")
+def photos_cmd(
+    model: Path = typer.Option(..., help="A model directory or an ONNX export."),
+    realdata: Path = typer.Option(
+        Path("../shared/realdata"), help="The real-data folder (gallery.csv, photos-dev.csv)."
+    ),
+    out_dir: Path = typer.Option(
+        Path("runs/eval-photos"), "--out", help="Where the DB, report.json and report.html go."
+    ),
+    detector: str = typer.Option("classical", help="'classical' or a YOLO-OBB .pt/.onnx."),
+    conf: float = typer.Option(0.25, help="Detector confidence threshold."),
+    limit: int | None = typer.Option(None, help="Evaluate a fixed random sample of this many photos."),
+    fallback: bool = typer.Option(True, help="Whole-image fallback when nothing is found."),
+    calib_cards: int = typer.Option(300, help="Gallery cards rendered as simulated calibration views."),
+) -> None:
+    """Whole real photos → decisions: Recall@1, wrong matches, no_card, ms per photo, by notes."""
+    from cardid.eval.photos import evaluate_photos, format_report, load_photo_rows
+    from cardid.progress import progress
+
+    n = len(load_photo_rows(realdata / "photos-dev.csv", limit))
+    if (realdata / "queries-dev.csv").is_file():
+        n += len(load_photo_rows(realdata / "queries-dev.csv"))
+    with progress(n, "photos") as advance:
+        report = evaluate_photos(
+            realdata, model, out_dir, detector, calib_cards, limit, fallback, conf, progress=advance
+        )
+    out.print(format_report(report))
+    out.print(f"report: {out_dir / 'report.html'}")
+
+
 @app.command("detection")
 def detection_cmd(
     detector: str = typer.Option(..., help="A YOLO-OBB .pt/.onnx (or 'classical')."),

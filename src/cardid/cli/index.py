@@ -170,6 +170,9 @@ def recognize_cmd(
         help="Find cards in whole photos: a YOLO-OBB .pt/.onnx or 'classical'. Without it, each image is one card crop.",
     ),
     conf: float = typer.Option(0.25, help="Detector confidence threshold."),
+    fallback: bool = typer.Option(
+        True, help="A photo where nothing is found is tried as a whole (flagged 'fallback' in the output)."
+    ),
     top: int = typer.Option(5, help="Candidates listed per card."),
     verify: bool = typer.Option(
         True, help="Geometric verification of the shortlist (if the DB has features)."
@@ -187,7 +190,7 @@ def recognize_cmd(
     from cardid.recognize import Recognizer, annotate, make_detector, recognize_files, save_decision_png
 
     det = make_detector(detector, conf) if detector else None
-    rec = Recognizer.open(model, db, det, MatchConfig(verify=verify))
+    rec = Recognizer.open(model, db, det, MatchConfig(verify=verify), fallback=fallback)
     results = recognize_files(rec, images, top)
     lines = [
         json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False)
@@ -206,11 +209,13 @@ def recognize_cmd(
         if r["no_card"]:
             table.add_row(Path(r["image"]).name, "no_card", "—", "", "", "", "", f"{r['ms']:.0f}")
         for c_rec in r["cards"]:
+            if r["no_card"]:  # a whole-image fallback that named nothing
+                continue
             c = c_rec["card"] or (c_rec["ambiguous_between"] or [None])[0]
             names = " | ".join(x["card_id"] for x in c_rec["ambiguous_between"]) or None
             table.add_row(
                 Path(r["image"]).name,
-                c_rec["decision"],
+                c_rec["decision"] + (" (whole image)" if c_rec.get("fallback") else ""),
                 names or (c["card_id"] if c else "—"),
                 c["name"] if c else "",
                 c["set_id"] if c else "",

@@ -22,6 +22,9 @@ from cardid.synth.photo import PhotoSimConfig, photo_preset, prepare_scan, rende
 
 #: Calibration views are rendered larger than training crops: the strip check needs the digits.
 CALIBRATION_CROP_WIDTH = 360
+#: ... and at the sizes real photos show cards (a listing photo: ~150 px wide; a close-up: 360+),
+#: so thresholds fitted on simulated views transfer to small, soft photos too.
+CALIBRATION_CROP_WIDTHS = (150, 220, CALIBRATION_CROP_WIDTH)
 
 
 def synthetic_queries(
@@ -30,12 +33,14 @@ def synthetic_queries(
     views: int = 1,
     seed: int = 0,
     presets: Sequence[str] = ("default",),
-    crop_width: int = CALIBRATION_CROP_WIDTH,
+    crop_width: int | Sequence[int] = CALIBRATION_CROP_WIDTHS,
 ) -> tuple[list[np.ndarray], list[str]]:
     """Simulated camera crops of ``ids`` (deterministic per card and view), cycling through
-    ``presets``: hard views keep the fused score from leaning on what only easy views show."""
+    ``presets`` and crop widths: hard and small views keep the fused score from leaning on what
+    only easy, large views show."""
+    widths = [crop_width] if isinstance(crop_width, int) else list(crop_width)
     cfgs: list[PhotoSimConfig] = [
-        photo_preset(p).model_copy(update={"crop_width": crop_width}) for p in presets
+        photo_preset(p).model_copy(update={"crop_width": w}) for w in widths for p in presets
     ]
     images, labels = [], []
     for i, cid in enumerate(ids):

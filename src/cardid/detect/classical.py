@@ -60,7 +60,7 @@ class ClassicalFinder:
         area_img = small.shape[0] * small.shape[1]
         lo_a, hi_a = self.min_area * area_img, self.max_area * area_img
         maps = self.edge_maps(grey)
-        support_map = cv2.dilate(maps[1][0], np.ones((3, 3), np.uint8))  # mid-threshold edges, ±2 px
+        tol = max(2.0, 0.012 * max(small.shape[:2]))  # how far a side may run from the outline
         found: list[Detection] = []
         for edges, mode in maps:
             contours, _ = cv2.findContours(edges, mode, cv2.CHAIN_APPROX_SIMPLE)
@@ -77,7 +77,7 @@ class ClassicalFinder:
                 aspect = min(rw, rh) / max(rw, rh)
                 if not self.aspect_range[0] <= aspect <= self.aspect_range[1]:
                     continue
-                support = _edge_support(support_map, quad)
+                support = _outline_support(c, quad, tol)
                 if support < self.min_support:
                     continue
                 fit = 1.0 - abs(aspect - CARD_ASPECT) / CARD_ASPECT
@@ -102,20 +102,18 @@ def _angles_ok(quad: np.ndarray, lo: float = 55.0, hi: float = 125.0) -> bool:
     return True
 
 
-def _edge_support(edges: np.ndarray, quad: np.ndarray, n: int = 24) -> float:
-    """The fraction of points along the quadrilateral's four sides that lie on an edge; the sides
-    of a real card are edges almost all the way round (a frame border counts as support)."""
-    h, w = edges.shape
-    t = (np.arange(n) + 0.5) / n
-    hits = total = 0
+def _outline_support(contour: np.ndarray, quad: np.ndarray, tol: float, n: int = 16) -> float:
+    """The fraction of points along the quadrilateral's sides (rounded corners left out) that lie
+    within ``tol`` px of the outline it was fitted to: a card's outline runs along all four sides,
+    while the hull of a stray edge fragment or of a blob has sides across empty space."""
+    t = 0.1 + 0.8 * (np.arange(n) + 0.5) / n
+    c = contour.reshape(-1, 1, 2).astype(np.float32)
+    hits = 0
     for i in range(4):
         a, b = quad[i], quad[(i + 1) % 4]
-        pts = a[None] + (b - a)[None] * t[:, None]
-        inside = (pts[:, 0] >= 0) & (pts[:, 0] < w) & (pts[:, 1] >= 0) & (pts[:, 1] < h)
-        p = pts[inside].astype(int)
-        hits += int((edges[p[:, 1], p[:, 0]] > 0).sum())
-        total += int(inside.sum())
-    return hits / total if total else 0.0
+        for p in a[None] + (b - a)[None] * t[:, None]:
+            hits += abs(cv2.pointPolygonTest(c, (float(p[0]), float(p[1])), True)) <= tol
+    return hits / (4 * n)
 
 
 def _four_corners(hull: np.ndarray) -> np.ndarray:

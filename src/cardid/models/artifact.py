@@ -76,6 +76,7 @@ def save_model_dir(
         "backbone_dim": model.backbone.out_dim,
         "head": model.head_kind,
         "proj_hidden_dim": model.proj.net[0].out_features if mlp else None,
+        "proj_norm": model.proj.input_norm if mlp else None,
         "embed_dim": model.embed_dim,
         "dropout": model.proj.net[2].p if mlp else 0.0,
         "preprocess": preprocess.to_dict(),
@@ -131,7 +132,12 @@ def build_model(meta: dict[str, Any]) -> EmbeddingModel:
         config=spec.config,
     )
     return EmbeddingModel(
-        backbone, meta["embed_dim"], meta["dropout"], meta["proj_hidden_dim"], head=meta.get("head", "mlp")
+        backbone,
+        meta["embed_dim"],
+        meta["dropout"],
+        meta["proj_hidden_dim"],
+        head=meta.get("head", "mlp"),
+        proj_norm=meta.get("proj_norm"),
     )
 
 

@@ -10,17 +10,38 @@ from torch import nn
 
 
 class ProjectionHead(nn.Module):
-    """Linear(in→hidden) → GELU → Dropout → Linear(hidden→out), as in the seed (1024→1024→768)."""
+    """[norm] → Linear(in→hidden) → GELU → Dropout → Linear(hidden→out), as in the seed (1024→1024→768)."""
 
-    def __init__(self, in_dim: int, out_dim: int = 768, hidden_dim: int | None = None, dropout: float = 0.1):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int = 768,
+        hidden_dim: int | None = None,
+        dropout: float = 0.1,
+        input_norm: str | None = None,
+    ):
         super().__init__()
         hidden_dim = hidden_dim or in_dim
+        # Pooled pretrained features are all positive with a large common component, and a grid of
+        # unit cells gives entries ~1/sqrt(dim): standardise them first or the head starts collapsed.
+        if input_norm not in (None, "batchnorm", "layernorm"):
+            raise ValueError(f"unknown projection input_norm {input_norm!r} (batchnorm, layernorm)")
+        self.input_norm = input_norm
+        self.norm = (
+            {
+                None: nn.Identity,
+                "batchnorm": nn.BatchNorm1d,
+                "layernorm": nn.LayerNorm,
+            }[input_norm](in_dim)
+            if input_norm
+            else nn.Identity()
+        )
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden_dim, out_dim)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(self.norm(x))
 
 
 class ArcFace(nn.Module):

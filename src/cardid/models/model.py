@@ -40,6 +40,7 @@ class EmbeddingModel(nn.Module):
         dropout: float = 0.1,
         hidden_dim: int | None = None,
         head: str = "mlp",
+        proj_norm: str | None = None,
     ):
         super().__init__()
         if head not in HEADS:
@@ -50,7 +51,7 @@ class EmbeddingModel(nn.Module):
             self.proj = Center(backbone.out_dim)
         else:
             self.embed_dim = embed_dim
-            self.proj = ProjectionHead(backbone.out_dim, embed_dim, hidden_dim, dropout)
+            self.proj = ProjectionHead(backbone.out_dim, embed_dim, hidden_dim, dropout, proj_norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.proj(self.backbone(x)).float(), dim=1)

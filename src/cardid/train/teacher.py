@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -51,6 +51,7 @@ class ModelConfig(BaseModel):
     pooling: str = "cls"
     embed_dim: int = 768
     proj_hidden: int | None = None  # default: the backbone width (1024 for ViT-L → 1024 → 768)
+    proj_norm: Literal["batchnorm", "layernorm"] | None = None  # standardise pooled features first
     dropout: float = 0.1
     preprocess: str | dict = "square224"
 
@@ -132,7 +133,7 @@ def build_teacher(cfg: TeacherConfig, num_classes: int) -> Teacher:
         pooling=m.pooling,
         kwargs=m.backbone_kwargs or None,
     )
-    embedder = EmbeddingModel(backbone, m.embed_dim, m.dropout, m.proj_hidden)
+    embedder = EmbeddingModel(backbone, m.embed_dim, m.dropout, m.proj_hidden, proj_norm=m.proj_norm)
     head = ArcFace(m.embed_dim, num_classes, cfg.head.margin, cfg.head.scale, cfg.head.subcenters)
     return Teacher(embedder, head)
 
@@ -147,6 +148,7 @@ def fingerprint(cfg: TeacherConfig, teacher: Teacher, classes: list[str]) -> dic
             "backbone_kwargs": cfg.model.backbone_kwargs,
             "embed_dim": cfg.model.embed_dim,
             "proj_hidden": cfg.model.proj_hidden,
+            "proj_norm": cfg.model.proj_norm,
             "subcenters": cfg.head.subcenters,
         },
         sort_keys=True,

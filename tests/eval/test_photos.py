@@ -1,0 +1,94 @@
+import csv
+import json
+
+import cv2
+import numpy as np
+from tests.conftest import make_tiny_model
+from tests.eval.test_real import _mini_realdata
+
+from cardid.cli import main
+from cardid.eval.photos import note_groups, photo_outcome, threshold_transfer
+from cardid.io import save_rgb
+from cardid.synth.photo import background
+
+
+def _on_table(scan, seed, size=(300, 225)):
+    rng = np.random.default_rng(seed)
+    img = background(rng, *size).copy()
+    h = int(size[0] * 0.7)
+    w = round(h * 63 / 88)
+    card = cv2.resize(scan, (w, h), interpolation=cv2.INTER_AREA)
+    y, x = (size[0] - h) // 2, (size[1] - w) // 2
+    img[y : y + h, x : x + w] = card
+    return img
+
+
+def test_photo_outcomes():
+    def card(kind, cid=None, amb=(), score=1.0):
+        return {
+            "decision": kind,
+            "card": {"card_id": cid} if kind == "match" else None,
+            "ambiguous_between": [{"card_id": a} for a in amb],
+            "score": score,
+            "top": [],
+        }
+
+    assert photo_outcome({"no_card": False, "cards": [card("match", "a")]}, "a")[0] == "correct"
+    # a front+back listing: the back is unknown, the front named
+    assert (
+        photo_outcome({"no_card": False, "cards": [card("unknown"), card("match", "a")]}, "a")[0] == "correct"
+    )
+    assert (
+        photo_outcome({"no_card": False, "cards": [card("match", "a"), card("match", "b")]}, "a")[0]
+        == "wrong"
+    )
+    assert (
+        photo_outcome({"no_card": False, "cards": [card("ambiguous", amb=("a", "c"))]}, "a")[0] == "ambiguous"
+    )
+    assert (
+        photo_outcome({"no_card": False, "cards": [card("ambiguous", amb=("b", "c"))]}, "a")[0]
+        == "ambiguous_other"
+    )
+    assert photo_outcome({"no_card": True, "cards": []}, "a")[0] == "no_card"
+    assert photo_outcome({"no_card": False, "cards": [card("unknown")]}, "a")[0] == "unknown"
+    assert note_groups("thumbnail; landscape listing image") == ["landscape front+back"]
+    assert note_groups("German prints; non-English") == ["non-English"] and note_groups("") == ["plain"]
+
+
+def test_threshold_transfer_reports_both_operating_points():
+    per = [{"card_id": "a", "cards": [{"top": [{"card_id": "a", "score": s}]}]} for s in (3.0, 2.5, 2.0)] + [
+        {"card_id": "a", "cards": [{"top": [{"card_id": "b", "score": 1.0}]}]}
+    ]
+    t = threshold_transfer(per, calibrated=2.8)
+    assert t["calibrated"] == {"threshold": 2.8, "precision": 1.0, "recall": 0.25}
+    assert t["real_99_precision"]["threshold"] == 2.0 and t["real_99_precision"]["recall"] == 0.75
+
+
+def test_eval_photos_runs_whole_photos_end_to_end(tmp_path, capsys):
+    root = tmp_path / "realdata"
+    cat = _mini_realdata(root, tmp_path)
+    (root / "photos-dev").mkdir()
+    notes = ["eBay listing thumbnail", "German prints; non-English", "landscape listing image", ""]
+    with open(root / "photos-dev.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "card_id", "notes"])
+        for i, cid in enumerate(cat.ids[:4]):
+            save_rgb(root / "photos-dev" / f"p{i}.jpg", _on_table(cat.load_image(cid), i))
+            w.writerow([f"photos-dev/p{i}.jpg", cid, notes[i]])
+        # a card filling the whole frame: nothing to find, the whole-image fallback names it
+        save_rgb(root / "photos-dev" / "full.jpg", cv2.resize(cat.load_image(cat.ids[5]), (215, 300)))
+        w.writerow(["photos-dev/full.jpg", cat.ids[5], ""])
+    out = tmp_path / "out"
+    args = ["eval", "photos", "--model", str(make_tiny_model(tmp_path / "m")), "--realdata", str(root)]
+    assert main([*args, "--out", str(out), "--calib-cards", "10"]) == 0
+    rep = json.loads((out / "report.json").read_text())
+    photos = rep["sets"]["photos-dev"]
+    assert photos["photos"] == 5 and sum(photos["outcomes"].values()) == 5
+    assert set(photos["by_notes"]) == {"plain", "non-English", "landscape front+back"}
+    assert rep["sets"]["queries-dev"]["photos"] == 4  # the dev crops, recognised as crops
+    assert {"calibrated", "real_99_precision"} <= set(photos["thresholds"])
+    per = {p["file"].split("/")[-1]: p for p in photos["per_photo"]}
+    assert per["p0.jpg"]["found"] >= 1 and per["p0.jpg"]["fallback"] is None  # the finder sees the card
+    assert per["p0.jpg"]["top1"] == cat.ids[0]  # verification names it even with a random tiny model
+    html = (out / "report.html").read_text()
+    assert "not named correctly" in html and "R@1" in capsys.readouterr().out
