@@ -275,3 +275,49 @@ def test_whole_image_fallback_engages_only_when_nothing_is_found(tmp_path, scan)
     )
     assert "fallback" not in found and all("fallback" not in c for c in found["cards"])
     assert found["cards"][0]["card"]["card_id"] == "x-1"
+
+
+def test_detection_dataset_mixes_real_photos_by_photo_and_holds_20_percent_out(tmp_path):
+    from cardid.data.detection import real_split
+    from cardid.io import save_rgb
+
+    real = tmp_path / "real" / "train"
+    real.mkdir(parents=True)
+    for i in range(30):
+        save_rgb(real / f"photo{i}.jpg", np.full((120, 90, 3), 40 + i, np.uint8))
+        (real / f"photo{i}.txt").write_text("0 0.5 0.5 0.4 0.6\n")
+    cat = synth_cards(tmp_path / "cat", n=3, seed=2, height=192, reprint_fraction=0)
+    cfg = DetectionDataConfig(scenes=6, size=160, seed=1, real=str(tmp_path / "real"))
+    root = write_detection_dataset(cat, tmp_path / "det", cfg)
+    spec = yaml.safe_load((root / "pokemon_cards.yaml").read_text())
+    assert spec["real_test"] == "images/real_test"
+    where = {}
+    for split in ("train", "val", "test", "real_test"):
+        for img in (root / "images" / split).glob("real_*.jpg"):
+            assert img.stem not in where  # each real photo in exactly one split
+            where[img.stem] = split
+            label = np.array((root / "labels" / split / f"{img.stem}.txt").read_text().split(), float)
+            np.testing.assert_allclose(label, [0, 0.3, 0.2, 0.7, 0.2, 0.7, 0.8, 0.3, 0.8], atol=1e-5)
+    assert len(where) == 30 and "test" not in where.values()
+    held = sum(s == "real_test" for s in where.values())
+    assert 2 <= held <= 12  # about 20 %
+    assert all(where[f"real_photo{i}"] == real_split(f"photo{i}", cfg) for i in range(30))
+
+
+def test_scenes_hold_hard_negatives_and_slabbed_cards_labelled_as_the_card(tmp_path, scan):
+    from cardid.synth.objects import DISTRACTORS, distractor
+    from cardid.synth.photo import render_scene
+
+    rng = np.random.default_rng(4)
+    backs = [distractor(rng, k, 150) for k in DISTRACTORS]
+    assert all(b.dtype == np.uint8 and b.ndim == 3 for b in backs)
+    scene = render_scene([scan], rng, (400, 400), "scatter", distractors=backs[:1], holders=["slab"])
+    (card,) = scene.cards
+    w = np.linalg.norm(card.corners[1] - card.corners[0])
+    h = np.linalg.norm(card.corners[3] - card.corners[0])
+    assert 0.6 < w / h < 0.85  # the label has the card's shape, not the taller slab's
+    mask = np.zeros((400, 400), np.uint8)
+    cv2.fillPoly(mask, [card.corners.astype(np.int32)], 1)
+    grown = cv2.dilate(mask, np.ones((25, 25), np.uint8)) - mask
+    # the slab's plastic and label surround the card: the ring around it is light, not background
+    assert scene.image[grown > 0].mean() > 120 or card.visible < 0.5

@@ -53,6 +53,12 @@ def detection_cmd(
     scenes: int = typer.Option(500, help="Simulated photos (1–18 cards, binder pages, negatives)."),
     size: int = typer.Option(640, help="Photo size in pixels (square)."),
     seed: int = typer.Option(0, help="Random seed."),
+    real: Path | None = typer.Option(
+        None, help="Real photos with YOLO txt labels to mix in (20 % held out in images/real_test)."
+    ),
+    real_test: float = typer.Option(0.2, help="Fraction of the real photos held out (never trained on)."),
+    distractors: float = typer.Option(0.5, help="Share of scenes with hard negatives (card backs, phones…)."),
+    slabs: float = typer.Option(0.15, help="Chance that a loose card (scenes of ≤ 3) sits in a graded slab."),
     overwrite: bool = typer.Option(False, help="Replace an existing dataset."),
 ) -> None:
     """Multi-card scenes with oriented card labels: images/{train,val,test}, labels/…, pokemon_cards.yaml."""
@@ -63,6 +69,18 @@ def detection_cmd(
     cat = open_gallery(catalog)
     with progress(scenes, "detection scenes") as advance:
         path = write_detection_dataset(
-            cat, out_dir, DetectionDataConfig(scenes=scenes, size=size, seed=seed), overwrite, advance
+            cat,
+            out_dir,
+            DetectionDataConfig(
+                scenes=scenes,
+                size=size,
+                seed=seed,
+                real=str(real) if real else None,
+                real_test_fraction=real_test,
+                p_distractors=distractors,
+                p_slab=slabs,
+            ),
+            overwrite,
+            advance,
         )
     out.print(f"[green]detection dataset[/] {path} ({scenes} scenes)")

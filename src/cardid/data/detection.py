@@ -5,10 +5,18 @@
 hold 1–18 cards: loose on a table (overlapping, leaving the frame, turned any way) or in binder
 pages, and some photos hold no card at all (negatives). A card cut by the frame is labelled with
 the minimum-area rectangle of its visible part; a card hidden below ``min_visible`` is left out.
+Hard negatives lie under the cards (card backs, phones, paper, books: never labelled) and some
+loose cards sit in graded slabs (the label is the card, not the slab).
+
+With ``real`` (a folder of real photos with YOLO txt labels, e.g. ../shared/realdata/detection/…)
+the real photos are added by photo: ``real_test_fraction`` of them to ``images/real_test`` (never
+trained on: where precision and recall are reported), a share of the rest to ``val`` and the others
+to ``train``; their axis-aligned boxes become four-corner labels.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +27,8 @@ import yaml
 
 from cardid.catalog.records import Catalog
 from cardid.errors import CardIDError
-from cardid.io import atomic_dir, save_rgb, write_bytes_atomic, write_json_atomic
+from cardid.io import atomic_dir, load_rgb, save_rgb, write_bytes_atomic, write_json_atomic
+from cardid.synth.objects import DISTRACTORS, distractor
 from cardid.synth.photo import photo_preset, prepare_scan, render_scene
 
 SPLITS = ("train", "val", "test")
@@ -38,6 +47,15 @@ class DetectionDataConfig:
     min_visible: float = 0.3  # fraction of a card's area; less is not labelled
     preset: str = "default"
     seed: int = 0
+    # hard negatives real photos have: card backs, phones, paper, books under the cards
+    p_distractors: float = 0.5
+    max_distractors: int = 3
+    p_slab: float = 0.15  # a loose card (scenes of ≤ 3) in a graded slab: the box is the card
+    # real labelled photos (YOLO txt, axis-aligned boxes) mixed in, split by photo
+    real: str | None = None
+    real_test_fraction: float = 0.2  # → images/real_test, never trained on
+    real_val_fraction: float = 0.1  # of the rest → val (model selection); the others → train
+    real_max_side: int = 1280
 
 
 def order_corners(pts: np.ndarray) -> np.ndarray:
@@ -71,6 +89,48 @@ def obb_label(corners: np.ndarray, width: int, height: int, min_area: float = 16
     return np.clip(norm, 0.0, 1.0)
 
 
+def real_split(stem: str, cfg: DetectionDataConfig) -> str:
+    """Which split a real photo goes to: a stable function of its file name (by photo, seeded)."""
+    u = zlib.crc32(f"{cfg.seed}:{stem}".encode()) / 2**32
+    if u < cfg.real_test_fraction:
+        return "real_test"
+    return (
+        "val"
+        if u < cfg.real_test_fraction + cfg.real_val_fraction * (1 - cfg.real_test_fraction)
+        else "train"
+    )
+
+
+def _write_real(tmp: Path, cfg: DetectionDataConfig, counts: dict) -> None:
+    from cardid.detect.evaluate import labelled_images, yolo_boxes
+
+    root = Path(cfg.real)
+    subs = [root / s for s in ("train", "valid", "val", "test") if (root / s).is_dir()]
+    for img_path, label in labelled_images(subs or [root]):
+        img = load_rgb(img_path)
+        h, w = img.shape[:2]
+        boxes = yolo_boxes(label, w, h)
+        scale = min(1.0, cfg.real_max_side / max(h, w))
+        if scale < 1.0:
+            img = cv2.resize(img, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        split = real_split(img_path.stem, cfg)
+        lines = [
+            "0 "
+            + " ".join(f"{v:.6f}" for v in (x1 / w, y1 / h, x2 / w, y1 / h, x2 / w, y2 / h, x1 / w, y2 / h))
+            for x1, y1, x2, y2 in boxes
+        ]
+        stem = f"real_{img_path.stem[:60]}"
+        save_rgb(tmp / "images" / split / f"{stem}.jpg", img, quality=92)
+        write_bytes_atomic(
+            tmp / "labels" / split / f"{stem}.txt", ("\n".join(lines) + "\n" if lines else "").encode()
+        )
+        c = counts.setdefault(split, {"images": 0, "cards": 0, "negatives": 0})
+        c["images"] += 1
+        c["cards"] += len(lines)
+        c["negatives"] += not lines
+        c["real"] = c.get("real", 0) + 1
+
+
 def _split(i: int, n: int, cfg: DetectionDataConfig) -> str:
     n_test = round(n * cfg.test_fraction)
     n_val = round(n * cfg.val_fraction)
@@ -96,7 +156,7 @@ def write_detection_dataset(
     out = Path(out)
     counts = {s: {"images": 0, "cards": 0, "negatives": 0} for s in SPLITS}
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        for s in SPLITS:
+        for s in (*SPLITS, "real_test") if cfg.real else SPLITS:
             (tmp / "images" / s).mkdir(parents=True)
             (tmp / "labels" / s).mkdir(parents=True)
         for i in range(cfg.scenes):
@@ -111,7 +171,18 @@ def write_detection_dataset(
             for c in ids:
                 if c not in scans:
                     scans[c] = prepare_scan(catalog.load_image(c), photo)
-            scene = render_scene([scans[c] for c in ids], rng, (cfg.size, cfg.size), layout, photo)
+            distractors = []
+            if rng.random() < cfg.p_distractors:
+                for _ in range(int(rng.integers(1, cfg.max_distractors + 1))):
+                    kind = DISTRACTORS[int(rng.integers(0, len(DISTRACTORS)))]
+                    distractors.append(distractor(rng, kind, cfg.size * rng.uniform(0.2, 0.5)))
+            holders = [
+                "slab" if (layout == "scatter" and n <= 3 and rng.random() < cfg.p_slab) else None
+                for _ in ids
+            ]
+            scene = render_scene(
+                [scans[c] for c in ids], rng, (cfg.size, cfg.size), layout, photo, distractors, holders
+            )
             lines = []
             for card in scene.cards:
                 if card.visible < cfg.min_visible:
@@ -129,12 +200,16 @@ def write_detection_dataset(
             counts[split]["negatives"] += not lines
             if progress:
                 progress(1)
+        if cfg.real:
+            _write_real(tmp, cfg, counts)
         spec = {  # no "path": ultralytics then resolves the splits from this file's folder (portable)
             "train": "images/train",
             "val": "images/val",
             "test": "images/test",
             "names": {0: "card"},
         }
+        if cfg.real:
+            spec["real_test"] = "images/real_test"  # held-out real photos: report P/R here
         write_bytes_atomic(tmp / YAML_NAME, yaml.safe_dump(spec, sort_keys=False).encode())
         write_json_atomic(tmp / "detection.json", {"config": asdict(cfg), "counts": counts})
     return out

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -544,17 +545,28 @@ def render_scene(
     size: tuple[int, int] = (640, 640),
     layout: str = "scatter",
     cfg: PhotoSimConfig = PRESETS["default"],
+    distractors: Sequence[np.ndarray] = (),
+    holders: Sequence[str | None] | None = None,
 ) -> Scene:
     """A photo (H×W = ``size``) of the given scans: ``scatter`` (loose cards, may overlap or leave
     the frame), ``binder`` (a page of pockets in a grid, one camera pose for the page) or, with no
     scans, a negative photo without any card. Corners are in image coordinates and may lie
-    outside the frame; ``visible`` is the fraction of the card's area that is visible."""
+    outside the frame; ``visible`` is the fraction of the card's area that is visible.
+
+    ``distractors`` (images of things that are not card faces: card backs, phones, paper…) lie on
+    the table under the cards; ``holders[i] == "slab"`` puts card ``i`` in a graded slab, whose
+    corners are the card's own, not the slab's."""
     if layout not in ("scatter", "binder"):
         raise ValueError(f"unknown scene layout {layout!r} (scatter, binder)")
     H, W = size
     canvas = _Canvas.new(background(rng, H, W), labels=True)
     img, labels = canvas.img, canvas.labels
     diag = math.hypot(W, H)
+    for obj in distractors:  # under the cards; never labelled
+        oh, ow = obj.shape[:2]
+        c = (rng.uniform(0.15, 0.85) * W, rng.uniform(0.15, 0.85) * H)
+        roll = rng.uniform(-180, 180) if rng.random() < 0.3 else None
+        _composite(canvas, -1, obj, project_card(rng, ow, oh, c, diag, cfg, roll_deg=roll))
     placed: list[tuple[int, np.ndarray]] = []
     n = len(scans)
     if layout == "binder" and n:
@@ -610,7 +622,20 @@ def render_scene(
     for i, corners in placed:
         cw = float(np.linalg.norm(corners[1] - corners[0]))
         card = _card_layer(rng, scans[i], max(16, round(cw)), max(22, round(cw / CARD_ASPECT)), cfg)
-        _composite(canvas, i, card, corners, shadow=layout != "binder")
+        if holders is not None and holders[i] == "slab" and layout == "scatter":
+            from cardid.synth.objects import slab
+
+            holder, inner = slab(rng, card)
+            ch, cwi = card.shape[:2]
+            Hc = cv2.getPerspectiveTransform(card_corners(cwi, ch), corners)
+            hh, hw = holder.shape[:2]
+            outer = cv2.perspectiveTransform((card_corners(hw, hh) - inner[0])[None], Hc)[0]
+            _composite(canvas, i, holder, outer.astype(np.float32), shadow=True)
+            inside = np.zeros(labels.shape, np.uint8)
+            cv2.fillPoly(inside, [np.round(corners).astype(np.int32)], 1)
+            labels[(labels == i) & (inside == 0)] = -1  # the slab is not the card
+        else:
+            _composite(canvas, i, card, corners, shadow=layout != "binder")
         areas[i] = abs(cv2.contourArea(corners))
     if layout == "binder" and n:
         _sleeve(rng, canvas, page, cfg.model_copy(update={"p_toploader": 0.0}))
