@@ -12,6 +12,7 @@ def test_demo_produces_every_stage(tmp_path):
         "dataset",
         "preview",
         "teacher",
+        "pretrained",
         "students",
         "export",
         "recognition",
@@ -35,6 +36,8 @@ def test_demo_produces_every_stage(tmp_path):
     )
     assert "<img" in (tmp_path / "demo" / "recognize" / "report.html").read_text()
     assert len(list((tmp_path / "demo" / "recognize" / "show").glob("*.png"))) == 6
+    if "recall@1" in res.metrics["pretrained"]:  # cardid[pretrained] installed
+        assert res.metrics["pretrained"]["recall@1"] >= 0.5  # frozen packaged weights already see the cards
     photos = res.metrics["photos"]
     assert photos["photos"] == 4 and photos["named_on_empty"] == 0  # nothing named on an empty table
     assert len(list((tmp_path / "demo" / "photos").glob("*_annotated.png"))) == 4

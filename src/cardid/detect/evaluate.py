@@ -65,6 +65,28 @@ def average_precision(scores: list[float], hits: list[bool], n_gt: int) -> float
     return float(((mrec[idx + 1] - mrec[idx]) * mpre[idx + 1]).sum())
 
 
+def operating_point(scores: list[float], hits: list[bool], n_gt: int, recall: float = 0.95) -> dict:
+    """The best precision among score thresholds that keep recall ≥ ``recall`` (and that threshold);
+    precision 0 when no threshold reaches it."""
+    if not scores or n_gt == 0:
+        return {"recall_goal": recall, "precision": 0.0, "recall": 0.0, "score_threshold": None}
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    s = np.asarray(scores)[order]
+    tp = np.cumsum(np.asarray(hits)[order])
+    prec = tp / np.arange(1, len(s) + 1)
+    rec = tp / n_gt
+    ok = np.flatnonzero(rec >= recall)
+    if not len(ok):
+        return {"recall_goal": recall, "precision": 0.0, "recall": float(rec[-1]), "score_threshold": None}
+    best = ok[np.argmax(prec[ok])]
+    return {
+        "recall_goal": recall,
+        "precision": float(prec[best]),
+        "recall": float(rec[best]),
+        "score_threshold": float(s[best]),
+    }
+
+
 def evaluate_detector(
     detect: Callable[[np.ndarray], list[Detection]],
     pairs: list[tuple[Path, Path]],
@@ -103,5 +125,6 @@ def evaluate_detector(
         "precision": n_tp / n_pred if n_pred else 0.0,
         "recall": n_tp / n_gt if n_gt else 0.0,
         "ap50": average_precision(scores, hits, n_gt),
+        "at_recall_0.95": operating_point(scores, hits, n_gt, 0.95),
         "ms_per_image": float(np.mean(times) * 1e3) if times else None,
     }

@@ -351,7 +351,10 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
                     metrics["effective_rank"],
                 )
                 t0 = time.perf_counter()  # evaluation time is not training throughput
-                if metrics["recall@1"] > best["recall@1"]:
+                # ties go to the later, longer-trained model (simulated val saturates with
+                # pretrained backbones); the tie-break is mAP@R
+                key = (metrics["recall@1"], metrics["map@r"])
+                if key >= (best["recall@1"], best.get("metrics", {}).get("map@r", -1.0)):
                     best = {"recall@1": metrics["recall@1"], "step": done, "metrics": metrics}
                     save_model_dir(
                         eval_model,
