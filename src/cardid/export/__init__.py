@@ -7,6 +7,7 @@ Layout (the spec's): ``<out>/teacher/`` or ``<out>/students/<name>/`` holding ``
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -68,6 +69,8 @@ def export_model(
     model, meta = load_model_dir(model_dir, "cpu")
     dest = export_dir(out, meta)
     dest.mkdir(parents=True, exist_ok=True)
+    if (Path(model_dir) / "NOTICES").is_dir():  # licences of the starting weights travel along
+        shutil.copytree(Path(model_dir) / "NOTICES", dest / "NOTICES", dirs_exist_ok=True)
     source = load_embedder(model_dir, "cpu")
     assert isinstance(source, TorchEmbedder)
     data = ParitySet.from_catalog(catalog) if catalog is not None else ParitySet.synthetic()

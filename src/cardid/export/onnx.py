@@ -52,7 +52,11 @@ def _metadata(meta: dict, precision: str) -> dict[str, str]:
         "weights_sha256": meta.get("weights_sha256"),
         "classes": meta.get("classes"),
     }
+    extra = {}
+    if meta.get("pretrained_weights"):  # where the starting weights came from, and their licence
+        extra["pretrained_weights"] = json.dumps(meta["pretrained_weights"], sort_keys=True)
     return {
+        **extra,
         "format": ONNX_FORMAT,
         "preprocess": json.dumps(meta["preprocess"], sort_keys=True),
         "embed_dim": str(meta["embed_dim"]),
