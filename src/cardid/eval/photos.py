@@ -29,33 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cardid.catalog.folder import catalog_from_folder
-from cardid.db.calibrate import calibrate_db, synthetic_queries
-from cardid.db.store import CardDB
-from cardid.embed import Embedder, load_embedder
 from cardid.errors import CardIDError
-from cardid.eval.real import _img_tag
+from cardid.eval.real import _img_tag, build_real_db
 from cardid.io import load_rgb, write_bytes_atomic, write_json_atomic
 from cardid.recognize import Recognizer, annotate, make_detector
 
 OUTCOMES = ("correct", "wrong", "ambiguous", "ambiguous_other", "unknown", "no_card")
-
-
-def build_real_db(realdata: Path, model: str | Path | Embedder, out: Path, calib_cards: int = 300) -> tuple:
-    """The real gallery as a catalog, a DB built with ``model`` and calibrated on simulated views."""
-    if not (realdata / "gallery.csv").is_file():
-        raise CardIDError(f"not a realdata folder (no gallery.csv): {realdata}")
-    catalog = catalog_from_folder(
-        realdata / "gallery", out / "catalog", metadata_csv=realdata / "gallery.csv"
-    )
-    emb = model if isinstance(model, Embedder) else load_embedder(model)
-    t0 = time.perf_counter()
-    db = CardDB.build(emb, catalog, out / "db", overwrite=True)
-    build_s = time.perf_counter() - t0
-    ids = random.Random(0).sample(db.ids, min(calib_cards, len(db)))
-    images, labels = synthetic_queries(catalog, ids, seed=0)
-    cals = calibrate_db(db, emb, images, labels)
-    return catalog, emb, CardDB.load(out / "db", emb), cals, build_s
 
 
 def load_photo_rows(csv_path: Path, limit: int | None = None, seed: int = 0) -> list[dict]:

@@ -24,7 +24,7 @@ from cardid.db.decide import MATCH, UNKNOWN, decide, score
 from cardid.db.match import Matcher
 from cardid.db.store import CardDB
 from cardid.db.verify import extract, match
-from cardid.embed import load_embedder
+from cardid.embed import Embedder, load_embedder
 from cardid.errors import CardIDError
 from cardid.eval.queries import load_queries
 from cardid.io import load_rgb, write_bytes_atomic, write_json_atomic
@@ -47,6 +47,23 @@ def _stage(ranks, times) -> dict:
     }
 
 
+def build_real_db(realdata: Path, model: str | Path | Embedder, out: Path, calib_cards: int = 300) -> tuple:
+    """The real gallery as a catalog, a DB built with ``model`` and calibrated on simulated views."""
+    if not (realdata / "gallery.csv").is_file():
+        raise CardIDError(f"not a realdata folder (no gallery.csv): {realdata}")
+    catalog = catalog_from_folder(
+        realdata / "gallery", out / "catalog", metadata_csv=realdata / "gallery.csv"
+    )
+    emb = model if isinstance(model, Embedder) else load_embedder(model)
+    t0 = time.perf_counter()
+    db = CardDB.build(emb, catalog, out / "db", overwrite=True)
+    build_s = time.perf_counter() - t0
+    ids = random.Random(0).sample(db.ids, min(calib_cards, len(db)))
+    images, labels = synthetic_queries(catalog, ids, seed=0)
+    cals = calibrate_db(db, emb, images, labels)
+    return catalog, emb, CardDB.load(out / "db", emb), cals, build_s
+
+
 def evaluate_real(
     realdata: str | Path,
     model: str | Path,
@@ -56,18 +73,7 @@ def evaluate_real(
     progress=None,
 ) -> dict:
     realdata, out = Path(realdata), Path(out)
-    if not (realdata / "gallery.csv").is_file():
-        raise CardIDError(f"not a realdata folder (no gallery.csv): {realdata}")
-    catalog = catalog_from_folder(
-        realdata / "gallery", out / "catalog", metadata_csv=realdata / "gallery.csv"
-    )
-    emb = load_embedder(model)
-    t0 = time.perf_counter()
-    db = CardDB.build(emb, catalog, out / "db", overwrite=True)
-    build_s = time.perf_counter() - t0
-    ids = random.Random(0).sample(db.ids, min(calib_cards, len(db)))
-    cal_images, cal_labels = synthetic_queries(catalog, ids, seed=0)
-    cals = calibrate_db(db, emb, cal_images, cal_labels)
+    catalog, emb, db, cals, build_s = build_real_db(realdata, model, out, calib_cards)
     qs = load_queries(realdata / "queries-dev.csv")
     matcher = Matcher(db, emb)
     names = ("embedding", "phash", "orb_shortlist", "fused", "orb_brute_force")
