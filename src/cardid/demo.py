@@ -301,10 +301,7 @@ def demo_photos(out: Path, cat: Catalog, model: Path, detector: str, seed: int =
             else [str(c) for c in rng.choice(known, 2 + i % 2, replace=False)] + unknown[i : i + 1]
         )
         scans = [prepare_scan(cat.load_image(c), cfg.model_copy(update={"crop_width": 360})) for c in ids]
-        for _ in range(30):  # cards laid out on a table: keep a render where none hides another
-            scene = render_scene(scans, rng, (900, 900), "scatter", cfg)
-            if all(c.visible > 0.97 for c in scene.cards):
-                break
+        scene = render_scene(scans, rng, (900, 900), "table", cfg)  # laid out apart on a table
         r = rec.recognize_photo(scene.image)
         save_rgb(pdir / f"photo_{i}.jpg", scene.image)
         save_rgb(pdir / f"photo_{i}_annotated.png", annotate(scene.image, r))

@@ -137,3 +137,14 @@ def test_scene_occlusion_lowers_visibility(synth_catalog):
     for seed in range(6):
         vis += [c.visible for c in render_scene(scans, np.random.default_rng(seed), (480, 480)).cards]
     assert min(vis) < 0.9 and max(vis) > 0.95
+
+
+def test_table_layout_lays_cards_out_apart_and_in_frame():
+    from cardid.synth.photo import render_scene
+
+    scans = [np.full((352, 252, 3), v, np.uint8) for v in (60, 120, 180, 240)]
+    for seed in range(5):
+        scene = render_scene(scans[: 2 + seed % 3], np.random.default_rng(seed), (600, 600), "table")
+        assert all(c.visible > 0.9 for c in scene.cards)  # nobody hides anybody (a finger may)
+        for c in scene.cards:
+            assert c.corners.min() >= 0 and c.corners.max() <= 600

@@ -43,6 +43,7 @@ class DetectionDataConfig:
     test_fraction: float = 0.05
     negative_fraction: float = 0.08  # photos without any card
     binder_fraction: float = 0.3  # binder pages (9–18 cards in pockets)
+    table_fraction: float = 0.25  # of the others: laid out apart on a table (else loose, overlapping)
     max_cards: int = 18
     min_visible: float = 0.3  # fraction of a card's area; less is not labelled
     preset: str = "default"
@@ -166,7 +167,8 @@ def write_detection_dataset(
             elif rng.random() < cfg.binder_fraction:
                 n, layout = int(rng.integers(9, cfg.max_cards + 1)), "binder"
             else:
-                n, layout = int(rng.integers(1, min(6, cfg.max_cards) + 1)), "scatter"
+                n = int(rng.integers(1, min(6, cfg.max_cards) + 1))
+                layout = "table" if rng.random() < cfg.table_fraction else "scatter"
             ids = [str(c) for c in rng.choice(catalog.ids, n)] if n else []
             for c in ids:
                 if c not in scans:

@@ -549,15 +549,16 @@ def render_scene(
     holders: Sequence[str | None] | None = None,
 ) -> Scene:
     """A photo (H×W = ``size``) of the given scans: ``scatter`` (loose cards, may overlap or leave
-    the frame), ``binder`` (a page of pockets in a grid, one camera pose for the page) or, with no
+    the frame), ``binder`` (a page of pockets in a grid, one camera pose for the page), ``table``
+    (laid out apart, each turned a little, as a collector photographs a few cards) or, with no
     scans, a negative photo without any card. Corners are in image coordinates and may lie
     outside the frame; ``visible`` is the fraction of the card's area that is visible.
 
     ``distractors`` (images of things that are not card faces: card backs, phones, paper…) lie on
     the table under the cards; ``holders[i] == "slab"`` puts card ``i`` in a graded slab, whose
     corners are the card's own, not the slab's."""
-    if layout not in ("scatter", "binder"):
-        raise ValueError(f"unknown scene layout {layout!r} (scatter, binder)")
+    if layout not in ("scatter", "binder", "table"):
+        raise ValueError(f"unknown scene layout {layout!r} (scatter, binder, table)")
     H, W = size
     canvas = _Canvas.new(background(rng, H, W), labels=True)
     img, labels = canvas.img, canvas.labels
@@ -599,6 +600,23 @@ def render_scene(
         )
         for i, g in enumerate(grid):
             pts = card_corners(cw, ch) - [cw / 2, ch / 2] + g
+            placed.append((i, project_plane(pts, tilt[0], tilt[1], roll, f, (W / 2, H / 2))))
+    elif layout == "table" and n:  # laid out apart on a table, one camera pose for the table
+        cols = min(n, 4) if n <= 4 else math.ceil(math.sqrt(n))
+        rows = math.ceil(n / cols)
+        pitch = min(W * 0.86 / cols, H * 0.86 / rows * CARD_ASPECT)
+        cw = pitch * rng.uniform(0.62, 0.72)
+        ch = cw / CARD_ASPECT
+        tilt = np.radians(rng.uniform(-cfg.max_tilt_deg, cfg.max_tilt_deg, 2) * 0.5)
+        roll = math.radians(rng.uniform(-cfg.max_roll_deg, cfg.max_roll_deg) * 0.5)
+        f = diag * rng.uniform(*cfg.focal) * 1.5
+        for i in range(n):
+            r, c = divmod(i, cols)
+            g = np.array([(c - (cols - 1) / 2) * pitch, (r - (rows - 1) / 2) * pitch / CARD_ASPECT])
+            g += rng.uniform(-0.06, 0.06, 2) * pitch
+            a = math.radians(rng.uniform(-10, 10))
+            rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], np.float32)
+            pts = (card_corners(cw, ch) - [cw / 2, ch / 2]) @ rot.T + g
             placed.append((i, project_plane(pts, tilt[0], tilt[1], roll, f, (W / 2, H / 2))))
     else:
         for i in range(n):
