@@ -97,7 +97,8 @@ def test_reprints_are_ambiguous_then_separated_by_the_strip(tmp_path):
     emb = load_embedder(make_tiny_model(tmp_path / "model"), "cpu")
     db = CardDB.build(emb, cat, tmp_path / "db")
     ids = [c for p in pairs for c in p]
-    images, labels = synthetic_queries(cat, ids, seed=5, presets=("default",))
+    # at a size where the collector number is readable (small listing-sized views cannot be resolved)
+    images, labels = synthetic_queries(cat, ids, seed=5, presets=("default",), crop_width=360)
     # same art → global evidence ties: with a margin the fused decision is an ambiguous set
     cal = Calibration("fused", threshold=-math.inf, margin=0.5, fusion={"weights": [0, 0, 4.0, 0], "bias": 0})
     matcher = Matcher(db, emb, calibration=cal)

@@ -18,7 +18,8 @@ class ClassicalFinder:
     """Card-shaped quadrilaterals from several edge maps (Canny at three thresholds, Otsu's
     foreground and its inverse): each contour's convex hull is approximated to four corners (the
     tolerance grows until it is), else its minimum-area rectangle; candidates must be solid,
-    card-shaped (short/long side 0.55–0.9) and big enough. Scored by area × aspect fit × solidity;
+    card-shaped (short/long side 0.55–0.9), nearly right-angled, outlined along all four sides,
+    printed inside (not a blank patch) and big enough. Scored by area × aspect fit × solidity;
     overlapping candidates keep the best, and a card's own art box (nested inside it) is dropped."""
 
     def __init__(
@@ -28,10 +29,12 @@ class ClassicalFinder:
         aspect_range: tuple[float, float] = (0.55, 0.9),
         min_solidity: float = 0.85,
         min_support: float = 0.6,
+        min_content: float = 8.0,
         max_side: int = 640,
         min_score: float = 0.0,
     ):
         self.min_area, self.max_area, self.min_support = min_area, max_area, min_support
+        self.min_content = min_content
         self.aspect_range, self.min_solidity, self.max_side = aspect_range, min_solidity, max_side
         self.min_score = min_score
 
@@ -78,7 +81,7 @@ class ClassicalFinder:
                 if not self.aspect_range[0] <= aspect <= self.aspect_range[1]:
                     continue
                 support = _outline_support(c, quad, tol)
-                if support < self.min_support:
+                if support < self.min_support or _interior_std(grey, quad) < self.min_content:
                     continue
                 fit = 1.0 - abs(aspect - CARD_ASPECT) / CARD_ASPECT
                 score = float(np.sqrt(quad_area / area_img) * fit * support * min(1.0, area / quad_area))
@@ -100,6 +103,21 @@ def _angles_ok(quad: np.ndarray, lo: float = 55.0, hi: float = 125.0) -> bool:
         if not lo <= np.degrees(np.arccos(np.clip(cos, -1, 1))) <= hi:
             return False
     return True
+
+
+def _interior_std(grey: np.ndarray, quad: np.ndarray) -> float:
+    """Grey-level spread inside the quadrilateral (shrunk by 20 %): a card face is printed all over
+    (art, text: σ ≳ 25), a blank shape — a patch of table, a sheet, a box lid — is flat (σ ≈ 1–2)."""
+    c = quad.mean(0)
+    inner = np.round(c + (quad - c) * 0.8).astype(np.int32)
+    x0, y0 = np.maximum(inner.min(0), 0)
+    x1, y1 = np.minimum(inner.max(0) + 1, [grey.shape[1], grey.shape[0]])
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return 0.0
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    cv2.fillPoly(mask, [inner - [x0, y0]], 1)
+    vals = grey[y0:y1, x0:x1][mask > 0]
+    return float(vals.std()) if vals.size else 0.0
 
 
 def _outline_support(contour: np.ndarray, quad: np.ndarray, tol: float, n: int = 16) -> float:
