@@ -39,6 +39,7 @@ def main() -> None:
         "--real-test", default=None, help="images/real_test of a `cardid data detection --real` set"
     )
     ap.add_argument("--limit", type=int, default=None, help="a fixed random sample of photos-dev")
+    ap.add_argument("--conf", type=float, default=0.5, help="YOLO confidence threshold for recognition")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench-photos"))
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -56,7 +57,7 @@ def main() -> None:
     for spec in args.run:
         name, rest = spec.split("=", 1)
         model, finder = rest.rsplit("@", 1)
-        rep = evaluate_photos(REAL, model, work / name, detector=finder, limit=args.limit)
+        rep = evaluate_photos(REAL, model, work / name, detector=finder, limit=args.limit, conf=args.conf)
         summary = {k: {kk: vv for kk, vv in v.items() if kk != "per_photo"} for k, v in rep["sets"].items()}
         out["runs"][name] = {
             "model": model,
