@@ -200,38 +200,36 @@ class Recognizer:
         return {"no_card": False, "cards": cards, "_decisions": decisions}
 
 
-def _card_windows(image: np.ndarray) -> list[np.ndarray]:
-    """The centred window of the card's aspect (portrait), when it differs from the whole image."""
+def _centre_window(w: int, h: int) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) of the centred card-shaped (portrait) window of a w×h photo, or None when
+    the photo already has the card's aspect."""
     from cardid.preprocess import CARD_ASPECT
 
-    h, w = image.shape[:2]
     if abs(w / h - CARD_ASPECT) < 0.05:
-        return []
+        return None
     if w / h > CARD_ASPECT:  # too wide: full height, card-wide
         cw = round(h * CARD_ASPECT)
-        x0 = (w - cw) // 2
-        return [np.ascontiguousarray(image[:, x0 : x0 + cw])]
+        return (w - cw) // 2, 0, (w - cw) // 2 + cw, h
     ch = round(w / CARD_ASPECT)
-    y0 = (h - ch) // 2
-    return [np.ascontiguousarray(image[y0 : y0 + ch])]
+    return 0, (h - ch) // 2, w, (h - ch) // 2 + ch
+
+
+def _card_windows(image: np.ndarray) -> list[np.ndarray]:
+    box = _centre_window(image.shape[1], image.shape[0])
+    if box is None:
+        return []
+    x0, y0, x1, y1 = box
+    return [np.ascontiguousarray(image[y0:y1, x0:x1])]
 
 
 def _window_corners(w: int, h: int, k: int) -> list[list[float]]:
-    from cardid.preprocess import CARD_ASPECT
-
-    x0, y0, x1, y1 = 0.0, 0.0, float(w - 1), float(h - 1)
-    if k == 1:
-        if w / h > CARD_ASPECT:
-            cw = h * CARD_ASPECT
-            x0, x1 = (w - cw) / 2, (w + cw) / 2 - 1
-        else:
-            ch = w / CARD_ASPECT
-            y0, y1 = (h - ch) / 2, (h + ch) / 2 - 1
+    """Corners (TL TR BR BL) of window ``k``: 0 the whole photo, 1 the centred card window."""
+    x0, y0, x1, y1 = (_centre_window(w, h) if k == 1 else None) or (0, 0, w, h)
     return [
-        [round(x0, 1), round(y0, 1)],
-        [round(x1, 1), round(y0, 1)],
-        [round(x1, 1), round(y1, 1)],
-        [round(x0, 1), round(y1, 1)],
+        [float(x0), float(y0)],
+        [float(x1 - 1), float(y0)],
+        [float(x1 - 1), float(y1 - 1)],
+        [float(x0), float(y1 - 1)],
     ]
 
 
