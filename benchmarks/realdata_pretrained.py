@@ -17,20 +17,18 @@ import argparse
 import json
 import logging
 import platform
-import random
 import time
 from pathlib import Path
 
 import torch
 
 from cardid.catalog.folder import catalog_from_folder
-from cardid.db.calibrate import calibrate_db, synthetic_queries
 from cardid.db.decide import score
 from cardid.db.match import Matcher
-from cardid.db.store import CardDB
 from cardid.embed import load_embedder
 from cardid.eval.hardsets import build_hard_sets
 from cardid.eval.queries import load_queries
+from cardid.eval.real import build_real_db
 from cardid.eval.retrieval import topk_cosine
 from cardid.io import load_rgb, write_bytes_atomic, write_json_atomic
 
@@ -38,13 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / ".." / "shared" / "realdata"
 
 
-def evaluate_model(path: str, catalog, sets: dict, work: Path, calib_cards: int) -> dict:
-    emb = load_embedder(path, device="cpu")
-    db = CardDB.build(emb, catalog, work / "db", overwrite=True)
-    ids = random.Random(0).sample(db.ids, min(calib_cards, len(db)))
-    images, labels = synthetic_queries(catalog, ids, seed=0)
-    calibrate_db(db, emb, images, labels)
-    db = CardDB.load(work / "db", emb)
+def evaluate_model(path: str, sets: dict, work: Path, calib_cards: int) -> dict:
+    _, emb, db, _, _ = build_real_db(REAL, load_embedder(path, device="cpu"), work, calib_cards)
     matcher = Matcher(db, emb)
     res = {"model": str(path), "identity": emb.identity, "dim": emb.dim}
     for name, qs in sets.items():
@@ -113,7 +106,7 @@ def main() -> None:
     }
     results = {}
     for name, path in models.items():
-        results[name] = evaluate_model(path, cat, sets, work / name, args.calib_cards)
+        results[name] = evaluate_model(path, sets, work / name, args.calib_cards)
     out = {
         "what": "real crops → 884 real gallery scans; hard sets seeded (seed 0) from queries-dev and the gallery",
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",

@@ -130,7 +130,7 @@ def run_demo(
     )
 
     t = time.perf_counter()
-    pre = demo_pretrained(out, cat, ds)
+    pre = demo_pretrained(out, ds)
     res.metrics["pretrained"] = pre
     res.add("pretrained", out / "frozen", pre["what"], time.perf_counter() - t)
 
@@ -206,7 +206,7 @@ def run_demo(
     return res
 
 
-def demo_pretrained(out: Path, cat: Catalog, ds: Path) -> dict:
+def demo_pretrained(out: Path, ds: Path) -> dict:
     """The packaged open_nsfw backbone (cardid[pretrained]) as a frozen embedder — layout-keeping
     pooling and the scans' mean subtracted, no training — evaluated on the same val photos."""
     import importlib.util
@@ -216,8 +216,9 @@ def demo_pretrained(out: Path, cat: Catalog, ds: Path) -> dict:
     from cardid.train.frozen import build_frozen
 
     shutil.rmtree(out / "frozen", ignore_errors=True)
-    build_frozen(Catalog.load(ds), out / "frozen", backbone="opennsfw", pooling="gem+grid3x4")
-    report = evaluate(load_embedder(out / "frozen", device="cpu"), Catalog.load(ds), load_queries(ds, "val"))
+    gallery = Catalog.load(ds)
+    build_frozen(gallery, out / "frozen", backbone="opennsfw", pooling="gem+grid3x4")
+    report = evaluate(load_embedder(out / "frozen", device="cpu"), gallery, load_queries(ds, "val"))
     write_json_atomic(out / "frozen" / "eval.json", report)
     m = report["model"]
     return {

@@ -31,12 +31,10 @@ class ClassicalFinder:
         min_support: float = 0.6,
         min_content: float = 8.0,
         max_side: int = 640,
-        min_score: float = 0.0,
     ):
         self.min_area, self.max_area, self.min_support = min_area, max_area, min_support
         self.min_content = min_content
         self.aspect_range, self.min_solidity, self.max_side = aspect_range, min_solidity, max_side
-        self.min_score = min_score
 
     def edge_maps(self, grey: np.ndarray) -> list[tuple[np.ndarray, int]]:
         """(binary map, contour retrieval mode) for each way of seeing the card's outline."""
@@ -51,7 +49,8 @@ class ClassicalFinder:
         maps += [(otsu, cv2.RETR_EXTERNAL), (255 - otsu, cv2.RETR_EXTERNAL)]
         return maps
 
-    def candidates(self, image: np.ndarray) -> tuple[list[Detection], float]:
+    def candidates(self, image: np.ndarray) -> list[Detection]:
+        """Every card-shaped quadrilateral found, before overlapping ones are resolved."""
         h, w = image.shape[:2]
         scale = min(1.0, self.max_side / max(h, w))
         small = (
@@ -85,13 +84,11 @@ class ClassicalFinder:
                     continue
                 fit = 1.0 - abs(aspect - CARD_ASPECT) / CARD_ASPECT
                 score = float(np.sqrt(quad_area / area_img) * fit * support * min(1.0, area / quad_area))
-                if score >= self.min_score:
-                    found.append(Detection(quad / scale, score))
-        return found, scale
+                found.append(Detection(quad / scale, score))
+        return found
 
     def detect(self, image: np.ndarray) -> list[Detection]:
-        found, _ = self.candidates(image)
-        return _drop_nested(_nms(found, 0.5))
+        return _drop_nested(_nms(self.candidates(image), 0.5))
 
 
 def _angles_ok(quad: np.ndarray, lo: float = 55.0, hi: float = 125.0) -> bool:

@@ -60,8 +60,8 @@ def build_real_db(realdata: Path, model: str | Path | Embedder, out: Path, calib
     build_s = time.perf_counter() - t0
     ids = random.Random(0).sample(db.ids, min(calib_cards, len(db)))
     images, labels = synthetic_queries(catalog, ids, seed=0)
-    cals = calibrate_db(db, emb, images, labels)
-    return catalog, emb, CardDB.load(out / "db", emb), cals, build_s
+    cals = calibrate_db(db, emb, images, labels)  # stored in db.json and in db.meta
+    return catalog, emb, db, cals, build_s
 
 
 def evaluate_real(

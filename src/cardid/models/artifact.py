@@ -25,7 +25,7 @@ from cardid.errors import CardIDError
 from cardid.io import atomic_path, read_json, write_json_atomic
 from cardid.models.backbones import BackboneSpec, create_backbone
 from cardid.models.model import EmbeddingModel
-from cardid.models.pretrained import packaged_weights_of, provenance, write_notices
+from cardid.models.pretrained import WEIGHTS, provenance, write_notices
 from cardid.preprocess import Preprocess
 
 MODEL_JSON = "model.json"
@@ -93,10 +93,10 @@ def save_model_dir(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         **(extra or {}),
     }
-    weights_of = packaged_weights_of(model.backbone.spec.name)
-    if weights_of:  # started from packaged weights: say which, and their licence travels along
-        meta["pretrained_weights"] = provenance(weights_of)
-        meta["notices"] = [str(p.relative_to(out)) for p in write_notices(weights_of, out)]
+    started_from = model.backbone.spec.name
+    if started_from in WEIGHTS:  # packaged weights: say which, and their licence travels along
+        meta["pretrained_weights"] = provenance(started_from)
+        meta["notices"] = [str(p.relative_to(out)) for p in write_notices(started_from, out)]
     write_json_atomic(out / MODEL_JSON, meta)
     return meta
 

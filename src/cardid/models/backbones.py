@@ -69,9 +69,6 @@ class BackboneSpec:
 class Backbone(nn.Module):
     out_dim: int
     spec: BackboneSpec
-    #: The pixel normalisation the backbone's weights expect (``mean``/``std``/``channel_order``/
-    #: ``input_scale`` of a :class:`~cardid.preprocess.Preprocess`), or None: any contract will do.
-    pixels: dict | None = None
 
     @property
     def blocks(self) -> list[nn.Module]:
@@ -153,7 +150,8 @@ class TimmBackbone(Backbone):
         return torch.cat([cls, feats[:, self.n_prefix :].mean(1)], dim=1)
 
 
-#: Pixel normalisation of registry backbones whose weights expect their own (by registry name).
+#: The pixel normalisation (``mean``/``std``/``channel_order``/``input_scale`` of a
+#: :class:`~cardid.preprocess.Preprocess`) of registry backbones whose weights expect their own.
 BACKBONE_PIXELS: dict[str, dict] = {}
 
 
@@ -162,7 +160,7 @@ def fit_preprocess(pre, backbone: Backbone | str):
     backbone's pretrained weights expect; unchanged for backbones without one."""
     import dataclasses
 
-    pixels = BACKBONE_PIXELS.get(backbone) if isinstance(backbone, str) else backbone.pixels
+    pixels = BACKBONE_PIXELS.get(backbone if isinstance(backbone, str) else backbone.spec.name)
     return dataclasses.replace(pre, **pixels) if pixels else pre
 
 

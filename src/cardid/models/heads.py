@@ -27,15 +27,8 @@ class ProjectionHead(nn.Module):
         if input_norm not in (None, "batchnorm", "layernorm"):
             raise ValueError(f"unknown projection input_norm {input_norm!r} (batchnorm, layernorm)")
         self.input_norm = input_norm
-        self.norm = (
-            {
-                None: nn.Identity,
-                "batchnorm": nn.BatchNorm1d,
-                "layernorm": nn.LayerNorm,
-            }[input_norm](in_dim)
-            if input_norm
-            else nn.Identity()
-        )
+        norm = {None: nn.Identity, "batchnorm": nn.BatchNorm1d, "layernorm": nn.LayerNorm}[input_norm]
+        self.norm = norm(in_dim)
         self.net = nn.Sequential(
             nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden_dim, out_dim)
         )

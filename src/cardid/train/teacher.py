@@ -145,7 +145,6 @@ def fingerprint(cfg: TeacherConfig, teacher: Teacher, classes: list[str]) -> dic
             "name": spec.name,
             "config": spec.config,
             "pooling": cfg.model.pooling,
-            "backbone_kwargs": cfg.model.backbone_kwargs,
             "embed_dim": cfg.model.embed_dim,
             "proj_hidden": cfg.model.proj_hidden,
             "proj_norm": cfg.model.proj_norm,
