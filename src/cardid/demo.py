@@ -32,7 +32,7 @@ from cardid.embed import load_embedder
 from cardid.eval.evaluate import evaluate
 from cardid.eval.queries import load_queries
 from cardid.export import export_model
-from cardid.io import write_json_atomic
+from cardid.io import check_replaceable, is_cardid_dir, write_json_atomic, write_marker
 from cardid.synth.cards import synth_cards
 from cardid.synth.preview import write_contact_sheet
 from cardid.train.distill import DISTILL_PRESETS, DistillConfig, distill
@@ -69,7 +69,11 @@ def run_demo(
 
     progress = progress or default_progress
     out = Path(out)
+    # a demo folder holds only what demos wrote: another folder (a user's files) is never cleared
+    check_replaceable(out, "demo")
     out.mkdir(parents=True, exist_ok=True)
+    if not is_cardid_dir(out):
+        write_marker(out, "demo")
     res = DemoResult(out)
 
     t = time.perf_counter()

@@ -119,3 +119,14 @@ def test_bad_input(s3, tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     with pytest.raises(CardIDError, match="no AWS credentials"):
         s3mod.client("s3", "us-east-1")
+
+
+@pytest.mark.parametrize("key", ["models/../../X.txt", "models/a/../../../X.txt", "models/..\\..\\X.txt"])
+def test_sync_down_never_writes_outside_local(s3, tmp_path, key):
+    c, bucket = s3
+    c.put_object(Bucket=bucket, Key="models/ok.txt", Body=b"fine")
+    c.put_object(Bucket=bucket, Key=key, Body=b"evil")
+    local = tmp_path / "a" / "local"
+    with pytest.raises(CardIDError, match="outside"):
+        s3mod.sync_down(f"s3://{bucket}/models", local, c)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # refused before any download

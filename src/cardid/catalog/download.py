@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import UnidentifiedImageError
 
 from cardid.catalog.records import Catalog
-from cardid.io import pil_open, write_bytes_atomic, write_json_atomic
+from cardid.io import inside, pil_open, write_bytes_atomic, write_json_atomic
 
 FAILURES_FILE = "download_failures.json"
 USER_AGENT = "cardid-downloader/0.1 (+https://github.com/cardid)"
@@ -89,7 +89,8 @@ def download_images(
         if not rec.image_url or not rec.image_file:
             report.failed.append({"id": rec.id, "url": rec.image_url, "error": "record has no image_url"})
             continue
-        dest = catalog.image_path(rec.id)
+        # metadata never chooses where we write: the scan must land inside the catalog
+        dest = inside(catalog.root, rec.image_file, f"card {rec.id!r}: image_file")
         if is_complete_image(dest):
             report.skipped.append(rec.id)
             if progress:

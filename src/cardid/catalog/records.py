@@ -163,6 +163,14 @@ class Catalog:
         p = Path(rec.image_file)
         return p if p.is_absolute() else self.root / p
 
+    def image_dirs(self) -> list[Path]:
+        """The catalog root and every folder its scans live in (inputs no output may replace)."""
+        dirs = {self.root}
+        for r in self:
+            if r.image_file:
+                dirs.add(self.image_path(r.id).parent)
+        return sorted(dirs)
+
     def load_image(self, card_id: str) -> np.ndarray:
         """The clean scan as RGB uint8, transparency composited the one defined way."""
         return load_rgb(self.image_path(card_id))

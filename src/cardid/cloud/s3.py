@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardid.errors import CardIDError
-from cardid.io import atomic_path
+from cardid.io import atomic_path, inside
 
 MB = 1 << 20
 
@@ -160,7 +160,9 @@ def sync_down(
     plan = SyncPlan()
     for key, size in sorted(_remote(s3, bucket, prefix).items()):
         rel = key[len(prefix) :].lstrip("/") if prefix else key
-        dest = local / rel
+        if key.endswith("/"):  # a console "folder" placeholder, not a file
+            continue
+        dest = inside(local, rel, f"object key {key!r}")  # an object key never writes outside LOCAL
         if dest.is_file() and dest.stat().st_size == size and _same(s3, bucket, key, dest):
             plan.unchanged.append(key)
         else:

@@ -156,7 +156,8 @@ def write_detection_dataset(
     scans: dict[str, np.ndarray] = {}
     out = Path(out)
     counts = {s: {"images": 0, "cards": 0, "negatives": 0} for s in SPLITS}
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    protect = [*catalog.image_dirs(), *([cfg.real] if cfg.real else [])]
+    with atomic_dir(out, overwrite=overwrite, kind="detection-dataset", protect=protect) as tmp:
         for s in (*SPLITS, "real_test") if cfg.real else SPLITS:
             (tmp / "images" / s).mkdir(parents=True)
             (tmp / "labels" / s).mkdir(parents=True)

@@ -76,7 +76,7 @@ def write_embedding_dataset(
     catalog.require_images()
     out = Path(out)
     workers = workers or (os.cpu_count() or 1)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="dataset", protect=catalog.image_dirs()) as tmp:
         jobs = [(catalog.root.resolve(), tmp, cid, cfg) for cid in catalog.ids]
         if workers == 1:
             results = map(_write_card, jobs)

@@ -26,7 +26,15 @@ from cardid.db.verify import GalleryFeatures, VerifyConfig
 from cardid.embed import Embedder
 from cardid.errors import CardIDError, DBError
 from cardid.eval.retrieval import topk_cosine
-from cardid.io import atomic_dir, read_json, write_json_atomic
+from cardid.io import (
+    atomic_dir,
+    check_output,
+    is_cardid_dir,
+    read_json,
+    recover_dir,
+    write_json_atomic,
+    write_marker,
+)
 from cardid.preprocess import Preprocess
 
 DB_FORMAT = "cardid-db/1"
@@ -148,6 +156,8 @@ class CardDB:
         if len(catalog) == 0:
             raise DBError("the catalog is empty; nothing to index")
         catalog.require_images()
+        protect = catalog.image_dirs()
+        check_output(out, overwrite, "db", protect)  # before the long part, not after it
         ids = list(catalog.ids)
         emb = embed_catalog(embedder, catalog, ids, workers, progress)
         feats = (
@@ -170,7 +180,7 @@ class CardDB:
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "cardid_version": __version__,
         }
-        with atomic_dir(out, overwrite=overwrite) as tmp:
+        with atomic_dir(out, overwrite=overwrite, kind="db", protect=protect) as tmp:
             cls._write(tmp, meta, emb, ids, [catalog[c] for c in ids], _build_index(emb, dtype), feats)
         return cls.load(out)
 
@@ -227,7 +237,9 @@ class CardDB:
         all_emb = np.concatenate([self.embeddings, emb])
         records = [self.records[c] for c in self.ids] + [catalog[c] for c in new]
         meta = dict(self.meta, modified=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-        with atomic_dir(self.root, overwrite=True) as tmp:
+        if not is_cardid_dir(self.root):  # a DB from before markers: it loaded, so it is ours
+            write_marker(self.root, "db")
+        with atomic_dir(self.root, overwrite=True, kind="db", protect=catalog.image_dirs()) as tmp:
             self._write(tmp, meta, all_emb, self.ids + new, records, index, feats)
         return CardDB.load(self.root)
 
@@ -246,7 +258,7 @@ class CardDB:
     def load(cls, path: str | Path, embedder: Embedder | None = None, verify_files: bool = True) -> CardDB:
         """Open a DB directory, checking that its files agree with each other (and with
         ``embedder`` when given). ``verify_files`` also checks the recorded file hashes."""
-        root = Path(path)
+        root = recover_dir(path)  # a replace killed half-way is undone first
         if not root.is_dir():
             raise DBError(f"reference DB not found: {root}")
         for name in (META, EMBEDDINGS, INDEX, IDS, METADATA):

@@ -370,7 +370,7 @@ def synth_cards(
 ) -> Catalog:
     """``cardid synth cards``: write a synthetic catalog (metadata, class index, RGBA PNG scans)."""
     out = Path(out)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite=overwrite, kind="catalog") as tmp:
         recs = []
         for rec, rgba in generate_cards(n, seed, height, reprint_fraction):
             ok, buf = cv2.imencode(".png", cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
