@@ -9,13 +9,13 @@ import sys
 import textwrap
 
 import pytest
+from tests.catalog.test_download import Server
+from tests.conftest import make_tiny_model
 
 from cardid.catalog import CardRecord, Catalog
 from cardid.cli import main
 from cardid.errors import CardIDError
 from cardid.io import MARKER, atomic_dir, inside, recover_dir, write_json_atomic
-from tests.catalog.test_download import Server
-from tests.conftest import make_tiny_model
 
 
 def _files(root):
