@@ -15,7 +15,8 @@ from cardid.errors import CardIDError
 from cardid.export import export_model
 from cardid.export.hailo import HAILO_SUPPORTED, precheck_ops
 from cardid.export.parity import ParitySet, parity
-from cardid.models.artifact import save_model_dir, sha256_file
+from cardid.io import sha256_file
+from cardid.models.artifact import save_model_dir
 from cardid.models.students import create_student
 from cardid.synth.cards import synth_cards
 

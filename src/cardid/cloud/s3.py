@@ -5,13 +5,12 @@ aborts multipart uploads an interrupted run left behind, so no partial object is
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardid.errors import CardIDError
-from cardid.io import atomic_path, inside
+from cardid.io import atomic_path, inside, sha256_file
 
 MB = 1 << 20
 
@@ -51,14 +50,6 @@ def check_bucket(s3, bucket: str) -> None:
         code = e.response.get("Error", {}).get("Code", "")
         what = "does not exist" if code in ("404", "NoSuchBucket") else f"is not accessible ({code})"
         raise CardIDError(f"S3 bucket {bucket!r} {what}") from e
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(MB), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from cardid.io import (
     is_cardid_dir,
     read_json,
     recover_dir,
+    sha256_file,
     write_json_atomic,
     write_marker,
 )
@@ -76,14 +76,6 @@ def _build_index(emb: np.ndarray, dtype: str, start: int = 0, index=None):
     if len(emb):
         index.add(np.arange(start, start + len(emb), dtype=np.uint64), emb, threads=0)
     return index
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def embed_catalog(
@@ -201,9 +193,9 @@ class CardDB:
             meta,
             count=len(ids),
             files={
-                EMBEDDINGS: _sha256(root / EMBEDDINGS),
-                INDEX: _sha256(root / INDEX),
-                IDS: _sha256(root / IDS),
+                EMBEDDINGS: sha256_file(root / EMBEDDINGS),
+                INDEX: sha256_file(root / INDEX),
+                IDS: sha256_file(root / IDS),
             },
         )
         write_json_atomic(root / META, meta)
@@ -272,7 +264,7 @@ class CardDB:
             raise DBError(f"{root / META}: not a {DB_FORMAT} description")
         if verify_files:
             for name, digest in meta.get("files", {}).items():
-                if _sha256(root / name) != digest:
+                if sha256_file(root / name) != digest:
                     raise DBError(f"reference DB {root}: {name} was modified or truncated (hash mismatch)")
         try:
             emb = np.load(root / EMBEDDINGS)

@@ -6,6 +6,7 @@ are off, and AMP is off (its check downloads weights). Runs land under ``models/
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cardid.detect import Detection
 from cardid.errors import CardIDError
-from cardid.io import write_json_atomic
+from cardid.io import sha256_file, write_json_atomic
 
 
 def _ultralytics():
@@ -84,6 +85,8 @@ def train_detector(cfg: DetectorConfig) -> dict:
     )
     result = {
         "weights": str(out / "best.pt"),
+        # what makes this .pt loadable later: a pickle runs code, so only a recorded one is opened
+        "weights_sha256": sha256_file(out / "best.pt"),
         "val": {"map50": float(metrics.box.map50), "map50_95": float(metrics.box.map)},
         "config": cfg.model_dump(),
     }
@@ -95,8 +98,39 @@ def train_detector(cfg: DetectorConfig) -> dict:
         if Path(onnx_path).resolve() != target.resolve():
             shutil.copy2(onnx_path, target)
         result["onnx"] = str(target)
+        result["onnx_sha256"] = sha256_file(target)
     write_json_atomic(out / "detector.json", result)
     return result
+
+
+def check_weights(weights: str | Path) -> Path:
+    """Refuse detector weights that could run code when opened: a ``.pt`` is a pickle (ultralytics
+    unpickles it with ``weights_only=False``), so it is opened only when ``detector.json`` beside it,
+    written by ``cardid train detector``, records its SHA-256. ONNX files hold no code."""
+    path = Path(weights)
+    if not path.is_file():
+        raise CardIDError(f"detector weights not found: {path}")
+    if path.suffix.lower() == ".onnx":
+        return path
+    if path.suffix.lower() != ".pt":
+        raise CardIDError(f"detector weights must be a .pt or .onnx file: {path}")
+    record = path.parent / "detector.json"
+    recorded = None
+    if record.is_file():
+        try:
+            info = json.loads(record.read_text(encoding="utf-8"))
+            if isinstance(info, dict) and Path(str(info.get("weights", ""))).name == path.name:
+                recorded = info.get("weights_sha256")
+        except (OSError, ValueError):
+            recorded = None
+    if not recorded:
+        raise CardIDError(
+            f"refusing to open {path}: a .pt file is a pickle and can run code, and no hash for it is "
+            f"recorded in {record} (written by `cardid train detector`); use its .onnx export instead"
+        )
+    if sha256_file(path) != recorded:
+        raise CardIDError(f"refusing to open {path}: its SHA-256 differs from the one recorded in {record}")
+    return path
 
 
 class YoloDetector:
@@ -108,9 +142,7 @@ class YoloDetector:
         _ultralytics()
         from ultralytics import YOLO
 
-        if not Path(weights).is_file():
-            raise CardIDError(f"detector weights not found: {weights}")
-        self.model = YOLO(str(weights), task="obb")
+        self.model = YOLO(str(check_weights(weights)), task="obb")
         self.conf, self.device = conf, device
         self.imgsz = imgsz or int(getattr(self.model, "overrides", {}).get("imgsz", 640) or 640)
 

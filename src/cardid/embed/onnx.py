@@ -47,7 +47,7 @@ class OnnxEmbedder:
     def __init__(self, path: str | Path, batch_size: int = 64, providers: Sequence[str] | None = None):
         import onnxruntime as ort
 
-        from cardid.models.artifact import sha256_file
+        from cardid.io import sha256_file
 
         self.path = Path(path)
         meta = read_onnx_meta(self.path)

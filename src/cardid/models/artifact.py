@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from cardid import __version__
 from cardid.errors import CardIDError
-from cardid.io import atomic_path, read_json, write_json_atomic
+from cardid.io import atomic_path, read_json, sha256_file, write_json_atomic
 from cardid.models.backbones import BackboneSpec, create_backbone
 from cardid.models.model import EmbeddingModel
 from cardid.models.pretrained import WEIGHTS, provenance, write_notices
@@ -30,14 +30,6 @@ from cardid.preprocess import Preprocess
 
 MODEL_JSON = "model.json"
 FORMAT = "cardid-model/1"
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
 
 
 def classes_hash(ids: list[str]) -> str:

@@ -91,7 +91,7 @@ class PackagedWeights:
 
 
 def verify_sha256(path: Path, expected: str, what: str) -> None:
-    from cardid.models.artifact import sha256_file  # artifact imports this module
+    from cardid.io import sha256_file
 
     digest = sha256_file(path)
     if digest != expected:
