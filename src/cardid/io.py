@@ -19,7 +19,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cardid.errors import ImageError
 
@@ -295,16 +295,55 @@ def pil_open(fp, *args, **kwargs):
     return op(fp, *args, **kwargs)
 
 
+#: Images with more pixels than this are refused before decoding (a decompression bomb is a few
+#: KB on disk and gigabytes in memory); ``CARDID_MAX_PIXELS`` changes it.
+DEFAULT_MAX_PIXELS = 80_000_000
+
+
+def max_pixels() -> int:
+    raw = os.environ.get("CARDID_MAX_PIXELS", "")
+    try:
+        return int(float(raw)) if raw else DEFAULT_MAX_PIXELS
+    except ValueError:
+        from cardid.errors import CardIDError
+
+        raise CardIDError(f"CARDID_MAX_PIXELS must be a number of pixels, got {raw!r}") from None
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """16-bit and 32-bit integer greyscale scaled to 8 bits (``convert`` would clip them to 0/255)."""
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        arr = np.asarray(im).astype(np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if im.mode == "F":
+        arr = np.asarray(im, np.float64)
+        top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+        return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    return im
+
+
 def load_rgb(path: str | os.PathLike[str]) -> np.ndarray:
-    """Load an image as an RGB uint8 array (H, W, 3), transparency composited the one defined way."""
+    """Load an image as an RGB uint8 array (H, W, 3): upright as its EXIF orientation says (phone
+    photos are often stored rotated), 16-bit scaled rather than clipped, transparency composited
+    the one defined way, and refused before decoding when it has more than :func:`max_pixels`."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"image not found: {path}")
+    limit = max_pixels()
     try:
         with pil_open(path) as im:
+            if im.width * im.height > limit:
+                raise ImageError(
+                    f"image too large: {path} ({im.width}×{im.height} px, limit {limit:,}; "
+                    "set CARDID_MAX_PIXELS to raise it)"
+                )
             im.load()
-            rgb = composite_rgba(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+            upright = ImageOps.exif_transpose(im) or im
+            rgb = composite_rgba(_to_8bit(upright))
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise ImageError(f"corrupt or unsupported image: {path} ({e})") from e
     arr = np.asarray(rgb, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[0] < 8 or arr.shape[1] < 8:

@@ -273,5 +273,6 @@ def recognize_files(
     for path, im in zip(images, loaded, strict=True):
         t = time.perf_counter()
         r = rec.recognize_photo(im, top)
-        out.append(({"image": str(path), "ms": round((time.perf_counter() - t) * 1e3, 1), **r}, im))
+        ms = round((time.perf_counter() - t) * 1e3, 1)
+        out.append(({"image": str(path), "ms": ms, "calibrated": rec.matcher.calibrated, **r}, im))
     return out

@@ -6,9 +6,10 @@ import pytest
 from tests.conftest import make_tiny_model
 
 from cardid.catalog.records import Catalog
-from cardid.db.store import EMBEDDINGS, FEATURES, IDS, INDEX, META, METADATA, CardDB, DBError, _sha256
+from cardid.db.store import EMBEDDINGS, FEATURES, IDS, INDEX, META, METADATA, CardDB, DBError
 from cardid.db.verify import GalleryFeatures, VerifyConfig, extract
 from cardid.embed import load_embedder
+from cardid.io import sha256_file
 from cardid.synth.cards import synth_cards
 
 
@@ -67,7 +68,7 @@ def test_i8_index_and_unknown_dtype(tmp_path, catalog, embedder):
 def _rehash(root):
     """Corrupt-then-rehash: the structural checks (not the file hashes) must catch these."""
     meta = json.loads((root / META).read_text())
-    meta["files"] = {n: _sha256(root / n) for n in meta["files"]}
+    meta["files"] = {n: sha256_file(root / n) for n in meta["files"]}
     (root / META).write_text(json.dumps(meta))
 
 

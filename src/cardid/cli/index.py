@@ -26,8 +26,12 @@ def build_cmd(
     batch_size: int = typer.Option(64, help="Embedding batch size."),
     workers: int = typer.Option(2, help="Image decoding processes."),
     overwrite: bool = typer.Option(False, help="Replace an existing DB (only once the new one is complete)."),
+    calibrate: bool = typer.Option(
+        True, help="Calibrate decisions on simulated views of the scans (else every decision is 'unknown')."
+    ),
+    calibrate_cards: int = typer.Option(300, help="How many cards to render one simulated view of."),
 ) -> None:
-    """Embed every gallery scan with MODEL and write a self-describing DB directory."""
+    """Embed every gallery scan with MODEL, write a self-describing DB directory and calibrate it."""
     from cardid.db.store import CardDB
     from cardid.db.verify import VerifyConfig
     from cardid.embed import load_embedder
@@ -43,6 +47,17 @@ def build_cmd(
     out.print(
         f"[green]DB[/] {out_dir}: {len(db)} cards × {db.dim} ({dtype}), model {db.meta['model']['identity']}"
     )
+    if calibrate:
+        from cardid.db.calibrate import calibrate_on_views
+
+        with progress(min(calibrate_cards, len(db)), "calibrating") as advance:
+            cals = calibrate_on_views(db, emb, cat, calibrate_cards, progress=advance)
+        for mode, cal in cals.items():
+            st = cal.stats
+            out.print(
+                f"calibrated ({mode}): threshold {cal.threshold:.3f}, precision {st['precision']:.3f}, "
+                f"recall {st['recall']:.3f} on simulated views"
+            )
 
 
 @app.command("add")
@@ -114,9 +129,7 @@ def calibrate_cmd(
     seed: int = typer.Option(0, help="Seed for the simulated views."),
 ) -> None:
     """Choose the unknown-card threshold and the ambiguity margin; store them in db.json."""
-    import random
-
-    from cardid.db.calibrate import calibrate_db, synthetic_queries
+    from cardid.db.calibrate import calibrate_db, calibrate_on_views
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
     from cardid.eval.evaluate import open_gallery
@@ -129,13 +142,12 @@ def calibrate_cmd(
     if queries is not None:
         qs = load_queries(queries)
         images, labels = [load_rgb(p) for p in qs.paths], qs.card_ids
+        with progress(len(images), "calibrating") as advance:
+            result = calibrate_db(card_db, emb, images, labels, target_precision, progress=advance)
     else:
         cat = open_gallery(catalog or card_db.meta["catalog"])
-        ids = [c for c in card_db.ids if c in cat]
-        ids = random.Random(seed).sample(ids, min(cards, len(ids)))
-        images, labels = synthetic_queries(cat, ids, seed=seed)
-    with progress(len(images), "calibrating") as advance:
-        result = calibrate_db(card_db, emb, images, labels, target_precision, progress=advance)
+        with progress(min(cards, len(card_db)), "calibrating") as advance:
+            result = calibrate_on_views(card_db, emb, cat, cards, seed, target_precision, advance)
     table = Table(title=f"calibration of {db} (target precision {target_precision})")
     for col in (
         "mode",
@@ -224,10 +236,10 @@ def recognize_cmd(
                 f"{r['ms']:.0f}",
             )
     Console(stderr=json_out is None).print(table)
-    if not card_db.calibration:
+    if not rec.matcher.calibrated:
         Console(stderr=True).print(
-            "[yellow]note:[/] this DB is not calibrated, so nothing is ever 'unknown'; "
-            "run `cardid index calibrate` first"
+            "[bold yellow]warning:[/] this DB is not calibrated: with no threshold every decision is "
+            "'unknown' (the candidates are still listed); run `cardid index calibrate` first"
         )
     if show:
         cat = None

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from cardid.catalog.records import Catalog
-from cardid.db.decide import Calibration, calibrate
+from cardid.db.decide import Calibration, calibrate, check_target_precision
 from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB
 from cardid.db.verify import SAME_ART_BITS
@@ -80,6 +80,7 @@ def calibrate_db(
     """Calibrate on labelled crops. Cards in the DB give a known trial and, with their card (and
     every printing of the same art) hidden, an unknown trial; cards not in the DB give unknown
     trials."""
+    check_target_precision(target_precision)  # before any work
     if len(images) == 0:
         raise CardIDError("calibration needs at least one labelled query; the query set is empty")
     if len(images) != len(card_ids):
@@ -101,3 +102,27 @@ def calibrate_db(
     if save:
         db.save_meta(calibration={k: v.to_dict() for k, v in result.items()})
     return result
+
+
+def calibrate_on_views(
+    db: CardDB,
+    embedder: Embedder,
+    catalog: Catalog,
+    cards: int = 300,
+    seed: int = 0,
+    target_precision: float = 0.95,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Calibration]:
+    """Calibrate ``db`` on simulated camera views of up to ``cards`` of its cards (one view each),
+    rendered from ``catalog``'s scans: what `index build` does unless told not to."""
+    import random
+
+    check_target_precision(target_precision)
+    if cards < 1:
+        raise CardIDError(f"need at least 1 card to calibrate on, got {cards}")
+    ids = [c for c in db.ids if c in catalog]
+    if not ids:
+        raise CardIDError(f"none of the DB's cards is in the catalog {catalog.root}")
+    ids = random.Random(seed).sample(ids, min(cards, len(ids)))
+    images, labels = synthetic_queries(catalog, ids, seed=seed)
+    return calibrate_db(db, embedder, images, labels, target_precision, progress=progress)

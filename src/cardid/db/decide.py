@@ -169,6 +169,14 @@ def evaluate_decisions(trials, cal: Calibration) -> dict:
     }
 
 
+def check_target_precision(p: float) -> None:
+    if not 0.0 < p < 1.0:
+        raise CardIDError(
+            f"target precision must be between 0 and 1 (exclusive), got {p}: "
+            "1 or more rejects everything, 0 or less accepts anything"
+        )
+
+
 def calibrate(
     known: Sequence[tuple[Sequence[Candidate], int]],
     unknown: Sequence[Sequence[Candidate]],
@@ -184,6 +192,7 @@ def calibrate(
     ``max_ambiguous`` of them become ambiguous; the threshold is the lowest score at which accepted
     results reach the target precision over known and unknown trials together.
     """
+    check_target_precision(target_precision)
     if not known:
         raise CardIDError("calibration needs labelled queries of cards in the DB; none were given")
     if not unknown:

@@ -8,6 +8,7 @@ stages are fused and decided by :mod:`cardid.db.decide`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -65,13 +66,17 @@ class Matcher:
         db.check_embedder(embedder)
         self.db, self.embedder, self.config = db, embedder, config
         self.verifying = config.verify and db.features is not None
+        mode = "fused" if self.verifying else "embedding"
+        #: False for a DB nobody calibrated: then no threshold exists, and every decision is
+        #: ``unknown`` (candidates still listed) rather than a confident name for anything at all
+        self.calibrated = True
         if calibration is None:
-            stored = (db.calibration or {}).get("fused" if self.verifying else "embedding")
-            calibration = (
-                Calibration.from_dict(stored)
-                if stored
-                else Calibration("fused" if self.verifying else "embedding")
-            )
+            stored = (db.calibration or {}).get(mode)
+            if stored:
+                calibration = Calibration.from_dict(stored)
+            else:
+                self.calibrated = False
+                calibration = Calibration(mode, threshold=math.inf)
         self.calibration = calibration
         self._hashes = db.features.hashes if db.features is not None else None
 
