@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from tests.conftest import make_tiny_model
 
 from cardid.cli import main
-from tests.conftest import make_tiny_model
 
 
 @pytest.fixture
