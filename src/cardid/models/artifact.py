@@ -48,8 +48,12 @@ def save_model_dir(
     metrics: dict | None = None,
     config: dict | None = None,
     extra: dict | None = None,
+    complete: bool = True,
 ) -> dict[str, Any]:
-    """Write weights (atomically) then ``model.json`` describing them; returns the record."""
+    """Write weights (atomically) then ``model.json`` describing them; returns the record.
+
+    ``complete=False``: the best model so far of a run still training; loading it is refused
+    (a killed run must not leave what looks like a finished model) until :func:`mark_complete`."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     weights = out / f"{name}.safetensors"
@@ -83,6 +87,7 @@ def save_model_dir(
             "timm": _version("timm"),
         },
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "complete": complete,
         **(extra or {}),
     }
     started_from = model.backbone.spec.name
@@ -91,6 +96,13 @@ def save_model_dir(
         meta["notices"] = [str(p.relative_to(out)) for p in write_notices(started_from, out)]
     write_json_atomic(out / MODEL_JSON, meta)
     return meta
+
+
+def mark_complete(path: str | Path) -> None:
+    """The run that wrote this model directory finished: its model may now be loaded."""
+    meta = read_model_meta(path)
+    meta["complete"] = True
+    write_json_atomic(Path(path) / MODEL_JSON, meta)
 
 
 def _version(pkg: str) -> str | None:
@@ -110,6 +122,15 @@ def read_model_meta(path: str | Path) -> dict[str, Any]:
             f"{path}: not a cardid model directory (format {meta.get('format')!r}, want {FORMAT})"
         )
     return meta
+
+
+def check_complete(meta: dict[str, Any], path: Path) -> None:
+    if meta.get("complete") is False:  # absent: written before this flag, by a finished run
+        step = (meta.get("metrics") or {}).get("step")
+        raise CardIDError(
+            f"{path} holds the best model so far of a training run that did not finish"
+            f"{f' (step {step})' if step is not None else ''}; resume the run to finish it"
+        )
 
 
 def build_model(meta: dict[str, Any]) -> EmbeddingModel:
@@ -139,6 +160,7 @@ def load_model_dir(
     """Load a model directory; the weights' hash and every tensor's name and shape are checked."""
     path = Path(path)
     meta = read_model_meta(path)
+    check_complete(meta, path)
     weights = path / meta["weights"]
     if not weights.is_file():
         raise CardIDError(f"weights file missing: {weights}")

@@ -43,14 +43,23 @@ def save_checkpoint(directory: str | Path, step: int, state: dict[str, Any], kee
     return path
 
 
-def load_latest(directory: str | Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+def load_latest(
+    directory: str | Path, fingerprint: dict[str, Any], restart_if_unreadable: bool = False
+) -> dict[str, Any] | None:
     """The newest readable checkpoint (a torn file falls back to the previous one), checked against
-    this run's fingerprint; ``None`` when there is none."""
-    for step, path in reversed(list_checkpoints(directory)):
+    this run's fingerprint; ``None`` when there is none. When checkpoints exist but none can be
+    read, the run stops (hours of training must not restart at step 0 unnoticed) unless
+    ``restart_if_unreadable``."""
+    found = list_checkpoints(directory)
+    errors = []
+    for step, path in reversed(found):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict):
+                raise ValueError(f"holds a {type(state).__name__}, not a training state")
         except Exception as e:  # truncated or foreign file: try the previous one
             log.warning("checkpoint %s unreadable (%s); trying an older one", path, e)
+            errors.append(f"{path.name}: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}")
             continue
         theirs = state.get("fingerprint", {})
         diff = sorted(k for k in set(theirs) | set(fingerprint) if theirs.get(k) != fingerprint.get(k))
@@ -61,6 +70,14 @@ def load_latest(directory: str | Path, fingerprint: dict[str, Any]) -> dict[str,
             )
         log.info("resuming from %s (step %d)", path, step)
         return state
+    if found and not restart_if_unreadable:
+        raise CardIDError(
+            f"all {len(found)} checkpoint(s) in {directory} are unreadable ({'; '.join(errors)}); "
+            "nothing was resumed or overwritten. Remove them, or set restart_if_unreadable=true "
+            "(--set restart_if_unreadable=true) to start again from step 0"
+        )
+    if found:
+        log.warning("every checkpoint in %s is unreadable: starting again from step 0, as asked", directory)
     return None
 
 

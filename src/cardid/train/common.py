@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,13 +39,14 @@ class LoopConfig(BaseModel):
     batch_size: int = Field(64, ge=1)  # global: across all processes
     weight_decay: float = 0.05
     grad_clip: float = 1.0
-    eval_every: int = 250
-    checkpoint_every: int = 250
-    log_every: int = 10
+    eval_every: int = Field(250, ge=1)
+    checkpoint_every: int = Field(250, ge=1)
+    log_every: int = Field(10, ge=1)
     seed: int = 0
-    device: str = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # cuda: every visible GPU, one per process
     out_dir: str = "runs/train"
     checkpoint_dir: str | None = None  # default: <out_dir>/checkpoints
+    restart_if_unreadable: bool = False  # every checkpoint unreadable: start at step 0 (else stop)
     collapse_max_mean_cos: float = 0.98
     collapse_min_effective_rank: float = 2.0
 

@@ -29,7 +29,7 @@ from cardid.data.datasets import MultiContract
 from cardid.errors import CardIDError
 from cardid.eval.retrieval import retrieval_metrics
 from cardid.io import write_json_atomic
-from cardid.models.artifact import load_model_dir, model_identity, save_model_dir
+from cardid.models.artifact import MODEL_JSON, load_model_dir, mark_complete, model_identity, save_model_dir
 from cardid.models.students import create_student
 from cardid.preprocess import Preprocess
 from cardid.train.checkpoint import load_latest, restore_rng, rng_state, save_checkpoint
@@ -64,7 +64,7 @@ class DistillConfig(LoopConfig):
     lr: float = 5e-4
     warmup_steps: int = 100
     batch_size: int = Field(64, ge=2)  # global; the relational loss needs pairs
-    eval_every: int = 500
+    eval_every: int = Field(500, ge=1)
     out_dir: str = "runs/distill"
 
 
@@ -208,7 +208,7 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
         dataset = _Indexed(base, list(range(data.num_items))) if data.mode == "folder" else base
 
     # ---- resume
-    state = load_latest(ckpt_dir, fp)
+    state = load_latest(ckpt_dir, fp, cfg.restart_if_unreadable)
     start = 0
     best = {n: {"recall@1": -1.0, "step": -1} for n in cfg.students}
     if state:
@@ -324,7 +324,8 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
                             name=n,
                             kind="student",
                             preprocess=contracts[n],
-                            pooling="cls",
+                            pooling=students[n].backbone.pooling,
+                            complete=False,
                             classes=classes,
                             metrics={"val": m, "step": done, "teacher_val_recall@1": teacher_r1},
                             config=cfg.model_dump(mode="json"),
@@ -366,6 +367,9 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
         "world_size": d.world,
     }
     if d.main:
+        for n in cfg.students:  # the run finished: its best students are final artefacts now
+            if (out / "students" / n / MODEL_JSON).is_file():
+                mark_complete(out / "students" / n)
         write_json_atomic(out / "metrics.json", summary)
         plot_curves(out / "train_log.jsonl", out / "curves.png")
     return summary

@@ -9,6 +9,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from cardid.errors import CardIDError
+
 
 @dataclass
 class Dist:
@@ -35,7 +37,11 @@ def init_distributed(device: str = "auto") -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device == "auto" else device.startswith("cuda")
+    if device not in ("auto", "cpu", "cuda"):
+        raise CardIDError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise CardIDError("device=cuda but no CUDA GPU is visible here; use device=cpu or auto")
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
     dev = torch.device(f"cuda:{local}" if use_cuda else "cpu")
     if use_cuda:
         torch.cuda.set_device(dev)

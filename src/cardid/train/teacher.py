@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from cardid.errors import CardIDError
 from cardid.io import write_json_atomic
-from cardid.models.artifact import save_model_dir
+from cardid.models.artifact import MODEL_JSON, mark_complete, save_model_dir
 from cardid.models.backbones import create_backbone, fit_preprocess
 from cardid.models.heads import ArcFace
 from cardid.models.model import EmbeddingModel, Teacher
@@ -224,7 +224,7 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
     bounds = [cfg.phase1.steps, cfg.total_steps]
 
     # ---- resume
-    state = load_latest(ckpt_dir, fp)
+    state = load_latest(ckpt_dir, fp, cfg.restart_if_unreadable)
     start, best = 0, {"recall@1": -1.0, "step": -1}
     ema = EMA(teacher.embedder, cfg.ema_decay) if cfg.ema_decay else None
     if state:
@@ -365,6 +365,7 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
                         classes=classes,
                         metrics={"val": metrics, "step": done},
                         config=cfg.model_dump(mode="json"),
+                        complete=False,
                     )
             d.barrier()
         if done % cfg.checkpoint_every == 0 or boundary:
@@ -397,6 +398,8 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
         "head_in_sync": sync,
     }
     if d.main:
+        if (out / MODEL_JSON).is_file():  # the run finished: the best teacher is final now
+            mark_complete(out)
         write_json_atomic(out / "metrics.json", result)
         plot_curves(out / "train_log.jsonl", out / "curves.png")
     return result
