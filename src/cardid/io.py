@@ -259,11 +259,13 @@ def atomic_dir(
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def inside(root: str | os.PathLike[str], rel: str | os.PathLike[str], what: str = "path") -> Path:
-    """``root / rel``, refused unless it stays inside ``root``: data (metadata fields, object
-    keys, archive members) never chooses where cardid writes."""
+def inside(root: str | os.PathLike[str], rel: str | os.PathLike[str], what: str = "path", error=None) -> Path:
+    """``root / rel``, refused (``error``, default :class:`~cardid.errors.CardIDError`) unless it
+    stays inside ``root``: data (metadata fields, object keys, archive members) never chooses
+    where cardid writes or what it reads."""
     from cardid.errors import CardIDError
 
+    error = error or CardIDError
     root, p = Path(root), Path(rel)
     bad = p.is_absolute() or not p.parts or any(part in ("..", "") for part in p.parts) or "\\" in str(rel)
     if not bad:
@@ -271,7 +273,7 @@ def inside(root: str | os.PathLike[str], rel: str | os.PathLike[str], what: str 
         base = root.resolve()
         bad = full != base and base not in full.parents
     if bad:
-        raise CardIDError(f"{what} {str(rel)!r} points outside {root}; refusing to write there")
+        raise error(f"{what} {str(rel)!r} points outside {root}; refused")
     return root / p
 
 

@@ -82,6 +82,27 @@ def _dup_id(root):
 def _drop_metadata(root):
     recs = json.loads((root / METADATA).read_text())
     (root / METADATA).write_text(json.dumps(recs[1:]))
+    _rehash(root)
+
+
+def _rename_card(root):
+    recs = json.loads((root / METADATA).read_text())
+    recs[0]["name"] = "Charizard (not really)"
+    (root / METADATA).write_text(json.dumps(recs))
+
+
+def _zero_descriptors(root):
+    d = np.load(root / FEATURES / "descriptors.npy")
+    np.save(root / FEATURES / "descriptors.npy", np.zeros_like(d))
+
+
+def _meta_field(key, value):
+    def f(root):
+        meta = json.loads((root / META).read_text())
+        meta[key] = value
+        (root / META).write_text(json.dumps(meta))
+
+    return f
 
 
 def _short_embeddings(root):
@@ -101,6 +122,7 @@ def _bad_offsets(root):
     off = np.load(root / FEATURES / "offsets.npy")
     off[-1] += 5
     np.save(root / FEATURES / "offsets.npy", off)
+    _rehash(root)
 
 
 def _index_other_dim(root):
@@ -124,6 +146,13 @@ CORRUPTIONS = {
     "index of another dim": (_index_other_dim, "index holds"),
     "feature offsets": (_bad_offsets, "inconsistent with the DB"),
     "db.json not json": (lambda r: (r / META).write_text("{"), "not valid JSON"),
+    "renamed card": (_rename_card, "card_metadata.json was modified"),
+    "zeroed descriptors": (_zero_descriptors, "features/descriptors.npy was modified"),
+    "count a string": (_meta_field("count", "12"), "'count' must be a int"),
+    "files a list": (_meta_field("files", ["a"]), "'files' must be a dict"),
+    "file outside": (_meta_field("files", {"../x": "0"}), "points outside"),
+    "verification junk": (_meta_field("verification", {"bogus": 1}), "unknown or missing fields"),
+    "model without identity": (_meta_field("model", {}), "model.identity"),
 }
 
 

@@ -70,9 +70,17 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
-        d = dict(d)
-        d["threshold"] = -math.inf if d.get("threshold") is None else float(d["threshold"])
-        return cls(**d)
+        try:
+            d = dict(d)
+            d["threshold"] = -math.inf if d.get("threshold") is None else float(d["threshold"])
+            cal = cls(**d)
+            w = cal.fusion["weights"]
+            float(cal.fusion["bias"]), [float(x) for x in w], float(cal.margin)
+        except (TypeError, ValueError, KeyError) as e:
+            raise CardIDError(
+                f"stored calibration is malformed ({e}); re-run `cardid index calibrate`"
+            ) from e
+        return cal
 
 
 @dataclass

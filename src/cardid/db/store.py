@@ -21,13 +21,14 @@ import numpy as np
 
 from cardid import __version__
 from cardid.catalog.records import CardRecord, Catalog
-from cardid.db.verify import GalleryFeatures, VerifyConfig
+from cardid.db.verify import FEATURE_FILES, GalleryFeatures, VerifyConfig
 from cardid.embed import Embedder
 from cardid.errors import CardIDError, DBError
 from cardid.eval.retrieval import topk_cosine
 from cardid.io import (
     atomic_dir,
     check_output,
+    inside,
     is_cardid_dir,
     read_json,
     recover_dir,
@@ -189,15 +190,12 @@ class CardDB:
         write_json_atomic(root / METADATA, recs)
         if feats is not None:
             feats.save(root / FEATURES)
-        meta = dict(
-            meta,
-            count=len(ids),
-            files={
-                EMBEDDINGS: sha256_file(root / EMBEDDINGS),
-                INDEX: sha256_file(root / INDEX),
-                IDS: sha256_file(root / IDS),
-            },
-        )
+        # every file a decision depends on is hashed: metadata (a renamed card) and the
+        # verification features (zeroed descriptors) included
+        names = [EMBEDDINGS, INDEX, IDS, METADATA]
+        if feats is not None:
+            names += [f"{FEATURES}/{n}" for n in FEATURE_FILES]
+        meta = dict(meta, count=len(ids), files={n: sha256_file(root / n) for n in names})
         write_json_atomic(root / META, meta)
 
     def add(
@@ -262,9 +260,13 @@ class CardDB:
             raise DBError(f"reference DB {root}: {e}") from e
         if not isinstance(meta, dict) or meta.get("format") != DB_FORMAT:
             raise DBError(f"{root / META}: not a {DB_FORMAT} description")
+        _check_meta(root, meta)
         if verify_files:
             for name, digest in meta.get("files", {}).items():
-                if sha256_file(root / name) != digest:
+                path = inside(root, name, f"{root / META}: file", DBError)
+                if not path.is_file():
+                    raise DBError(f"reference DB {root} is incomplete: {name} is missing")
+                if sha256_file(path) != digest:
                     raise DBError(f"reference DB {root}: {name} was modified or truncated (hash mismatch)")
         try:
             emb = np.load(root / EMBEDDINGS)
@@ -298,7 +300,10 @@ class CardDB:
             raise DBError(f"reference DB {root}: index holds {size}, expected ({count}, {dim})")
         feats = None
         if meta.get("verification"):
-            cfg = VerifyConfig(**meta["verification"])
+            try:
+                cfg = VerifyConfig(**meta["verification"])
+            except TypeError as e:
+                raise DBError(f"{root / META}: 'verification' has unknown or missing fields ({e})") from e
             feats = GalleryFeatures.load(root / FEATURES, cfg, count)
         db = cls(root, meta, emb, ids, records, index, feats)
         if embedder is not None:
@@ -342,6 +347,25 @@ class CardDB:
             ]
             for rr, ss in zip(rows, sims, strict=True)
         ]
+
+
+def _check_meta(root: Path, meta: dict) -> None:
+    """``db.json`` has the fields and types the loader relies on (else one clear error, not a
+    ``KeyError`` deep inside)."""
+    want = {"count": int, "dim": int, "model": dict, "preprocess": dict, "files": dict}
+    for key, typ in want.items():
+        if key == "files" and key not in meta:  # DBs written before file hashes
+            continue
+        if not isinstance(meta.get(key), typ) or isinstance(meta.get(key), bool):
+            raise DBError(f"{root / META}: field {key!r} must be a {typ.__name__}, got {meta.get(key)!r:.60}")
+    if not isinstance(meta["model"].get("identity"), str):
+        raise DBError(f"{root / META}: model.identity is missing")
+    files = meta.get("files", {})
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise DBError(f"{root / META}: 'files' must map file names to SHA-256 strings")
+    for key in ("verification", "calibration"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise DBError(f"{root / META}: field {key!r} must be an object or null")
 
 
 def _materialise(feats: GalleryFeatures | None) -> GalleryFeatures:
