@@ -56,7 +56,7 @@ def test_onnx_parity_and_self_description(exported):
     meta = read_onnx_meta(dest / "model.onnx")
     src = json.loads((model / "model.json").read_text())
     assert meta["preprocess"] == src["preprocess"] and meta["embed_dim"] == 32
-    assert meta["source_identity"] == src["weights_sha256"][:16]
+    assert meta["source_identity"] == src["tensors_sha256"][:16]
     assert read_onnx_meta(dest / "model.int8.onnx")["precision"] == "int8"
     emb = OnnxEmbedder(dest / "model.onnx")
     assert emb.identity == sha256_file(dest / "model.onnx")[:16] != meta["source_identity"]

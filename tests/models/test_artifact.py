@@ -32,7 +32,7 @@ def test_round_trip_gives_identical_embeddings_and_a_self_describing_record(tmp_
     with torch.no_grad():
         torch.testing.assert_close(loaded(x), m(x))
         assert torch.allclose(loaded(x).norm(dim=1), torch.ones(3))
-    assert meta2 == meta and model_identity(meta) == meta["weights_sha256"][:16]
+    assert meta2 == meta and model_identity(meta) == meta["tensors_sha256"][:16]
     for key in ("backbone", "preprocess", "embed_dim", "classes", "versions", "kind"):
         assert key in meta
     assert meta["preprocess"] == get_preset("tiny64").to_dict()

@@ -77,3 +77,27 @@ def test_device_cuda_without_a_gpu_is_one_clear_error(tmp_path, capsys, synth_ca
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert rc == 1 and len(errors) == 1 and "no CUDA GPU" in errors[0] and "Traceback" not in err
+
+
+def test_identical_tensors_give_one_identity_whatever_the_file_header(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from cardid.io import sha256_file
+
+    path = make_tiny_model(tmp_path / "m")
+    before = load_embedder(path).identity
+    meta = json.loads((path / MODEL_JSON).read_text())
+    weights = path / meta["weights"]
+    state = load_file(str(weights))
+    save_file(state, str(weights), metadata={"name": "teacher", "format": meta["format"], "x": "1"})
+    meta["weights_sha256"] = sha256_file(weights)  # another file, the same tensors
+    (path / MODEL_JSON).write_text(json.dumps(meta))
+    assert load_embedder(path).identity == before
+    state[sorted(state)[0]] = state[sorted(state)[0]] + 1e-3  # other tensors: another identity
+    save_file(state, str(weights))
+    meta["weights_sha256"] = sha256_file(weights)
+    from cardid.models.artifact import tensors_sha256
+
+    meta["tensors_sha256"] = tensors_sha256(state)
+    (path / MODEL_JSON).write_text(json.dumps(meta))
+    assert load_embedder(path).identity != before

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from cardid.errors import CardIDError
+from cardid.models.artifact import model_identity
 from cardid.preprocess import Preprocess
 
 
@@ -72,7 +73,7 @@ def export_coreml(model: torch.nn.Module, meta: dict, out: str | Path) -> dict:
     ml.user_defined_metadata.update(
         {
             "cardid.preprocess": Preprocess.to_json(pp),
-            "cardid.source_identity": meta["weights_sha256"][:16],
+            "cardid.source_identity": model_identity(meta),
             "cardid.embed_dim": str(meta["embed_dim"]),
         }
     )

@@ -23,6 +23,7 @@ import torch
 
 from cardid.errors import CardIDError
 from cardid.io import write_bytes_atomic, write_json_atomic
+from cardid.models.artifact import model_identity
 from cardid.preprocess import Preprocess
 
 TARGETS = ("hailo8l", "hailo8")
@@ -179,7 +180,7 @@ def export_hailo(
             "layout": "NHWC RGB",
         },
         "preprocess": pp.to_dict(),
-        "source_identity": meta["weights_sha256"][:16],
+        "source_identity": model_identity(meta),
         "precheck": check,
     }
     write_json_atomic(out / "hailo.json", info)

@@ -66,7 +66,8 @@ def save_model_dir(
         "kind": kind,
         "name": name,
         "weights": weights.name,
-        "weights_sha256": sha256_file(weights),
+        "weights_sha256": sha256_file(weights),  # the file, for integrity
+        "tensors_sha256": tensors_sha256(state),  # the content, for identity
         "backbone": asdict(model.backbone.spec),
         "pooling": pooling,
         "backbone_dim": model.backbone.out_dim,
@@ -199,9 +200,22 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: s
     model.load_state_dict(state, strict=True)
 
 
+def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
+    """Hash of the tensors themselves (names, dtypes, shapes, bytes, in name order): identical
+    weights give one identity whatever the file's header looks like (safetensors writes its
+    metadata in no fixed order)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def model_identity(meta: dict[str, Any]) -> str:
-    """Short content identity of a model: the weights' hash (what a reference DB records)."""
-    return meta["weights_sha256"][:16]
+    """Short content identity of a model (what a reference DB records): the tensors' hash, or
+    for models written before it, the weights file's."""
+    return (meta.get("tensors_sha256") or meta["weights_sha256"])[:16]
 
 
 def describe(meta: dict[str, Any]) -> str:
