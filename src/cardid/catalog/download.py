@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from cardid.catalog.records import Catalog
-from cardid.io import inside, pil_open, write_bytes_atomic, write_json_atomic
+from cardid.io import inside, max_pixels, pil_open, write_bytes_atomic, write_json_atomic
 
 FAILURES_FILE = "download_failures.json"
 USER_AGENT = "cardid-downloader/0.1 (+https://github.com/cardid)"
 _RETRYABLE_HTTP = {408, 425, 429, 500, 502, 503, 504}
+#: No card scan is this large; a bigger body is refused while it streams, never buffered whole.
+MAX_BYTES = 50 * 1024 * 1024
 
 
 @dataclass
@@ -33,40 +37,90 @@ class DownloadReport:
 
 
 def is_complete_image(path: Path) -> bool:
-    """A file counts as downloaded only if it exists and decodes as an image."""
+    """A file counts as downloaded only if it exists, is within the pixel limit and decodes as an
+    image (a bomb or a torn file already on disk is fetched again, never a crash)."""
     if not path.is_file() or path.stat().st_size == 0:
         return False
     try:
         with pil_open(path) as im:
+            if im.width * im.height > max_pixels():
+                return False
             im.verify()
         return True
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
         return False
 
 
-def fetch(url: str, timeout: float, retries: int, backoff: float) -> bytes:
-    """GET ``url``; retry transient failures (network, 5xx, 429) with exponential backoff."""
+class _Fatal(Exception):
+    """A failure that retrying cannot fix (too large, wrong scheme, not an image)."""
+
+
+class _HTTPOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+            raise _Fatal(f"redirect to a non-HTTP URL refused: {newurl}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_HTTPOnlyRedirects())
+
+
+def _read_capped(r, max_bytes: int, deadline: float) -> bytes:
+    declared = r.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _Fatal(f"response too large: {int(declared):,} bytes (limit {max_bytes:,})")
+    buf = bytearray()
+    read = getattr(r, "read1", r.read)  # read1: whatever has arrived, so the deadline is checked
+    while chunk := read(1 << 16):
+        buf += chunk
+        if len(buf) > max_bytes:
+            raise _Fatal(f"response too large: over {max_bytes:,} bytes")
+        if time.monotonic() > deadline:
+            raise TimeoutError("no complete response before the deadline")
+    if declared is not None and declared.isdigit() and int(declared) != len(buf):
+        raise OSError(f"truncated body: {len(buf)} of {declared} bytes")
+    return bytes(buf)
+
+
+def fetch(
+    url: str,
+    timeout: float,
+    retries: int,
+    backoff: float,
+    max_bytes: int = MAX_BYTES,
+    deadline: float | None = None,
+) -> bytes:
+    """GET an http(s) ``url``: at most ``max_bytes``, within ``deadline`` seconds per attempt
+    (default 4 × ``timeout``: a server that drips a byte at a time still ends), retrying transient
+    failures (network, torn bodies, 5xx, 429) with exponential backoff."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise RuntimeError(f"only http(s) URLs are fetched, not {url!r}")
+    per_attempt = deadline if deadline is not None else 4 * timeout
     last: Exception | None = None
     for attempt in range(retries + 1):
         if attempt:
             time.sleep(backoff * 2 ** (attempt - 1))
         try:
             req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-            with urllib.request.urlopen(req, timeout=timeout) as r:
-                data = r.read()
-                expected = r.headers.get("Content-Length")
-                if expected is not None and int(expected) != len(data):
-                    raise OSError(f"truncated body: {len(data)} of {expected} bytes")
-            pil_open(io.BytesIO(data)).verify()
+            with _OPENER.open(req, timeout=timeout) as r:
+                data = _read_capped(r, max_bytes, time.monotonic() + per_attempt)
+            with pil_open(io.BytesIO(data)) as im:
+                if im.width * im.height > max_pixels():
+                    raise _Fatal(f"image too large: {im.width}×{im.height} px")
+                im.verify()
             return data
+        except _Fatal as e:
+            last = e
+            break
         except urllib.error.HTTPError as e:
             last = e
             if e.code not in _RETRYABLE_HTTP:
                 break
-        except (UnidentifiedImageError, SyntaxError) as e:
+        except (UnidentifiedImageError, SyntaxError, Image.DecompressionBombError) as e:
             last = ValueError(f"response is not an image ({e})")
-        except (urllib.error.URLError, OSError, TimeoutError) as e:
-            last = e
+            break
+        except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as e:
+            last = e  # IncompleteRead and other torn responses are HTTPExceptions: retried
     raise RuntimeError(str(last))
 
 
@@ -77,6 +131,8 @@ def download_images(
     timeout: float = 30.0,
     backoff: float = 0.5,
     progress: Callable[[int], None] | None = None,
+    max_bytes: int = MAX_BYTES,
+    deadline: float | None = None,
 ) -> DownloadReport:
     """Download missing scans of ``catalog``; complete files are skipped (resume).
 
@@ -99,7 +155,7 @@ def download_images(
             todo.append((rec.id, rec.image_url, dest))
 
     def one(cid: str, url: str, dest: Path) -> str:
-        write_bytes_atomic(dest, fetch(url, timeout, retries, backoff))
+        write_bytes_atomic(dest, fetch(url, timeout, retries, backoff, max_bytes, deadline))
         return cid
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
