@@ -67,6 +67,18 @@ class Preprocess:
     schema_version: int = field(default=SCHEMA_VERSION)
 
     def __post_init__(self) -> None:
+        for name in ("height", "width"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise CardIDError(f"preprocess {name} must be an integer, got {v!r}")
+        if not isinstance(self.input_scale, int | float) or self.input_scale <= 0:
+            raise CardIDError(f"preprocess input_scale must be a positive number, got {self.input_scale!r}")
+        try:
+            mean, std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
+        except (TypeError, ValueError):
+            raise CardIDError(f"mean/std must be numbers, got {self.mean!r} / {self.std!r}") from None
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
         if self.height < 8 or self.width < 8:
             raise CardIDError(f"preprocess size too small: {self.height}x{self.width}")
         if self.resize not in ("pad", "stretch", "crop"):
@@ -93,7 +105,12 @@ class Preprocess:
         unknown = set(d) - known
         if unknown:
             raise CardIDError(f"unknown preprocess fields {sorted(unknown)} (known: {sorted(known)})")
-        return cls(**{k: tuple(v) if k in ("mean", "std") else v for k, v in d.items()})
+        if not isinstance(d, dict):
+            raise CardIDError(f"a preprocessing contract must be an object, got {type(d).__name__}")
+        try:
+            return cls(**{k: tuple(v) if k in ("mean", "std") else v for k, v in d.items()})
+        except TypeError as e:  # e.g. a number where a list of three belongs
+            raise CardIDError(f"malformed preprocessing contract ({e})") from e
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

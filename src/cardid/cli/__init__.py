@@ -58,12 +58,27 @@ def _root(
     )
 
 
+def one_line(e: BaseException) -> str:
+    """The message of an error as one line. An error raised in a DataLoader worker arrives with
+    the worker's whole traceback in its message; the last line is the error itself."""
+    msg = str(e).strip() or type(e).__name__
+    if "Original Traceback" in msg or "Traceback (most recent call last)" in msg:
+        last = msg.splitlines()[-1]
+        msg = last.split(": ", 1)[1] if ": " in last and last.split(": ", 1)[0].endswith("Error") else last
+    return " ".join(msg.split())
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors become one red line on stderr and exit code 1, never a traceback."""
+    """Entry point: user errors become one red line on stderr and exit code 1, never a traceback.
+
+    Besides :class:`CardIDError`, file-system errors (a directory where a file is expected, no
+    permission, a full disk) are user errors too; anything else is a bug and keeps its traceback."""
     try:
         app(args=argv, standalone_mode=False)
-    except CardIDError as e:
-        err.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+    except (CardIDError, OSError) as e:
+        if isinstance(e, OSError) and logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        err.print(f"[bold red]error:[/] {one_line(e)}", highlight=False, soft_wrap=True)
         return 1
     except typer.Exit as e:
         return e.exit_code

@@ -51,10 +51,12 @@ def import_cmd(
 @app.command("download")
 def download_cmd(
     catalog_dir: Path = typer.Argument(..., help="Catalog directory."),
-    workers: int = typer.Option(8, help="Concurrent downloads."),
-    retries: int = typer.Option(3, help="Retries per image on transient errors."),
-    timeout: float = typer.Option(30.0, help="Seconds per request."),
-    max_distance: int = typer.Option(4, help="pHash Hamming distance counted as a duplicate image."),
+    workers: int = typer.Option(8, min=1, help="Concurrent downloads."),
+    retries: int = typer.Option(3, min=0, help="Retries per image on transient errors."),
+    timeout: float = typer.Option(30.0, min=0.1, help="Seconds per request."),
+    max_distance: int = typer.Option(
+        4, min=0, max=64, help="pHash Hamming distance counted as a duplicate image."
+    ),
 ) -> None:
     """Fetch every card's scan (resumable: complete files are skipped)."""
     cat = Catalog.load(catalog_dir)
@@ -76,7 +78,9 @@ def from_folder_cmd(
     pokemontcg: Path | None = typer.Option(
         None, "--pokemontcg", help="pokemontcg.io data for names and sets."
     ),
-    max_distance: int = typer.Option(4, help="pHash Hamming distance counted as a duplicate image."),
+    max_distance: int = typer.Option(
+        4, min=0, max=64, help="pHash Hamming distance counted as a duplicate image."
+    ),
 ) -> None:
     """Build a catalog from a folder of scans; the images stay where they are."""
     cat = catalog_from_folder(folder, out_dir, csv, pokemontcg)
@@ -87,7 +91,9 @@ def from_folder_cmd(
 @app.command("dedupe")
 def dedupe_cmd(
     catalog_dir: Path = typer.Argument(..., help="Catalog directory."),
-    max_distance: int = typer.Option(4, help="pHash Hamming distance counted as a duplicate image."),
+    max_distance: int = typer.Option(
+        4, min=0, max=64, help="pHash Hamming distance counted as a duplicate image."
+    ),
 ) -> None:
     """Report card ids whose scans are near-identical (perceptual hash)."""
     cat = Catalog.load(catalog_dir)

@@ -78,8 +78,8 @@ def iam_cmd(bucket: str = typer.Option(..., help="The project's bucket.")) -> No
 def cost_cmd(
     teacher_config: Path = typer.Option(Path("configs/teacher-vitl16.yaml"), help="The teacher run config."),
     measured: list[Path] = typer.Option(None, help="JSON files with measured images/s per job."),
-    detector_images: int = typer.Option(5000, help="Detection training images."),
-    detector_epochs: int = typer.Option(100),
+    detector_images: int = typer.Option(5000, min=1, help="Detection training images."),
+    detector_epochs: int = typer.Option(100, min=1),
 ) -> None:
     """Estimated hours and dollars for the planned runs, beside the spec's own table."""
     from cardid.cloud.cost import SPEC_TABLE, SPOT_DISCOUNT, estimate, load_measured

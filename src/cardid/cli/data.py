@@ -21,13 +21,13 @@ out = Console()
 def embedding_cmd(
     catalog_dir: Path = typer.Option(..., "--catalog", help="Catalog directory."),
     out_dir: Path = typer.Option(..., "--out", help="Dataset directory to write."),
-    train_views: int | None = typer.Option(None, help="Camera views per card in train/ (default 8)."),
-    val_views: int | None = typer.Option(None, help="New camera views per card in val/ (default 2)."),
+    train_views: int | None = typer.Option(None, min=1, help="Camera views per card in train/ (default 8)."),
+    val_views: int | None = typer.Option(None, min=1, help="New camera views per card in val/ (default 2)."),
     seed: int | None = typer.Option(None, help="Random seed (default 0)."),
     preset: str = typer.Option("default", help="Photo simulation preset."),
     config: Path | None = typer.Option(None, help="YAML with EmbeddingDataConfig fields."),
     set_: list[str] = typer.Option(None, "--set", help="Override a field, e.g. --set photo.p_glare=0.8."),
-    workers: int = typer.Option(0, help="Processes (0: every core)."),
+    workers: int = typer.Option(0, min=0, help="Processes (0: every core)."),
     overwrite: bool = typer.Option(False, help="Replace an existing output directory."),
 ) -> None:
     """Write train/ val/ gallery/ + class_index.json + card_metadata.json (the spec's layout)."""
@@ -50,15 +50,21 @@ def embedding_cmd(
 def detection_cmd(
     catalog: Path = typer.Option(..., help="A catalog (or a folder of scans) whose cards fill the scenes."),
     out_dir: Path = typer.Option(..., "--out", help="Dataset root (ultralytics OBB layout)."),
-    scenes: int = typer.Option(500, help="Simulated photos (1–18 cards, binder pages, negatives)."),
-    size: int = typer.Option(640, help="Photo size in pixels (square)."),
+    scenes: int = typer.Option(500, min=3, help="Simulated photos (1–18 cards, binder pages, negatives)."),
+    size: int = typer.Option(640, min=64, help="Photo size in pixels (square)."),
     seed: int = typer.Option(0, help="Random seed."),
     real: Path | None = typer.Option(
         None, help="Real photos with YOLO txt labels to mix in (20 % held out in images/real_test)."
     ),
-    real_test: float = typer.Option(0.2, help="Fraction of the real photos held out (never trained on)."),
-    distractors: float = typer.Option(0.5, help="Share of scenes with hard negatives (card backs, phones…)."),
-    slabs: float = typer.Option(0.15, help="Chance that a loose card (scenes of ≤ 3) sits in a graded slab."),
+    real_test: float = typer.Option(
+        0.2, min=0.0, max=0.9, help="Fraction of the real photos held out (never trained on)."
+    ),
+    distractors: float = typer.Option(
+        0.5, min=0.0, max=1.0, help="Share of scenes with hard negatives (card backs, phones…)."
+    ),
+    slabs: float = typer.Option(
+        0.15, min=0.0, max=1.0, help="Chance that a loose card (scenes of ≤ 3) sits in a graded slab."
+    ),
     overwrite: bool = typer.Option(False, help="Replace an existing dataset."),
 ) -> None:
     """Multi-card scenes with oriented card labels: images/{train,val,test}, labels/…, pokemon_cards.yaml."""

@@ -17,7 +17,7 @@ def demo(
     out_dir: Path = typer.Option(Path("runs/demo"), "--out", help="Where everything is written."),
     cards: int = typer.Option(60, min=2, help="Synthetic cards."),
     seed: int = typer.Option(0, help="Random seed."),
-    workers: int = typer.Option(0, help="Processes for rendering (0: every core)."),
+    workers: int = typer.Option(0, min=0, help="Processes for rendering (0: every core)."),
 ) -> None:
     """Run the whole pipeline built so far on a synthetic catalog, then summarise what it produced."""
     res = run_demo(out_dir, n_cards=cards, seed=seed, workers=workers)

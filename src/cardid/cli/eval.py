@@ -18,8 +18,8 @@ def retrieval_cmd(
         ..., help="Gallery: a catalog, a dataset root or a folder of <card_id>.<ext> scans."
     ),
     queries: Path = typer.Option(..., help="A CSV (file, card_id) or a dataset/class-folder directory."),
-    batch_size: int = typer.Option(64, help="Embedding batch size."),
-    workers: int = typer.Option(2, help="Image decoding processes."),
+    batch_size: int = typer.Option(64, min=1, help="Embedding batch size."),
+    workers: int = typer.Option(2, min=0, help="Image decoding processes."),
     baseline: bool = typer.Option(True, help="Also evaluate the pHash baseline."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
 ) -> None:
@@ -50,7 +50,9 @@ def real_cmd(
     out_dir: Path = typer.Option(
         Path("runs/eval-real"), "--out", help="Where the DB, report.json and report.html go."
     ),
-    calib_cards: int = typer.Option(300, help="Gallery cards rendered as simulated calibration views."),
+    calib_cards: int = typer.Option(
+        300, min=1, help="Gallery cards rendered as simulated calibration views."
+    ),
     brute_force: bool = typer.Option(
         True, help="Also run the brute-force ORB baseline (about 8 s per query)."
     ),
@@ -77,10 +79,12 @@ def photos_cmd(
         Path("runs/eval-photos"), "--out", help="Where the DB, report.json and report.html go."
     ),
     detector: str = typer.Option("classical", help="'classical' or a YOLO-OBB .pt/.onnx."),
-    conf: float = typer.Option(0.25, help="Detector confidence threshold."),
-    limit: int | None = typer.Option(None, help="Evaluate a fixed random sample of this many photos."),
+    conf: float = typer.Option(0.25, min=0.0, max=1.0, help="Detector confidence threshold."),
+    limit: int | None = typer.Option(None, min=1, help="Evaluate a fixed random sample of this many photos."),
     fallback: bool = typer.Option(True, help="Whole-image fallback when nothing is found."),
-    calib_cards: int = typer.Option(300, help="Gallery cards rendered as simulated calibration views."),
+    calib_cards: int = typer.Option(
+        300, min=1, help="Gallery cards rendered as simulated calibration views."
+    ),
 ) -> None:
     """Whole real photos → decisions: Recall@1, wrong matches, no_card, ms per photo, by notes."""
     from cardid.eval.photos import evaluate_photos, format_report, load_photo_rows
@@ -105,9 +109,9 @@ def detection_cmd(
         help="Folders of images with YOLO txt labels (axis-aligned); a dataset root uses train/valid/test.",
     ),
     conf: float = typer.Option(
-        0.25, help="Detector confidence threshold (AP uses every detection above it)."
+        0.25, min=0.0, max=1.0, help="Detector confidence threshold (AP uses every detection above it)."
     ),
-    imgsz: int | None = typer.Option(None, help="Inference size (default: the training size)."),
+    imgsz: int | None = typer.Option(None, min=32, help="Inference size (default: the training size)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
 ) -> None:
     """Precision, recall and AP@0.5 on real photos, beside the classical contour finder."""

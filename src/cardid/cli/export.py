@@ -22,7 +22,7 @@ def export_cmd(
     ),
     int8: bool = typer.Option(True, help="Also write and check a static int8 ONNX."),
     fp16: bool = typer.Option(True, help="Also write and check an fp16 ONNX."),
-    calib_size: int = typer.Option(64, help="Camera-like crops for int8 / Hailo calibration."),
+    calib_size: int = typer.Option(64, min=1, help="Camera-like crops for int8 / Hailo calibration."),
     hailo_target: str = typer.Option("hailo8l", help="Hailo chip: hailo8l (Raspberry Pi AI kit) or hailo8."),
     compile: bool = typer.Option(
         False, "--compile", help="Run the Hailo DFC on the bundle (needs hailo_sdk_client)."

@@ -23,13 +23,13 @@ def build_cmd(
     out_dir: Path = typer.Option(..., "--out", help="The DB directory to write."),
     dtype: str = typer.Option("f32", help="usearch index storage: f32, f16 or i8."),
     verify: bool = typer.Option(True, help="Store keypoints, strips and hashes for verification."),
-    batch_size: int = typer.Option(64, help="Embedding batch size."),
-    workers: int = typer.Option(2, help="Image decoding processes."),
+    batch_size: int = typer.Option(64, min=1, help="Embedding batch size."),
+    workers: int = typer.Option(2, min=0, help="Image decoding processes."),
     overwrite: bool = typer.Option(False, help="Replace an existing DB (only once the new one is complete)."),
     calibrate: bool = typer.Option(
         True, help="Calibrate decisions on simulated views of the scans (else every decision is 'unknown')."
     ),
-    calibrate_cards: int = typer.Option(300, help="How many cards to render one simulated view of."),
+    calibrate_cards: int = typer.Option(300, min=1, help="How many cards to render one simulated view of."),
 ) -> None:
     """Embed every gallery scan with MODEL, write a self-describing DB directory and calibrate it."""
     from cardid.db.store import CardDB
@@ -65,8 +65,8 @@ def add_cmd(
     model: Path = MODEL,
     db: Path = DB,
     catalog: Path = typer.Option(..., help="The new cards: a catalog directory or a folder of scans."),
-    batch_size: int = typer.Option(64, help="Embedding batch size."),
-    workers: int = typer.Option(2, help="Image decoding processes."),
+    batch_size: int = typer.Option(64, min=1, help="Embedding batch size."),
+    workers: int = typer.Option(2, min=0, help="Image decoding processes."),
 ) -> None:
     """Append new cards (e.g. a new set) without re-embedding the others."""
     from cardid.db.store import CardDB
@@ -92,7 +92,7 @@ def search_cmd(
     images: list[Path] = typer.Argument(..., help="Card crops to look up."),
     model: Path = MODEL,
     db: Path = DB,
-    k: int = typer.Option(5, help="Neighbours per image."),
+    k: int = typer.Option(5, min=1, help="Neighbours per image."),
     approximate: bool = typer.Option(False, help="Use the HNSW graph instead of exact search."),
 ) -> None:
     """Nearest gallery cards by embedding alone (no verification, no decision)."""
@@ -124,7 +124,7 @@ def calibrate_cmd(
     catalog: Path | None = typer.Option(
         None, help="For simulated views: the catalog the DB was built from (default: the one in db.json)."
     ),
-    cards: int = typer.Option(300, help="Simulated views: how many DB cards to render (1 view each)."),
+    cards: int = typer.Option(300, min=1, help="Simulated views: how many DB cards to render (1 view each)."),
     target_precision: float = typer.Option(0.95, help="Precision of accepted results to calibrate for."),
     seed: int = typer.Option(0, help="Seed for the simulated views."),
 ) -> None:
@@ -181,11 +181,11 @@ def recognize_cmd(
         None,
         help="Find cards in whole photos: a YOLO-OBB .pt/.onnx or 'classical'. Without it, each image is one card crop.",
     ),
-    conf: float = typer.Option(0.25, help="Detector confidence threshold."),
+    conf: float = typer.Option(0.25, min=0.0, max=1.0, help="Detector confidence threshold."),
     fallback: bool = typer.Option(
         True, help="A photo where nothing is found is tried as a whole (flagged 'fallback' in the output)."
     ),
-    top: int = typer.Option(5, help="Candidates listed per card."),
+    top: int = typer.Option(5, min=1, help="Candidates listed per card."),
     verify: bool = typer.Option(
         True, help="Geometric verification of the shortlist (if the DB has features)."
     ),

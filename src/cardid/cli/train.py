@@ -57,9 +57,9 @@ def detector_cmd(
     data: str | None = typer.Option(None, help="pokemon_cards.yaml written by `cardid data detection`."),
     out_dir: str | None = typer.Option(None, "--out", help="Output folder (default models/detection)."),
     model: str | None = typer.Option(None, help="yolo11n-obb.yaml (from scratch) or a .pt to fine-tune."),
-    epochs: int | None = typer.Option(None),
-    imgsz: int | None = typer.Option(None),
-    batch: int | None = typer.Option(None),
+    epochs: int | None = typer.Option(None, min=1),
+    imgsz: int | None = typer.Option(None, min=32),
+    batch: int | None = typer.Option(None, min=1),
     device: str | None = typer.Option(None, help="cpu, 0, 0,1 … (default: GPU when present)."),
     config: Path | None = typer.Option(None, help="YAML with DetectorConfig fields."),
     set_: list[str] = typer.Option(None, "--set", help="Override a field, e.g. --set workers=0."),
@@ -92,7 +92,9 @@ def frozen_cmd(
     out_dir: Path = typer.Option(Path("runs/frozen"), "--out", help="Model directory to write."),
     backbone: str = typer.Option("opennsfw", help="opennsfw | efficientnet-lite0 (cardid[pretrained])."),
     pooling: str = typer.Option("gem+grid3x4", help="avg | gem | gridCxR | gem+gridCxR."),
-    stage: int | None = typer.Option(None, help="Feature stage (opennsfw default 2 = conv4, stride 16)."),
+    stage: int | None = typer.Option(
+        None, min=1, help="Feature stage (opennsfw default 2 = conv4, stride 16)."
+    ),
     preprocess: str = typer.Option("portrait160", help="Input size preset (pixel values: the weights')."),
     no_center: bool = typer.Option(False, "--no-center", help="Do not subtract the scans' mean."),
 ) -> None:

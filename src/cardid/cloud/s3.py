@@ -5,6 +5,7 @@ aborts multipart uploads an interrupted run left behind, so no partial object is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,11 +39,17 @@ def parse_s3(uri: str) -> tuple[str, str]:
     if not uri.startswith("s3://"):
         raise CardIDError(f"not an S3 URI: {uri!r} (s3://bucket/prefix)")
     bucket, _, prefix = uri[5:].partition("/")
+    if not _BUCKET.fullmatch(bucket):
+        raise CardIDError(f"not a valid S3 bucket name in {uri!r}: {bucket!r} (s3://bucket/prefix)")
     return bucket, prefix.strip("/")
 
 
+#: S3 bucket naming rules: 3–63 lowercase letters, digits, dots and hyphens.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
+
+
 def check_bucket(s3, bucket: str) -> None:
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         s3.head_bucket(Bucket=bucket)
@@ -50,6 +57,8 @@ def check_bucket(s3, bucket: str) -> None:
         code = e.response.get("Error", {}).get("Code", "")
         what = "does not exist" if code in ("404", "NoSuchBucket") else f"is not accessible ({code})"
         raise CardIDError(f"S3 bucket {bucket!r} {what}") from e
+    except BotoCoreError as e:  # unreachable endpoint, bad parameters, no network
+        raise CardIDError(f"S3 is not reachable for bucket {bucket!r}: {e}") from e
 
 
 @dataclass

@@ -118,11 +118,26 @@ def _version(pkg: str) -> str | None:
 def read_model_meta(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     meta = read_json(path / MODEL_JSON if path.is_dir() else path, "model description (model.json)")
-    if meta.get("format") != FORMAT:
-        raise CardIDError(
-            f"{path}: not a cardid model directory (format {meta.get('format')!r}, want {FORMAT})"
-        )
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise CardIDError(f"{path}: not a cardid model directory (format {found!r}, want {FORMAT})")
+    for key, typ in _REQUIRED.items():
+        if not isinstance(meta.get(key), typ) or isinstance(meta.get(key), bool):
+            raise CardIDError(
+                f"{path}: model.json field {key!r} is missing or not a {typ.__name__} (got {meta.get(key)!r:.60})"
+            )
     return meta
+
+
+#: What loading relies on in a model.json, with its type.
+_REQUIRED = {
+    "weights": str,
+    "weights_sha256": str,
+    "backbone": dict,
+    "pooling": str,
+    "embed_dim": int,
+    "preprocess": dict,
+}
 
 
 def check_complete(meta: dict[str, Any], path: Path) -> None:
@@ -136,7 +151,10 @@ def check_complete(meta: dict[str, Any], path: Path) -> None:
 
 def build_model(meta: dict[str, Any]) -> EmbeddingModel:
     """The architecture a ``model.json`` describes, randomly initialised (offline)."""
-    spec = BackboneSpec(**meta["backbone"])
+    try:
+        spec = BackboneSpec(**meta["backbone"])
+    except TypeError as e:
+        raise CardIDError(f"model.json 'backbone' is malformed ({e})") from e
     backbone = create_backbone(
         spec.name,
         source=spec.source,
