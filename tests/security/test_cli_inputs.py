@@ -227,3 +227,28 @@ def test_bad_input_is_one_clear_error(ws, case, capsys, monkeypatch):
     if rc == 1:
         errors = [line for line in err.splitlines() if line.startswith("error:")]
         assert len(errors) == 1, err
+
+
+def test_an_image_error_inside_a_dataloader_worker_is_one_line(ws, capsys):
+    t, _ = ws
+    cat = shutil.copytree(t / "cat", t / "cat-corrupt")
+    victim = sorted((cat / "images").iterdir())[0]
+    victim.write_bytes(b"garbage, not a PNG")
+    rc = main(
+        [
+            "index",
+            "build",
+            "--model",
+            str(t / "model"),
+            "--catalog",
+            str(cat),
+            "--out",
+            str(t / "o8"),
+            "--workers",
+            "2",
+        ]
+    )
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert rc == 1 and len(errors) == 1 and victim.name in errors[0] and "Traceback" not in err
+    assert not (t / "o8").exists()
