@@ -225,6 +225,40 @@ def check_output(
     return path
 
 
+def read_csv_rows(
+    path: str | os.PathLike[str], required: Iterable[str], what: str = "CSV", unique: str | None = None
+) -> list[dict[str, str]]:
+    """Rows of a CSV as dicts: a UTF-8 byte-order mark (Excel writes one) is accepted, header
+    names are stripped, ``required`` columns must exist, and when ``unique`` names a column, a
+    value listed twice is an error naming it (never silently the last one)."""
+    import csv
+
+    from cardid.errors import CardIDError
+
+    path = Path(path)
+    if not path.is_file():
+        raise CardIDError(f"{what} not found: {path}")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            reader.fieldnames = [n.strip() for n in (reader.fieldnames or [])]
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise CardIDError(f"unreadable {what} {path}: {e}") from e
+    need = set(required)
+    if not rows or not need <= set(rows[0]):
+        have = list(rows[0]) if rows else []
+        raise CardIDError(f"{path}: a {what} needs columns {sorted(need)} and at least one row (has {have})")
+    if unique:
+        seen: dict[str, int] = {}
+        for i, r in enumerate(rows, start=2):  # line numbers, the header being line 1
+            v = (r.get(unique) or "").strip()
+            if v in seen:
+                raise CardIDError(f"{path}: {unique} {v!r} is listed twice (lines {seen[v]} and {i})")
+            seen[v] = i
+    return rows
+
+
 @contextlib.contextmanager
 def atomic_dir(
     path: str | os.PathLike[str],

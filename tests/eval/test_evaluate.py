@@ -56,13 +56,20 @@ def test_phash_vectors_rank_like_hamming(synth_catalog):
 def test_query_csv_and_folder_sources(tmp_path, synth_catalog):
     img = synth_catalog.load_image(synth_catalog.ids[0])
     save_rgb(tmp_path / "q" / "a.jpg", img)
-    (tmp_path / "q.csv").write_text(f"file,card_id\nq/a.jpg,{synth_catalog.ids[0]}\nq/a.jpg,not-a-card\n")
+    save_rgb(tmp_path / "q" / "b.jpg", img)
+    # Excel's byte-order mark is fine; the same photo listed twice is not
+    (tmp_path / "q.csv").write_text(
+        f"\ufefffile,card_id\nq/a.jpg,{synth_catalog.ids[0]}\nq/b.jpg,not-a-card\n"
+    )
     qs = load_queries(tmp_path / "q.csv")
     assert len(qs) == 2
     kept, dropped = qs.restrict_to(synth_catalog)
     assert len(kept) == 1 and dropped == 1
     (tmp_path / "bad.csv").write_text("path,label\nx,y\n")
-    with pytest.raises(CardIDError, match="'file' and 'card_id'"):
+    (tmp_path / "dup.csv").write_text("file,card_id\nq/a.jpg,x\nq/a.jpg,y\n")
+    with pytest.raises(CardIDError, match="'q/a.jpg' is listed twice"):
+        load_queries(tmp_path / "dup.csv")
+    with pytest.raises(CardIDError, match="needs columns"):
         load_queries(tmp_path / "bad.csv")
     (tmp_path / "missing.csv").write_text("file,card_id\nnope.jpg,x\n")
     with pytest.raises(CardIDError, match="missing"):

@@ -252,3 +252,35 @@ def test_an_image_error_inside_a_dataloader_worker_is_one_line(ws, capsys):
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert rc == 1 and len(errors) == 1 and victim.name in errors[0] and "Traceback" not in err
     assert not (t / "o8").exists()
+
+
+def test_show_never_overwrites_one_picture_with_another(ws, tmp_path):
+    t, img = ws
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        shutil.copy(img, tmp_path / d / "photo.png")
+    show = tmp_path / "show"
+    args = ["recognize", str(tmp_path / "a" / "photo.png"), str(tmp_path / "b" / "photo.png")]
+    assert main([*args, "--model", str(t / "model"), "--db", str(t / "db"), "--show", str(show)]) == 0
+    assert sorted(p.name for p in show.iterdir()) == ["photo-2.png", "photo.png"]
+
+
+@pytest.mark.parametrize("card_id", [".", "..", ".hidden", "a/b", "../x"])
+def test_odd_card_ids_stay_one_file_inside_their_folder(card_id, tmp_path):
+    from cardid.catalog.records import card_file_stem, card_id_from_stem
+    from cardid.io import inside
+
+    stem = card_file_stem(card_id)
+    assert card_id_from_stem(stem) == card_id
+    assert not stem.startswith(".") and "/" not in stem
+    assert inside(tmp_path, stem).parent == tmp_path
+
+
+def test_the_cli_starts_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, cardid.cli; print('torch' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    )

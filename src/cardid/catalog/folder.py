@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from cardid.catalog.pokemontcg import read_pokemontcg
 from cardid.catalog.records import CardRecord, Catalog, card_id_from_stem
-from cardid.errors import CatalogError
-from cardid.io import IMAGE_EXTENSIONS
+from cardid.errors import CardIDError, CatalogError
+from cardid.io import IMAGE_EXTENSIONS, read_csv_rows
 
 
 def _csv_metadata(path: Path) -> dict[str, dict]:
-    if not path.is_file():
-        raise CatalogError(f"metadata CSV not found: {path}")
     try:
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise CatalogError(f"unreadable metadata CSV {path}: {e}") from e
-    if rows and "card_id" not in rows[0]:
-        raise CatalogError(f"{path}: needs a 'card_id' column (has {list(rows[0])})")
-    return {r["card_id"]: r for r in rows}
+        rows = read_csv_rows(path, {"card_id"}, "metadata CSV", unique="card_id")
+    except CardIDError as e:
+        raise CatalogError(str(e)) from e
+    return {r["card_id"].strip(): r for r in rows}
 
 
 def split_card_id(card_id: str) -> tuple[str, str]:

@@ -23,8 +23,11 @@ CLASS_INDEX_FILE = "class_index.json"
 
 
 def card_file_stem(card_id: str) -> str:
-    """Filesystem-safe stem for a card id (``ex10-?`` → ``ex10-%3F``); reversible by :func:`card_id_from_stem`."""
-    return quote(card_id, safe="-_.")
+    """Filesystem-safe stem for a card id (``ex10-?`` → ``ex10-%3F``); reversible by
+    :func:`card_id_from_stem`. Never a separator, never ``.``/``..`` nor hidden: a leading dot
+    is escaped too (``..`` → ``%2E.``)."""
+    stem = quote(card_id, safe="-_.")
+    return "%2E" + stem[1:] if stem.startswith(".") else stem
 
 
 def card_id_from_stem(stem: str) -> str:

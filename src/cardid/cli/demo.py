@@ -8,8 +8,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cardid.demo import run_demo
-
 out = Console()
 
 
@@ -20,6 +18,8 @@ def demo(
     workers: int = typer.Option(0, min=0, help="Processes for rendering (0: every core)."),
 ) -> None:
     """Run the whole pipeline built so far on a synthetic catalog, then summarise what it produced."""
+    from cardid.demo import run_demo  # torch and friends load only when a command needs them
+
     res = run_demo(out_dir, n_cards=cards, seed=seed, workers=workers)
     table = Table(title=f"cardid demo → {out_dir}")
     for col in ("stage", "what", "where", "s"):

@@ -173,6 +173,21 @@ def calibrate_cmd(
     out.print(table)
 
 
+def unique_stems(paths: list[str]) -> list[str]:
+    """One picture name per input: ``a/x.jpg`` and ``b/x.jpg`` become ``x`` and ``x-2``."""
+    used: set[str] = set()
+    out = []
+    for p in paths:
+        stem, n = Path(p).stem, 1
+        name = stem
+        while name in used:
+            n += 1
+            name = f"{stem}-{n}"
+        used.add(name)
+        out.append(name)
+    return out
+
+
 def recognize_cmd(
     images: list[Path] = typer.Argument(..., help="Photos (with --detector) or card crops."),
     model: Path = MODEL,
@@ -248,8 +263,9 @@ def recognize_cmd(
                 cat = open_gallery(catalog or card_db.meta["catalog"])
             except Exception as e:  # the picture still shows the query and the names
                 Console(stderr=True).print(f"[yellow]gallery scans unavailable for --show:[/] {e}")
-        for r, im in results:
-            dest = Path(show) / f"{Path(r['image']).stem}.png"
+        names = unique_stems([r["image"] for r, _ in results])
+        for (r, im), name in zip(results, names, strict=True):
+            dest = Path(show) / f"{name}.png"
             if det is None:
                 save_decision_png(dest, im, r["cards"][0], cat)
             else:

@@ -20,7 +20,6 @@ failure beside its true card.
 
 from __future__ import annotations
 
-import csv
 import html
 import random
 import time
@@ -29,9 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cardid.errors import CardIDError
 from cardid.eval.real import _img_tag, build_real_db
-from cardid.io import load_rgb, write_bytes_atomic, write_json_atomic
+from cardid.io import load_rgb, read_csv_rows, write_bytes_atomic, write_json_atomic
 from cardid.recognize import Recognizer, annotate, make_detector
 
 OUTCOMES = ("correct", "wrong", "ambiguous", "ambiguous_other", "unknown", "no_card")
@@ -39,12 +37,7 @@ OUTCOMES = ("correct", "wrong", "ambiguous", "ambiguous_other", "unknown", "no_c
 
 def load_photo_rows(csv_path: Path, limit: int | None = None, seed: int = 0) -> list[dict]:
     """Rows ``file, card_id, notes`` (paths relative to the CSV); ``limit``: a fixed random sample."""
-    if not csv_path.is_file():
-        raise CardIDError(f"photo list not found: {csv_path}")
-    with csv_path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"file", "card_id"} <= set(rows[0]):
-        raise CardIDError(f"{csv_path}: needs 'file' and 'card_id' columns")
+    rows = read_csv_rows(csv_path, {"file", "card_id"}, "photo list", unique="file")
     for r in rows:
         r["path"] = str(csv_path.parent / r["file"])
         r.setdefault("notes", r.get("kind", ""))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from cardid.catalog.records import Catalog, card_id_from_stem
 from cardid.errors import CardIDError
-from cardid.io import IMAGE_EXTENSIONS
+from cardid.io import IMAGE_EXTENSIONS, read_csv_rows
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +41,7 @@ def load_queries(spec: str | Path, split: str = "val") -> QuerySet:
     directory (its ``<split>/<card>/*.png``), or a directory of ``<card>/*.png`` class folders."""
     spec = Path(spec)
     if spec.is_file():
-        with spec.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        if not rows or not {"file", "card_id"} <= set(rows[0]):
-            raise CardIDError(f"{spec}: a query CSV needs 'file' and 'card_id' columns")
+        rows = read_csv_rows(spec, {"file", "card_id"}, "query CSV", unique="file")
         paths = [(spec.parent / r["file"]) for r in rows]
         missing = [p for p in paths if not p.is_file()]
         if missing:
