@@ -30,7 +30,7 @@ def rss_mib() -> float:
 
 def search_bench(rows: int, dim: int, n: int, emb: np.ndarray | None = None) -> dict:
     from cardid.db.store import _usearch
-    from cardid.eval.retrieval import topk_cosine
+    from cardid.search import topk_cosine
 
     Index = _usearch()  # imports onnxruntime first (see cardid.db.store)
 

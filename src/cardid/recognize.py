@@ -132,7 +132,7 @@ class Recognizer:
         finder may then return its art box). The whole image and a centred card-shaped window are
         embedded; the one closer to its nearest gallery card is verified and decided. The record is
         flagged ``fallback: whole_image`` with the ``reason`` it ran."""
-        from cardid.eval.retrieval import topk_cosine
+        from cardid.search import topk_cosine
 
         m, db = self.matcher, self.matcher.db
         crops = [image, *_card_windows(image)]
@@ -151,7 +151,7 @@ class Recognizer:
         All detected cards are embedded in one batch, both ways up; the orientation whose nearest
         gallery card is closer is kept, and only it is verified."""
         from cardid.detect.rectify import orientations, rectify, refine_corners
-        from cardid.eval.retrieval import topk_cosine
+        from cardid.search import topk_cosine
 
         m, db = self.matcher, self.matcher.db
         if self.detector is None:

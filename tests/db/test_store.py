@@ -33,7 +33,7 @@ def test_build_writes_self_describing_db(built, catalog, embedder):
         assert (built.root / name).exists(), name
     meta = json.loads((built.root / META).read_text())
     assert meta["model"]["identity"] == embedder.identity
-    assert meta["model"]["weights_sha256"].startswith(embedder.identity)
+    assert meta["model"]["tensors_sha256"].startswith(embedder.identity)
     assert meta["preprocess"] == embedder.preprocess.to_dict()
     assert (meta["dim"], meta["count"], meta["dtype"]) == (32, len(catalog), "f32")
     emb = np.load(built.root / EMBEDDINGS)

@@ -8,8 +8,8 @@ from cardid.eval.retrieval import (
     collapse_diagnostics,
     loo_nn_accuracy,
     retrieval_metrics,
-    topk_cosine,
 )
+from cardid.search import topk_cosine
 
 
 def unit(x):

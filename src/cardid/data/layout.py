@@ -23,10 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from cardid import __version__
 from cardid.catalog.records import CLASS_INDEX_FILE, Catalog, ClassIndex, card_file_stem
 from cardid.config import save_config
-from cardid.data.views import ViewRenderer
 from cardid.errors import CatalogError
 from cardid.io import atomic_dir, save_rgb, write_json_atomic
 from cardid.synth.photo import PhotoSimConfig
+from cardid.synth.views import ViewRenderer
 
 DATASET_FILE = "dataset.json"
 

@@ -28,7 +28,7 @@ from cardid.db.verify import (
 )
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
-from cardid.eval.retrieval import topk_cosine
+from cardid.search import topk_cosine
 
 
 @dataclass(frozen=True)

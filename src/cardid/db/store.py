@@ -24,7 +24,6 @@ from cardid.catalog.records import CardRecord, Catalog
 from cardid.db.verify import FEATURE_FILES, GalleryFeatures, VerifyConfig
 from cardid.embed import Embedder
 from cardid.errors import CardIDError, DBError
-from cardid.eval.retrieval import topk_cosine
 from cardid.io import (
     atomic_dir,
     check_output,
@@ -37,6 +36,7 @@ from cardid.io import (
     write_marker,
 )
 from cardid.preprocess import Preprocess
+from cardid.search import topk_cosine
 
 DB_FORMAT = "cardid-db/1"
 DTYPES = ("f32", "f16", "i8")

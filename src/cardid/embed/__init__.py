@@ -128,6 +128,7 @@ def load_embedder(path: str | Path, device: str | None = None, batch_size: int =
         "kind": meta.get("kind"),
         "backbone": (meta.get("backbone") or {}).get("name"),
         "weights_sha256": meta.get("weights_sha256"),
+        "tensors_sha256": meta.get("tensors_sha256"),
     }
     return TorchEmbedder(
         model, Preprocess.from_dict(meta["preprocess"]), model_identity(meta), dev, batch_size, info=info

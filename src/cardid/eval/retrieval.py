@@ -1,6 +1,6 @@
 """Retrieval metrics as deployed (photo query → gallery of clean scans) and collapse diagnostics.
 
-Similarity search is a chunked matrix product + top-k: memory is bounded by
+Similarity search (:func:`cardid.search.topk_cosine`) is a chunked matrix product + top-k: memory is bounded by
 ``chunk × gallery`` scores, never ``queries × gallery`` (the seed's ``cdist`` was O(N²)).
 """
 
@@ -12,37 +12,11 @@ import numpy as np
 import torch
 
 from cardid.errors import CardIDError
+from cardid.search import topk_cosine
 
 
 class CollapseError(CardIDError):
     """Embeddings collapsed: unrelated cards look alike. Training must stop, loudly."""
-
-
-def topk_cosine(
-    queries: np.ndarray | torch.Tensor,
-    gallery: np.ndarray | torch.Tensor,
-    k: int,
-    chunk: int = 4096,
-    exclude_self: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` gallery rows by dot product for every query (inputs assumed L2-normalised).
-
-    ``exclude_self`` (queries == gallery) drops each row's own match: the leave-one-out protocol.
-    """
-    q, g = torch.as_tensor(queries).float(), torch.as_tensor(gallery).float()
-    k = min(k, g.shape[0] - (1 if exclude_self else 0))
-    scores, idx = [], []
-    for s in range(0, q.shape[0], chunk):
-        sim = q[s : s + chunk] @ g.T
-        if exclude_self:
-            rows = torch.arange(sim.shape[0])
-            sim[rows, rows + s] = -torch.inf
-        v, i = sim.topk(k, dim=1)
-        scores.append(v)
-        idx.append(i)
-    if not scores:
-        return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
-    return torch.cat(scores).numpy(), torch.cat(idx).numpy()
 
 
 def retrieval_metrics(q_emb, q_labels, g_emb, g_labels, ks=(1, 5), chunk: int = 4096) -> dict[str, float]:

@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 
 from cardid.catalog.records import Catalog
-from cardid.data.views import ViewRenderer
 from cardid.errors import CatalogError
 from cardid.io import IMAGE_EXTENSIONS, load_rgb, save_rgb
 from cardid.synth.photo import PRESETS, PhotoSimConfig, render_scene
+from cardid.synth.views import ViewRenderer
 
 
 def _fit(img: np.ndarray, h: int) -> np.ndarray:

@@ -15,11 +15,11 @@ from torch.utils.data import Dataset
 
 from cardid.catalog.records import CLASS_INDEX_FILE, METADATA_FILE, Catalog
 from cardid.data.datasets import FolderDataset, OnlineViewDataset
-from cardid.data.views import ViewRenderer
 from cardid.errors import CardIDError
 from cardid.eval.queries import QuerySet, load_queries
 from cardid.preprocess import Preprocess
 from cardid.synth.photo import PhotoSimConfig
+from cardid.synth.views import ViewRenderer
 
 ONLINE_VIEWS = 1 << 20  # distinct views per card addressable by the online dataset
 
