@@ -65,10 +65,18 @@ def _remove(p: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+#: Read once at import: reading it means setting it, which must not race with threads writing.
+_UMASK = _read_umask()
+
+
+def _umask() -> int:
+    return _UMASK
 
 
 @contextlib.contextmanager

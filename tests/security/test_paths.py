@@ -2,7 +2,6 @@
 only what cardid wrote; a replace killed at any instant is recovered."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -143,16 +142,16 @@ def test_killed_file_writes_leave_nothing_once_written_again(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["db.json"]
 
 
-def test_outputs_follow_the_umask(tmp_path):
-    old = os.umask(0o022)
-    try:
-        write_json_atomic(tmp_path / "a.json", {})
-        with atomic_dir(tmp_path / "d") as d:
-            (d / "f").write_text("x")
-    finally:
-        os.umask(old)
-    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
-    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+@pytest.mark.parametrize("umask,file_mode,dir_mode", [(0o022, 0o644, 0o755), (0o027, 0o640, 0o750)])
+def test_outputs_follow_the_umask(tmp_path, monkeypatch, umask, file_mode, dir_mode):
+    import cardid.io
+
+    monkeypatch.setattr(cardid.io, "_UMASK", umask)  # the process umask, read once at import
+    write_json_atomic(tmp_path / "a.json", {})
+    with atomic_dir(tmp_path / "d") as d:
+        (d / "f").write_text("x")
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == file_mode  # mkstemp alone gives 0600
+    assert (tmp_path / "d").stat().st_mode & 0o777 == dir_mode  # mkdtemp alone gives 0700
 
 
 def test_demo_never_clears_a_folder_it_did_not_create(tmp_path, capsys):
