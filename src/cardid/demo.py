@@ -70,6 +70,8 @@ def run_demo(
     progress = progress or default_progress
     out = Path(out)
     # a demo folder holds only what demos wrote: another folder (a user's files) is never cleared
+    if not is_cardid_dir(out) and (out / "summary.json").is_file():  # a demo from before markers
+        write_marker(out, "demo")
     check_replaceable(out, "demo")
     out.mkdir(parents=True, exist_ok=True)
     if not is_cardid_dir(out):
