@@ -207,3 +207,33 @@ def test_dinov3_teacher_converts_to_coreml(exported, tmp_path):
     model, meta = load_model_dir(model_dir)
     info = export_coreml(model, meta, tmp_path / "teacher.mlpackage")  # torch.export path (RoPE, registers)
     assert info["input"]["type"] == "imageType" and info["output"]["name"] == "embedding"
+
+
+def test_fp16_export_of_gem_pooling_does_not_overflow(tmp_path):
+    """GeM raises features to the power 3: on raw conv features of ~50, x³ is past fp16's 65,504.
+    The pooling is written so the fp16 graph never forms such a value."""
+    import numpy as np
+    import onnxruntime as ort
+    import torch
+
+    from cardid.export.onnx import to_fp16
+    from cardid.models.pooling import FeaturePool
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.pool = FeaturePool("gem+grid3x4", 8)
+
+        def forward(self, x):
+            return self.pool(torch.relu(self.conv(x)) * 60.0)
+
+    torch.manual_seed(0)
+    net = Net().eval()
+    x = torch.rand(2, 3, 32, 24)
+    torch.onnx.export(net, (x,), str(tmp_path / "m.onnx"), input_names=["x"], dynamo=False)
+    to_fp16(tmp_path / "m.onnx", tmp_path / "m16.onnx")
+    y = ort.InferenceSession(str(tmp_path / "m16.onnx")).run(None, {"x": x.numpy()})[0]
+    ref = net(x).detach().numpy()
+    assert np.isfinite(y).all()
+    assert np.abs(y - ref).max() < 5e-3

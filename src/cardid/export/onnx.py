@@ -134,14 +134,21 @@ def _slim(path: Path) -> None:
     onnx.save(slim, str(path))
 
 
+#: Kept in float32 in the fp16 export: pooling and normalisation. GeM raises features to the power
+#: p (x³ overflows fp16's 65,504 once x > 40) and sums of squares overflow the same way; the convs,
+#: where the time goes, still run in fp16.
+FP32_OPS = ["Pow", "ReduceMean", "ReduceSum", "ReduceL2", "ReduceSumSquare", "Sqrt", "Div", "LpNormalization"]
+
+
 def to_fp16(src: str | Path, out: str | Path) -> Path:
-    """fp16 weights and compute with float32 input/output (onnxruntime's converter)."""
+    """fp16 weights and compute with float32 input/output (onnxruntime's converter); pooling and
+    normalisation stay float32 (:data:`FP32_OPS`)."""
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     model = onnx.load(str(src))
     props = {p.key: p.value for p in model.metadata_props}
-    half = convert_float_to_float16(model, keep_io_types=True)
+    half = convert_float_to_float16(model, keep_io_types=True, op_block_list=FP32_OPS)
     with atomic_path(out) as tmp:
         onnx.save(half, str(tmp))
         set_metadata(

@@ -51,7 +51,11 @@ class FeaturePool(nn.Module):
 
     def _pool(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         if self.kind == "gem":
-            return F.adaptive_avg_pool2d(x.float().clamp_min(self.eps).pow(self.p), size).pow(1.0 / self.p)
+            # GeM = (mean x^p)^(1/p), computed as s·(mean (x/s)^p)^(1/p) with s the map's maximum:
+            # the same value, but x^p never exceeds 1 (x³ overflows fp16 once x > 40)
+            x = x.float().clamp_min(self.eps)
+            s = x.amax(dim=(2, 3), keepdim=True)
+            return F.adaptive_avg_pool2d((x / s).pow(self.p), size).pow(1.0 / self.p) * s
         return F.adaptive_avg_pool2d(x.float(), size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -316,7 +316,10 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
                         m["effective_rank"],
                         teacher_r1,
                     )
-                    if m["recall@1"] > best[n]["recall@1"]:  # selection on retrieval, never on cosine
+                    # selection on retrieval, never on cosine; ties (simulated val saturates with
+                    # pretrained backbones) go to the later, longer-trained student, then mAP@R
+                    key = (m["recall@1"], m["map@r"])
+                    if key >= (best[n]["recall@1"], best[n].get("metrics", {}).get("map@r", -1.0)):
                         best[n] = {"recall@1": m["recall@1"], "step": done, "metrics": m}
                         save_model_dir(
                             students[n],
