@@ -52,6 +52,17 @@ def make_tiny_model(path: Path, seed: int = 0) -> Path:
     return path
 
 
+def build_index(root: Path, catalog: Path, *extra: str) -> tuple[Path, Path]:
+    """A tiny model and a DB of ``catalog`` built with it through the CLI: ``(model, db)``."""
+    from cardid.cli import main
+
+    model = make_tiny_model(root / "model")
+    db = root / "db"
+    args = ["index", "build", "--model", str(model), "--catalog", str(catalog), "--out", str(db), *extra]
+    assert main(args) == 0
+    return model, db
+
+
 def torchrun(nproc: int, port: int, *args: str, timeout: int = 300):
     """Run ``python -m cardid.cli ARGS`` under torchrun with ``nproc`` CPU processes (gloo)."""
     import subprocess

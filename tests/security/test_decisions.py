@@ -5,18 +5,14 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from tests.conftest import make_tiny_model
+from tests.conftest import build_index
 
 from cardid.cli import main
 
 
 @pytest.fixture
 def built(tmp_path, synth_catalog):
-    model = make_tiny_model(tmp_path / "model")
-    db = tmp_path / "db"
-    args = ["index", "build", "--model", str(model), "--catalog", str(synth_catalog.root), "--out", str(db)]
-    assert main([*args, "--no-calibrate"]) == 0
-    return model, db
+    return build_index(tmp_path, synth_catalog.root, "--no-calibrate")
 
 
 def _errors(capsys):
@@ -61,17 +57,6 @@ def test_calibrate_refuses_a_target_precision_outside_0_1(built, capsys, p):
 
 
 def test_index_build_calibrates_by_default(tmp_path, synth_catalog):
-    model = make_tiny_model(tmp_path / "model")
-    args = [
-        "index",
-        "build",
-        "--model",
-        str(model),
-        "--catalog",
-        str(synth_catalog.root),
-        "--out",
-        str(tmp_path / "db"),
-    ]
-    assert main([*args, "--calibrate-cards", "6"]) == 0
+    build_index(tmp_path, synth_catalog.root, "--calibrate-cards", "6")
     meta = json.loads((tmp_path / "db" / "db.json").read_text())
     assert set(meta["calibration"]) == {"embedding", "fused"}

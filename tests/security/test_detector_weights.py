@@ -5,7 +5,7 @@ import os
 import pickle
 
 import pytest
-from tests.conftest import make_tiny_model
+from tests.conftest import build_index
 
 from cardid.cli import main
 from cardid.detect.yolo import check_weights
@@ -43,23 +43,7 @@ def test_a_crafted_pt_never_runs(tmp_path, capsys, tiny_db):
 
 @pytest.fixture
 def tiny_db(tmp_path, synth_catalog):
-    model = make_tiny_model(tmp_path / "model")
-    assert (
-        main(
-            [
-                "index",
-                "build",
-                "--model",
-                str(model),
-                "--catalog",
-                str(synth_catalog.root),
-                "--out",
-                str(tmp_path / "db"),
-            ]
-        )
-        == 0
-    )
-    return model, tmp_path / "db"
+    return build_index(tmp_path, synth_catalog.root)
 
 
 def test_a_pt_whose_recorded_hash_differs_is_refused(tmp_path):
