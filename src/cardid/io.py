@@ -165,16 +165,16 @@ def marker_kind(path: Path) -> str | None:
 
 def check_replaceable(path: Path, kind: str, protect: Iterable[str | os.PathLike[str]] = ()) -> None:
     """Raise unless ``path`` may be replaced by a new ``kind`` directory: it is absent or empty, or
-    cardid wrote it (its marker says the same kind); and it neither holds nor lies inside any of
-    ``protect`` (the command's own inputs)."""
+    cardid wrote it (its marker says the same kind); and it neither is nor holds any of ``protect``
+    (the command's own inputs; an output inside an input folder is fine)."""
     from cardid.errors import CardIDError
 
     target = path.resolve()
     for p in protect:
         src = Path(p).resolve()
-        if src == target or target in src.parents or src in target.parents:
+        if src == target or target in src.parents:  # replacing it would delete the input
             raise CardIDError(
-                f"refusing to write {path}: it {'is' if src == target else 'overlaps'} an input of "
+                f"refusing to write {path}: it {'is' if src == target else 'contains'} an input of "
                 f"this command ({p}); choose another output folder"
             )
     if not path.exists():
