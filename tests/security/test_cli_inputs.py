@@ -169,3 +169,52 @@ def test_the_cli_starts_without_torch():
     assert (
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
     )
+
+
+def test_unicode_and_spaces_in_names_go_end_to_end(ws, tmp_path, capsys):
+    t, _ = ws
+    scans = tmp_path / "my scans ü"
+    scans.mkdir()
+    ids = ["Pikachu ex-1", "Flabébé-2", "x?y-3"]
+    from cardid.catalog.records import card_file_stem
+
+    for i, cid in enumerate(ids):
+        src = sorted((t / "cat" / "images").iterdir())[i]
+        shutil.copy(src, scans / f"{card_file_stem(cid)}.png")
+    out = tmp_path / "cat ü"
+    assert main(["catalog", "from-folder", str(scans), "--out", str(out)]) == 0
+    assert sorted(json.loads((out / "class_index.json").read_text())["class_to_idx"]) == sorted(ids)
+    db = tmp_path / "db é"
+    assert (
+        main(
+            [
+                "index",
+                "build",
+                "--model",
+                str(t / "model"),
+                "--catalog",
+                str(out),
+                "--out",
+                str(db),
+                "--calibrate-cards",
+                "3",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "index",
+                "search",
+                str(scans / f"{card_file_stem(ids[1])}.png"),
+                "--model",
+                str(t / "model"),
+                "--db",
+                str(db),
+            ]
+        )
+        == 0
+    )
+    assert "Flabébé-2" in capsys.readouterr().out
