@@ -374,12 +374,25 @@ def load_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"image not found: {path}")
+    return _decode(path, str(path))
+
+
+def decode_rgb(data: bytes, what: str = "upload") -> np.ndarray:
+    """:func:`load_rgb` for bytes in memory (an upload, a websocket frame)."""
+    import io as _io
+
+    if not data:
+        raise ImageError(f"{what} is empty (zero bytes)")
+    return _decode(_io.BytesIO(data), what)
+
+
+def _decode(fp, what: str) -> np.ndarray:
     limit = max_pixels()
     try:
-        with pil_open(path) as im:
+        with pil_open(fp) as im:
             if im.width * im.height > limit:
                 raise ImageError(
-                    f"image too large: {path} ({im.width}×{im.height} px, limit {limit:,}; "
+                    f"image too large: {what} ({im.width}×{im.height} px, limit {limit:,}; "
                     "set CARDID_MAX_PIXELS to raise it)"
                 )
             im.load()
@@ -388,10 +401,10 @@ def load_rgb(path: str | os.PathLike[str]) -> np.ndarray:
     except ImageError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageError(f"corrupt or unsupported image: {path} ({e})") from e
+        raise ImageError(f"corrupt or unsupported image: {what} ({e})") from e
     arr = np.asarray(rgb, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[0] < 8 or arr.shape[1] < 8:
-        raise ImageError(f"image too small or malformed: {path} (shape {arr.shape})")
+        raise ImageError(f"image too small or malformed: {what} (shape {arr.shape})")
     return arr
 
 
