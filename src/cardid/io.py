@@ -400,7 +400,9 @@ def _decode(fp, what: str) -> np.ndarray:
             rgb = composite_rgba(_to_8bit(upright))
     except ImageError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except Image.DecompressionBombError as e:  # Pillow's own guard, at open: far past any limit
+        raise ImageError(f"image too large: {what} ({e})") from e
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"corrupt or unsupported image: {what} ({e})") from e
     arr = np.asarray(rgb, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[0] < 8 or arr.shape[1] < 8:

@@ -271,3 +271,19 @@ def recognize_cmd(
             else:
                 save_rgb(dest, annotate(im, r))
         Console(stderr=True).print(f"pictures in {show}")
+
+
+def serve_cmd(
+    model: Path = MODEL,
+    db: Path = DB,
+    detector: str = typer.Option("classical", help="Find cards: 'classical' or a YOLO-OBB .pt/.onnx."),
+    catalog: Path | None = typer.Option(None, help="Gallery scans to serve (default: the one in db.json)."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (default: this machine only)."),
+    port: int = typer.Option(8000, min=1, max=65535),
+    max_upload_mb: float = typer.Option(20.0, min=0.01, help="Largest upload accepted (413 above)."),
+    queue: int = typer.Option(8, min=1, help="Requests waiting or running at once (503 beyond)."),
+) -> None:
+    """Serve recognition over HTTP: POST /v1/recognize, /v1/cards/{id}, /healthz, /metrics, /docs."""
+    from cardid.serve import ServeConfig, serve
+
+    serve(model, db, detector, catalog, host, port, ServeConfig(int(max_upload_mb * 1024 * 1024), queue))
