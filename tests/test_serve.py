@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -175,3 +176,43 @@ def test_cardid_serve_on_a_real_uvicorn(served, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_the_page_is_served_without_a_build_step_or_cdn(served):
+    client, _ = _client(served)
+    r = client.get("/")
+    assert r.status_code == 200 and "cardid scanner" in r.text and "/v1/live" in r.text
+    assert "http://" not in r.text.replace("http://testserver", "") and "https://" not in r.text  # no CDN
+
+
+def test_live_frames_are_tracked_and_a_steady_card_confirmed_once(served):
+    model, db, cat = served
+    cid = cat.ids[3]
+    scan = cat.load_image(cid)
+    photo = np.full((scan.shape[0] + 80, scan.shape[1] + 80, 3), 40, np.uint8)
+    photo[40:-40, 40:-40] = scan
+    from cardid.detect import Detection
+
+    h, w = scan.shape[:2]
+    quad = np.float32([[40, 40], [40 + w, 40], [40 + w, 40 + h], [40, 40 + h]])
+
+    class OneCard:  # a finder that sees exactly the card: the test is about the live loop
+        def detect(self, image):
+            return [Detection(quad, 0.9)]
+
+    rec = Recognizer.open(model, db, OneCard())
+    rec.matcher.calibration = Calibration("fused")
+    client = TestClient(create_app(rec, cat, ServeConfig()))
+    with client.websocket_connect("/v1/live") as ws:
+        ws.send_bytes(b"not a frame")
+        assert "corrupt" in ws.receive_json()["error"]  # and the socket stays open
+        scenes = []
+        for _ in range(7):
+            ws.send_bytes(_png(photo))
+            scenes.append(ws.receive_json())
+        ws.send_text("reset")
+        assert ws.receive_json() == {"reset": True}
+    confirmed = [c for s in scenes for c in s["confirmed"]]
+    assert [c["card_id"] for c in confirmed] == [cid]
+    assert scenes[0]["state"] == "stabilising" and scenes[-1]["state"] == "confirmed"
+    assert confirmed[0]["info"]["card"]["name"] == cat[cid].name

@@ -19,11 +19,12 @@ import threading
 import time
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardid import __version__
 from cardid.errors import CardIDError, ImageError
+from cardid.track import TrackerConfig
 
 #: Latency histogram buckets (seconds) for ``/metrics``.
 BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -35,6 +36,7 @@ class ServeConfig:
     queue: int = 8  # requests waiting or running at once; one more gets 503
     workers: int = 1  # recognition threads
     top: int = 5
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)  # live mode's voting
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1 or self.queue < 1 or self.workers < 1 or self.top < 1:
@@ -93,8 +95,10 @@ class _Metrics:
 def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig()):
     """The FastAPI app around one :class:`~cardid.recognize.Recognizer` (and the catalog whose
     scans ``/v1/cards/{id}/image`` serves, when given)."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+    from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
+    from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
+
+    from cardid.track import CardTracker, sightings_from_record
 
     db = recognizer.matcher.db
     identity = {"model": db.meta["model"]["identity"], "db": str(db.root), "cards": len(db)}
@@ -188,6 +192,55 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig()):
             return error(404, f"no scan for card {card_id!r}", route)
         metrics.observe(route, 200)
         return FileResponse(path)
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page():
+        from importlib.resources import files
+
+        return HTMLResponse(files("cardid").joinpath("assets/scanner.html").read_text(encoding="utf-8"))
+
+    @app.websocket("/v1/live")
+    async def live(ws: WebSocket):
+        """Camera frames in (binary JPEG/PNG messages), one scene out per frame: every card, the
+        tracks and their state (no_card → stabilising → confirmed), and the cards confirmed in
+        this frame (once per visit). A text message ``reset`` starts a new tracker."""
+        nonlocal pending
+        await ws.accept()
+        tracker = CardTracker(config.tracker)
+        try:
+            while True:
+                msg = await ws.receive()
+                if msg.get("type") == "websocket.disconnect":
+                    break
+                data = msg.get("bytes")
+                if data is None:
+                    if (msg.get("text") or "").strip() == "reset":
+                        tracker = CardTracker(config.tracker)
+                        await ws.send_json({"reset": True})
+                    continue
+                if len(data) > config.max_upload_bytes:
+                    await ws.send_json({"error": f"frame too large: {len(data):,} bytes"})
+                    continue
+                if pending >= config.queue:  # a live frame is dropped, not queued
+                    metrics.rejected += 1
+                    await ws.send_json({"error": "busy", "dropped": True})
+                    continue
+                pending += 1
+                t = time.perf_counter()
+                try:
+                    rec = await asyncio.get_running_loop().run_in_executor(pool, work, data, "frame")
+                except ImageError as e:
+                    metrics.observe("/v1/live", 400)
+                    await ws.send_json({"error": str(e)})
+                    continue
+                finally:
+                    pending -= 1
+                metrics.observe("/v1/live", 200, time.perf_counter() - t)
+                scene = tracker.update(sightings_from_record(rec))
+                scene.update(cards=rec["cards"], no_card=rec["no_card"], ms=rec["ms"])
+                await ws.send_json(scene)
+        except WebSocketDisconnect:
+            pass
 
     @app.get("/healthz", summary="Liveness and what is served")
     def healthz():
