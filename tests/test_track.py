@@ -81,3 +81,61 @@ def test_records_become_sightings_and_bad_configs_are_refused():
     assert [x.card_id for x in s] == ["x-1", None] and s[0].box == (10, 20, 60, 90)
     with pytest.raises(ValueError):
         TrackerConfig(window=3, confirm_votes=4)
+
+
+def test_a_video_prints_each_card_once_per_visit(tmp_path, synth_catalog):
+    """A simulated video: a card held for 10 frames, gone for 6, shown again for 10."""
+    import json
+
+    import cv2
+    import numpy as np
+    from tests.conftest import build_index
+
+    from cardid.cli import main
+    from cardid.db.decide import Calibration
+    from cardid.detect import Detection
+    from cardid.recognize import Recognizer, recognize_video
+
+    model, db = build_index(tmp_path, synth_catalog.root, "--calibrate-cards", "6")
+    names = [synth_catalog[c].name for c in synth_catalog.ids]
+    cid = next(c for c in synth_catalog.ids if names.count(synth_catalog[c].name) == 1)  # no reprint
+    scan = cv2.resize(synth_catalog.load_image(cid), (320, 448))
+    frame = np.full((520, 560, 3), 60, np.uint8)
+    frame[36:484, 120:440] = scan
+    empty = np.full_like(frame, 60)
+    path = tmp_path / "cards.avi"
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (560, 520))
+    for f in [frame] * 10 + [empty] * 6 + [frame] * 10:
+        vw.write(np.ascontiguousarray(f[..., ::-1]))
+    vw.release()
+    quad = np.float32([[120, 36], [440, 36], [440, 484], [120, 484]])
+
+    class Finder:  # sees the card when it is there (the test is about voting over frames)
+        def detect(self, image):
+            inside = image[36:484, 120:440].astype(np.float32)
+            return [Detection(quad, 0.9)] if np.abs(inside - 60).mean() > 10 else []
+
+    rec = Recognizer.open(model, db, Finder(), fallback=False)
+    rec.matcher.calibration = Calibration("fused")
+    res = recognize_video(rec, path)
+    assert res["frames"] == 26 and [c["card"]["card_id"] for c in res["cards"]] == [cid, cid]
+    assert res["cards"][0]["first_frame"] == 0 and res["cards"][1]["first_frame"] == 16
+    assert res["cards"][0]["seconds"][0] == 0.0
+    # through the CLI (classical finder, the stored calibration): one JSON line per video, no crash
+    assert (
+        main(
+            [
+                "recognize",
+                str(path),
+                "--model",
+                str(model),
+                "--db",
+                str(db),
+                "--json",
+                str(tmp_path / "v.jsonl"),
+            ]
+        )
+        == 0
+    )
+    out = json.loads((tmp_path / "v.jsonl").read_text())
+    assert out["frames"] == 26 and "cards" in out

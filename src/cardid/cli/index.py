@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cardid.errors import CardIDError
+
 app = typer.Typer(help="Reference DB: build, search, add cards, calibrate decisions.", no_args_is_help=True)
 out = Console()
 
@@ -209,15 +211,32 @@ def recognize_cmd(
     ),
     catalog: Path | None = typer.Option(None, help="Gallery scans for --show (default: the one in db.json)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write JSON lines here instead of stdout."),
+    every: int = typer.Option(1, min=1, help="Videos: recognise every n-th frame."),
 ) -> None:
-    """Name each card: JSON lines (decision, top-k with names, sets, numbers, scores) and a table."""
+    """Name each card: JSON lines (decision, top-k with names, sets, numbers, scores) and a table.
+    A video (.mp4, .mov, .avi, …) prints each card confirmed across frames once per visit."""
     from cardid.db.match import MatchConfig
     from cardid.eval.evaluate import open_gallery
     from cardid.io import save_rgb, write_bytes_atomic
-    from cardid.recognize import Recognizer, annotate, make_detector, recognize_files, save_decision_png
+    from cardid.recognize import (
+        Recognizer,
+        annotate,
+        is_video,
+        make_detector,
+        recognize_files,
+        save_decision_png,
+    )
 
+    videos = [p for p in images if is_video(p)]
+    if videos and len(videos) != len(images):
+        raise CardIDError("give either photos or videos, not both in one call")
+    if videos and not detector:
+        detector = "classical"  # a video frame is a scene, never one card crop
     det = make_detector(detector, conf) if detector else None
     rec = Recognizer.open(model, db, det, MatchConfig(verify=verify), fallback=fallback)
+    if videos:
+        _recognize_videos(rec, videos, top, every, json_out)
+        return
     results = recognize_files(rec, images, top)
     lines = [
         json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False)
@@ -271,6 +290,43 @@ def recognize_cmd(
             else:
                 save_rgb(dest, annotate(im, r))
         Console(stderr=True).print(f"pictures in {show}")
+
+
+def _recognize_videos(rec, videos: list[Path], top: int, every: int, json_out: Path | None) -> None:
+    import cv2
+
+    from cardid.io import write_bytes_atomic
+    from cardid.progress import progress
+    from cardid.recognize import recognize_video
+
+    lines = []
+    for v in videos:
+        cap = cv2.VideoCapture(str(v))
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) // every
+        cap.release()
+        with progress(total or None, f"recognising {Path(v).name}") as advance:
+            res = recognize_video(rec, v, every, top=top, progress=advance)
+        lines.append(json.dumps(res, ensure_ascii=False))
+        table = Table(title=f"{v}: {len(res['cards'])} card(s) in {res['frames']} frames")
+        for col in ("card", "name", "set", "number", "frames", "seconds"):
+            table.add_column(col)
+        for c in res["cards"]:
+            card = c["card"]
+            secs = f"{c['seconds'][0]}–{c['seconds'][1]}" if c["seconds"] else ""
+            table.add_row(
+                card.get("card_id", ""),
+                card.get("name", ""),
+                card.get("set_id", ""),
+                card.get("number", ""),
+                f"{c['first_frame']}–{c['last_frame']} ({len(c['frames'])})",
+                secs,
+            )
+        Console(stderr=json_out is None).print(table)
+    if json_out:
+        write_bytes_atomic(json_out, ("\n".join(lines) + "\n").encode())
+    else:
+        for line in lines:
+            print(line)
 
 
 def serve_cmd(
