@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from cardid.data.layout import read_split
 from cardid.demo import run_demo
 
@@ -51,3 +53,17 @@ def test_demo_produces_every_stage(tmp_path):
     quick = {"teacher_overrides": ["phase1.steps=2", "phase2.steps=4"], "distill_overrides": ["steps=4"]}
     run_demo(tmp_path / "demo", n_cards=4, train_views=1, val_views=1, workers=1, **quick)
     assert read_split(tmp_path / "demo" / "dataset", "train")[1].num_classes == 4
+    # the serve command it prints works with what it built: the app answers a photo
+    args = res.serve_command.split()
+    assert args[:2] == ["cardid", "serve"] and summary["metrics"]["serve_command"] == res.serve_command
+    opts = dict(zip(args[2::2], args[3::2], strict=True))
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from cardid.recognize import Recognizer
+    from cardid.serve import create_app
+
+    client = TestClient(create_app(Recognizer.open(opts["--model"], opts["--db"], opts["--detector"])))
+    photo = (tmp_path / "demo" / "photos" / "photo_0.jpg").read_bytes()
+    r = client.post("/v1/recognize", content=photo, headers={"content-type": "image/jpeg"})
+    assert r.status_code == 200 and r.json()["cards"]

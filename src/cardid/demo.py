@@ -45,6 +45,7 @@ ProgressFactory = Callable[[int, str], AbstractContextManager[Callable[[int], No
 class DemoResult:
     out: Path
     stages: list[dict] = field(default_factory=list)
+    serve_command: str = ""
     metrics: dict = field(default_factory=dict)
 
     def add(self, stage: str, path: Path, what: str, seconds: float) -> None:
@@ -208,6 +209,11 @@ def run_demo(
         time.perf_counter() - t,
     )
 
+    # the demo starts nothing, but says how to scan with what it just built
+    res.serve_command = (
+        f"cardid serve --model {Path(exp['dir']) / 'model.onnx'} --db {out / 'db'} --detector {det['use']}"
+    )
+    res.metrics["serve_command"] = res.serve_command
     write_json_atomic(out / "summary.json", {"stages": res.stages, "metrics": res.metrics})
     return res
 

@@ -31,3 +31,5 @@ def demo(
         f"Look at [bold]{out_dir / 'preview.png'}[/] (camera simulation) and "
         f"[bold]{out_dir / 'teacher' / 'curves.png'}[/] (teacher training curves)."
     )
+    if res.serve_command:
+        out.print(f"Scan with your camera: [bold]{res.serve_command}[/], then open http://127.0.0.1:8000/")
