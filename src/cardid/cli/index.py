@@ -338,8 +338,17 @@ def serve_cmd(
     port: int = typer.Option(8000, min=1, max=65535),
     max_upload_mb: float = typer.Option(20.0, min=0.01, help="Largest upload accepted (413 above)."),
     queue: int = typer.Option(8, min=1, help="Requests waiting or running at once (503 beyond)."),
+    max_pixels: int | None = typer.Option(
+        None, min=1, help="Largest image decoded, in pixels (default CARDID_MAX_PIXELS or 80 MP)."
+    ),
 ) -> None:
-    """Serve recognition over HTTP: POST /v1/recognize, /v1/cards/{id}, /healthz, /metrics, /docs."""
+    """Serve recognition over HTTP: the scanner page at /, POST /v1/recognize, /v1/live,
+    /v1/cards/{id}, /healthz, /metrics, /docs."""
+    import os
+
     from cardid.serve import ServeConfig, serve
+
+    if max_pixels:
+        os.environ["CARDID_MAX_PIXELS"] = str(max_pixels)  # read by every decode in this process
 
     serve(model, db, detector, catalog, host, port, ServeConfig(int(max_upload_mb * 1024 * 1024), queue))
