@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+
+from cardid.serve import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,21 +46,13 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serve_load"))
     args = ap.parse_args()
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cmd = [sys.executable, "-m", "cardid.cli", "serve", "--model", args.model, "--db", args.db]
     cmd += ["--detector", args.detector, "--port", str(port), "--queue", str(args.queue)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
+        if not wait_ready(url, 120):
             raise SystemExit("the server did not come up")
         photos = [(Path(p).name, Path(p).read_bytes()) for p in args.photo]
         warm = httpx.post(url + "/v1/recognize", files={"file": photos[0]}, timeout=60)

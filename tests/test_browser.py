@@ -2,7 +2,6 @@
 uvicorn on 127.0.0.1. Skipped (with the reason) where either is missing."""
 
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from tests.conftest import build_index  # noqa: E402
 from cardid.db.decide import Calibration  # noqa: E402
 from cardid.detect import Detection  # noqa: E402
 from cardid.recognize import Recognizer  # noqa: E402
-from cardid.serve import ServeConfig, create_app  # noqa: E402
+from cardid.serve import ServeConfig, create_app, free_port  # noqa: E402
 
 BG = 50
 
@@ -59,9 +58,7 @@ def server(tmp_path_factory, synth_catalog):
     rec = Recognizer.open(model, db, Finder(), fallback=False)
     rec.matcher.calibration = Calibration("fused")  # the tiny random model: accept what verifies
     app = create_app(rec, synth_catalog, ServeConfig())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     th = threading.Thread(target=srv.run, daemon=True)
     th.start()

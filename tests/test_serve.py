@@ -2,7 +2,6 @@
 
 import io
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from tests.conftest import build_index
 
 from cardid.db.decide import Calibration
 from cardid.recognize import Recognizer
-from cardid.serve import ServeConfig, create_app
+from cardid.serve import ServeConfig, create_app, free_port, wait_ready
 
 
 @pytest.fixture(scope="module")
@@ -135,9 +134,7 @@ def test_a_full_queue_answers_503(served):
 
 def test_cardid_serve_on_a_real_uvicorn(served, tmp_path):
     model, db, cat = served
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -158,13 +155,7 @@ def test_cardid_serve_on_a_real_uvicorn(served, tmp_path):
         import httpx
 
         url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
+        if not wait_ready(url, 60):
             pytest.fail("the server did not come up: " + proc.stdout.read1().decode(errors="replace"))
         r = httpx.post(
             url + "/v1/recognize",

@@ -284,6 +284,29 @@ async def _multipart_file(request, body: bytes, limit: int) -> tuple[bytes, str]
     return data, f.filename or "upload"
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (for tests, benchmarks, a second server)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(url: str, seconds: float = 60.0) -> bool:
+    """Poll ``url``/healthz until the service answers 200 (True) or ``seconds`` pass (False)."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url.rstrip("/") + "/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return False
+
+
 def serve(
     model: str | Path,
     db: str | Path,
