@@ -8,7 +8,7 @@ card says ``no_card``. :class:`Recognizer` is the Python API for apps.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -261,21 +261,103 @@ def annotate(image: np.ndarray, result: dict) -> np.ndarray:
     return out
 
 
+def expand_inputs(specs: Sequence[str | Path]) -> list[Path]:
+    """Photos from what a user types: files, folders (every image inside, recursively, sorted),
+    globs (``'photos/*.jpg'``) and CSVs of paths (a ``file`` or ``path`` column, else the first;
+    relative to the CSV). Order is kept; a path listed twice is recognised once."""
+    import csv
+    import glob
+
+    from cardid.io import IMAGE_EXTENSIONS, read_csv_rows
+
+    out: list[Path] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        elif p.suffix.lower() == ".csv" and p.is_file():
+            with p.open(newline="", encoding="utf-8-sig") as f:
+                header = next(csv.reader(f), [])
+            col = next((c for c in ("file", "path") if c in header), header[0] if header else "file")
+            out += [p.parent / r[col] for r in read_csv_rows(p, {col}, "photo list")]
+        elif any(c in str(spec) for c in "*?[") and not p.exists():
+            matches = sorted(glob.glob(str(spec), recursive=True))
+            if not matches:
+                raise CardIDError(f"no files match {spec!r}")
+            out += [Path(m) for m in matches]
+        else:
+            out.append(p)
+    seen: set[str] = set()
+    unique = [q for q in out if not (str(q) in seen or seen.add(str(q)))]
+    if not unique:
+        raise CardIDError("no images given (empty folder or list?)")
+    return unique
+
+
+def recognize_stream(
+    rec: Recognizer,
+    images: Sequence[str | Path],
+    top: int = 5,
+    workers: int = 2,
+    strict: bool = False,
+    skip: Iterable[str] = (),
+    with_images: bool = False,
+) -> Iterator[tuple[dict, np.ndarray | None]]:
+    """``(record, image or None)`` per file, in order, as each finishes. Files are decoded by
+    ``workers`` threads ahead of recognition, never more than ``workers`` decoded images at a time
+    (the one being recognised included), so memory is bounded however many files there are. The
+    image is handed out only with ``with_images`` (for pictures). An unreadable file yields a
+    record with ``error`` and the stream goes on, unless ``strict``. ``skip``: paths already done
+    (``--resume``)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    if workers < 1:
+        raise CardIDError(f"workers must be ≥ 1, got {workers}")
+    done = {str(s) for s in skip}
+    it = iter([p for p in images if str(p) not in done])
+
+    def decode(path):
+        try:
+            return load_rgb(path), None
+        except CardIDError as e:
+            return None, e
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="cardid-decode") as pool:
+        queue: deque = deque()
+
+        def fill(limit: int) -> None:
+            while len(queue) < limit and (path := next(it, None)) is not None:
+                queue.append((path, pool.submit(decode, path)))
+
+        fill(workers)
+        while queue:
+            path, fut = queue.popleft()
+            im, err = fut.result()
+            fill(workers - 1)  # this image and at most workers - 1 more
+            if err is not None:
+                if strict:
+                    raise err
+                yield {"image": str(path), "error": str(err)}, None
+            else:
+                t = time.perf_counter()
+                r = rec.recognize_photo(im, top)
+                ms = round((time.perf_counter() - t) * 1e3, 1)
+                out = im if with_images else None
+                del im
+                yield {"image": str(path), "ms": ms, "calibrated": rec.matcher.calibrated, **r}, out
+                del out
+            fill(workers)  # nothing decoded is held here now
+
+
 def recognize_files(
     rec: Recognizer, images: Sequence[str | Path], top: int = 5
 ) -> list[tuple[dict, np.ndarray]]:
-    """``(record, image)`` per file, record = ``{"image", "ms", **recognize_photo}``. Every file is
-    decoded first, so an unreadable one is an error (naming it) before any work is done."""
+    """Every file at once, stopping at the first unreadable one (naming it): for a handful of
+    images whose pictures are wanted together. Many files: :func:`recognize_stream`."""
     if not images:
         raise CardIDError("no images given")
-    loaded = [load_rgb(p) for p in images]
-    out = []
-    for path, im in zip(images, loaded, strict=True):
-        t = time.perf_counter()
-        r = rec.recognize_photo(im, top)
-        ms = round((time.perf_counter() - t) * 1e3, 1)
-        out.append(({"image": str(path), "ms": ms, "calibrated": rec.matcher.calibrated, **r}, im))
-    return out
+    return list(recognize_stream(rec, images, top, workers=1, strict=True, with_images=True))
 
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")

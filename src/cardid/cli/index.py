@@ -191,7 +191,9 @@ def unique_stems(paths: list[str]) -> list[str]:
 
 
 def recognize_cmd(
-    images: list[Path] = typer.Argument(..., help="Photos (with --detector) or card crops."),
+    images: list[str] = typer.Argument(
+        ..., help="Photos (with --detector) or card crops: files, folders, globs, a CSV of paths, or videos."
+    ),
     model: Path = MODEL,
     db: Path = DB,
     detector: str | None = typer.Option(
@@ -210,25 +212,29 @@ def recognize_cmd(
         None, help="Write one PNG per image here (annotated photo, or crop beside its top-5)."
     ),
     catalog: Path | None = typer.Option(None, help="Gallery scans for --show (default: the one in db.json)."),
-    json_out: Path | None = typer.Option(None, "--json", help="Write JSON lines here instead of stdout."),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Write JSON lines here (as they finish) instead of stdout."
+    ),
+    workers: int = typer.Option(2, min=1, help="Decoding threads; also the most images held in memory."),
+    resume: bool = typer.Option(
+        False, help="With --json: skip images already in that file, append the rest."
+    ),
+    strict: bool = typer.Option(
+        False, help="Stop at the first unreadable file (default: report it and go on)."
+    ),
     every: int = typer.Option(1, min=1, help="Videos: recognise every n-th frame."),
 ) -> None:
     """Name each card: JSON lines (decision, top-k with names, sets, numbers, scores) and a table.
-    A video (.mp4, .mov, .avi, …) prints each card confirmed across frames once per visit."""
+    Any number of photos streams in bounded memory; a video (.mp4, .mov, .avi, …) prints each card
+    confirmed across frames once per visit."""
     from cardid.db.match import MatchConfig
-    from cardid.eval.evaluate import open_gallery
-    from cardid.io import save_rgb, write_bytes_atomic
-    from cardid.recognize import (
-        Recognizer,
-        annotate,
-        is_video,
-        make_detector,
-        recognize_files,
-        save_decision_png,
-    )
+    from cardid.recognize import Recognizer, expand_inputs, is_video, make_detector
 
-    videos = [p for p in images if is_video(p)]
-    if videos and len(videos) != len(images):
+    if resume and not json_out:
+        raise CardIDError("--resume needs --json FILE (the output to resume)")
+    paths = expand_inputs(images)
+    videos = [p for p in paths if is_video(p)]
+    if videos and len(videos) != len(paths):
         raise CardIDError("give either photos or videos, not both in one call")
     if videos and not detector:
         detector = "classical"  # a video frame is a scene, never one card crop
@@ -237,21 +243,100 @@ def recognize_cmd(
     if videos:
         _recognize_videos(rec, videos, top, every, json_out)
         return
-    results = recognize_files(rec, images, top)
-    lines = [
-        json.dumps({k: v for k, v in r.items() if not k.startswith("_")}, ensure_ascii=False)
-        for r, _ in results
-    ]
-    if json_out:
-        write_bytes_atomic(json_out, ("\n".join(lines) + "\n").encode())
-    else:
-        for line in lines:
-            print(line)
+    _recognize_photos(rec, paths, top, workers, strict, resume, json_out, show, catalog)
+
+
+#: Above this many photos the per-card table is replaced by a summary line.
+TABLE_ROWS = 50
+
+
+def _recognize_photos(rec, paths, top, workers, strict, resume, json_out, show, catalog) -> None:
+    from cardid.eval.evaluate import open_gallery
+    from cardid.io import save_rgb
+    from cardid.progress import progress
+    from cardid.recognize import annotate, recognize_stream, save_decision_png
+
     card_db = rec.matcher.db
-    table = Table(title=f"{len(results)} image(s) against {len(card_db)} cards")
+    identity = card_db.meta["model"]["identity"]
+    done: set[str] = set()
+    if resume and json_out.is_file():
+        for i, line in enumerate(json_out.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise CardIDError(f"{json_out} line {i} is not JSON ({e.msg}): cannot resume from it") from e
+            if r.get("model") != identity:
+                raise CardIDError(
+                    f"{json_out} was written with model {r.get('model')!r}, not {identity!r} of {card_db.root}: "
+                    "resume with the same model and DB, or write to another file"
+                )
+            if "error" not in r:
+                done.add(r["image"])
+    cat = None
+    if show and rec.detector is None:
+        try:
+            cat = open_gallery(catalog or card_db.meta["catalog"])
+        except CardIDError as e:  # the picture still shows the query and the names
+            Console(stderr=True).print(f"[yellow]gallery scans unavailable for --show:[/] {e}")
+    names = dict(zip(map(str, paths), unique_stems([str(p) for p in paths]), strict=True))
+    sink = json_out.open("a" if resume else "w", encoding="utf-8") if json_out else None
+    results, errors, n, first_error = [], 0, 0, None
+    todo = len([p for p in paths if str(p) not in done])
+    try:
+        with progress(todo, "recognising", enabled=todo > 1) as advance:
+            for r, im in recognize_stream(rec, paths, top, workers, strict, done, with_images=bool(show)):
+                r = {k: v for k, v in r.items() if not k.startswith("_")}
+                r["model"] = identity
+                line = json.dumps(r, ensure_ascii=False)
+                if sink:
+                    sink.write(line + "\n")
+                    sink.flush()
+                else:
+                    print(line)
+                n += 1
+                if "error" in r:
+                    errors += 1
+                    first_error = first_error or r["error"]
+                if len(results) <= TABLE_ROWS:
+                    results.append(r)
+                if show and im is not None:
+                    dest = Path(show) / f"{names[r['image']]}.png"
+                    if rec.detector is None:
+                        save_decision_png(dest, im, r["cards"][0], cat)
+                    else:
+                        save_rgb(dest, annotate(im, r))
+                advance(1)
+    finally:
+        if sink:
+            sink.close()
+    console = Console(stderr=json_out is None)
+    if n <= TABLE_ROWS:
+        console.print(_table(results, len(card_db)))
+    else:
+        console.print(f"{n} image(s) recognised against {len(card_db)} cards ({errors} unreadable)")
+    if done:
+        console.print(f"resumed: {len(done)} image(s) already in {json_out} were skipped")
+    if not rec.matcher.calibrated:
+        Console(stderr=True).print(
+            "[bold yellow]warning:[/] this DB is not calibrated: with no threshold every decision is "
+            "'unknown' (the candidates are still listed); run `cardid index calibrate` first"
+        )
+    if show:
+        Console(stderr=True).print(f"pictures in {show}")
+    if errors:  # every other file was recognised; the exit code still says not all were
+        raise CardIDError(f"{errors} of {n} file(s) unreadable (their records say why), e.g. {first_error}")
+
+
+def _table(results: list[dict], n_cards: int) -> Table:
+    table = Table(title=f"{len(results)} image(s) against {n_cards} cards")
     for col in ("image", "decision", "card", "name", "set", "number", "score", "ms"):
         table.add_column(col)
-    for r, _ in results:
+    for r in results:
+        if "error" in r:
+            table.add_row(Path(r["image"]).name, "unreadable", "—", r["error"][:60], "", "", "", "")
+            continue
         if r["no_card"]:
             table.add_row(Path(r["image"]).name, "no_card", "—", "", "", "", "", f"{r['ms']:.0f}")
         for c_rec in r["cards"]:
@@ -269,27 +354,7 @@ def recognize_cmd(
                 f"{c_rec['score']:.2f}",
                 f"{r['ms']:.0f}",
             )
-    Console(stderr=json_out is None).print(table)
-    if not rec.matcher.calibrated:
-        Console(stderr=True).print(
-            "[bold yellow]warning:[/] this DB is not calibrated: with no threshold every decision is "
-            "'unknown' (the candidates are still listed); run `cardid index calibrate` first"
-        )
-    if show:
-        cat = None
-        if det is None:
-            try:
-                cat = open_gallery(catalog or card_db.meta["catalog"])
-            except Exception as e:  # the picture still shows the query and the names
-                Console(stderr=True).print(f"[yellow]gallery scans unavailable for --show:[/] {e}")
-        names = unique_stems([r["image"] for r, _ in results])
-        for (r, im), name in zip(results, names, strict=True):
-            dest = Path(show) / f"{name}.png"
-            if det is None:
-                save_decision_png(dest, im, r["cards"][0], cat)
-            else:
-                save_rgb(dest, annotate(im, r))
-        Console(stderr=True).print(f"pictures in {show}")
+    return table
 
 
 def _recognize_videos(rec, videos: list[Path], top: int, every: int, json_out: Path | None) -> None:
