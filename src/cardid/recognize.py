@@ -334,6 +334,7 @@ def recognize_stream(
         while queue:
             path, fut = queue.popleft()
             im, err = fut.result()
+            del fut  # a finished future keeps its result (the image) alive
             fill(workers - 1)  # this image and at most workers - 1 more
             if err is not None:
                 if strict:
