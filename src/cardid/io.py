@@ -7,6 +7,7 @@ command never leaves a half-written file where a complete one is expected.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -47,15 +48,11 @@ def _pid_alive(pid: int) -> bool:
 def _stale_temps(path: Path) -> list[Path]:
     """Temporaries of ``path`` left by processes that no longer run (killed mid-write)."""
     out = []
-    for t in path.parent.glob(f".{glob_escape(path.name)}.*.tmp*"):
+    for t in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
         pid = t.name[len(path.name) + 2 :].split(".", 1)[0]
         if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
             out.append(t)
     return out
-
-
-def glob_escape(name: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def _remove(p: Path) -> None:
@@ -73,10 +70,6 @@ def _read_umask() -> int:
 
 #: Read once at import: reading it means setting it, which must not race with threads writing.
 _UMASK = _read_umask()
-
-
-def _umask() -> int:
-    return _UMASK
 
 
 @contextlib.contextmanager
@@ -98,7 +91,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp_path
         if tmp_path.exists():
-            os.chmod(tmp_path, 0o666 & ~_umask())
+            os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -284,7 +277,7 @@ def atomic_dir(
     path = check_output(path, overwrite, kind, protect)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
+    os.chmod(tmp, 0o777 & ~_UMASK)
     try:
         write_marker(tmp, kind)
         yield tmp

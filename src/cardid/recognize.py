@@ -265,7 +265,6 @@ def expand_inputs(specs: Sequence[str | Path]) -> list[Path]:
     """Photos from what a user types: files, folders (every image inside, recursively, sorted),
     globs (``'photos/*.jpg'``) and CSVs of paths (a ``file`` or ``path`` column, else the first;
     relative to the CSV). Order is kept; a path listed twice is recognised once."""
-    import csv
     import glob
 
     from cardid.io import IMAGE_EXTENSIONS, read_csv_rows
@@ -276,10 +275,9 @@ def expand_inputs(specs: Sequence[str | Path]) -> list[Path]:
         if p.is_dir():
             out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
         elif p.suffix.lower() == ".csv" and p.is_file():
-            with p.open(newline="", encoding="utf-8-sig") as f:
-                header = next(csv.reader(f), [])
-            col = next((c for c in ("file", "path") if c in header), header[0] if header else "file")
-            out += [p.parent / r[col] for r in read_csv_rows(p, {col}, "photo list")]
+            rows = read_csv_rows(p, (), "photo list")
+            col = next((c for c in ("file", "path") if c in rows[0]), next(iter(rows[0])))
+            out += [p.parent / r[col] for r in rows]
         elif any(c in str(spec) for c in "*?[") and not p.exists():
             matches = sorted(glob.glob(str(spec), recursive=True))
             if not matches:
