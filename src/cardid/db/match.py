@@ -221,10 +221,8 @@ class Matcher:
             for c in d.candidates
             if c.row != top.row and c.verified and name and name_key(self.db.records.get(c.card_id)) == name
         ]
-        if not siblings:
+        if not siblings:  # verified ones only: their homographies (in q.cache) place the strips
             return d
-        for c in siblings:  # their homographies are needed to compare strips
-            self._verify(q, c.row)
         return Decision(AMBIGUOUS, [top, *siblings], d.score, d.candidates)
 
     def decide(self, q: Query, exclude: Iterable[int] = ()) -> Decision:
