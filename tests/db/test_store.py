@@ -220,6 +220,23 @@ def test_gallery_features_roundtrip_and_concat(tmp_path, catalog):
     assert back.strips.shape == (3, *cfg.strip_shape)
 
 
+def test_gallery_features_in_threads_match_serial_and_keep_order(catalog):
+    """Also the regression test of a shared CLAHE object, which gave other keypoints under threads."""
+    cfg = VerifyConfig(features=100)
+    ids = catalog.ids[:10]
+    seen: list[str] = []
+
+    def load(cid):
+        seen.append(cid)
+        return catalog.load_image(cid)
+
+    serial = GalleryFeatures.compute([catalog.load_image(c) for c in ids], cfg)
+    threaded = GalleryFeatures.compute(ids, cfg, load=load, workers=4)
+    assert sorted(seen) == sorted(ids)
+    for a, b in zip(serial._arrays(), threaded._arrays(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_usearch_then_onnxruntime_does_not_crash():
     """onnxruntime segfaults when imported after usearch's native module; the DB imports it first."""
     import subprocess

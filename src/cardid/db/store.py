@@ -154,7 +154,7 @@ class CardDB:
         ids = list(catalog.ids)
         emb = embed_catalog(embedder, catalog, ids, workers, progress)
         feats = (
-            GalleryFeatures.compute((catalog.load_image(c) for c in ids), verify, progress)
+            GalleryFeatures.compute(ids, verify, progress, catalog.load_image, workers)
             if verify
             else None
         )
@@ -221,7 +221,7 @@ class CardDB:
         feats = self.features
         cfg = self.verify_config
         if cfg is not None:
-            added = GalleryFeatures.compute((catalog.load_image(c) for c in new), cfg, progress)
+            added = GalleryFeatures.compute(new, cfg, progress, catalog.load_image, workers)
             feats = _materialise(feats).concat(added)
         index = _build_index(emb, self.meta["dtype"], start=len(self), index=self._loaded_index())
         all_emb = np.concatenate([self.embeddings, emb])

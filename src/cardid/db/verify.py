@@ -14,9 +14,12 @@ features and for matching a short list.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -75,7 +78,13 @@ class Verification:
     homography: np.ndarray | None  # query frame → gallery frame
 
 
-_CLAHE = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+_LOCAL = threading.local()  # a CLAHE object keeps state between calls: one per thread
+
+
+def _clahe() -> cv2.CLAHE:
+    if not hasattr(_LOCAL, "clahe"):
+        _LOCAL.clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+    return _LOCAL.clahe
 
 
 def _grey(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -97,7 +106,7 @@ def card_hash(rgb: np.ndarray, cfg: VerifyConfig) -> np.uint64:
 def extract(rgb: np.ndarray, cfg: VerifyConfig, keep_fine: bool = False) -> Features:
     """Keypoints on a contrast-equalised canonical frame, plus the pHash and the fine grey card."""
     fine = _fine(rgb, cfg)
-    frame = _CLAHE.apply(cv2.resize(fine, cfg.frame_size, interpolation=cv2.INTER_AREA))
+    frame = _clahe().apply(cv2.resize(fine, cfg.frame_size, interpolation=cv2.INTER_AREA))
     orb = cv2.ORB_create(nfeatures=cfg.features, fastThreshold=10)
     kps, desc = orb.detectAndCompute(frame, None)
     points = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
@@ -201,15 +210,33 @@ class GalleryFeatures:
     @classmethod
     def compute(
         cls,
-        images: Iterable[np.ndarray],
+        items: Iterable,
         cfg: VerifyConfig,
         progress: Callable[[int], None] | None = None,
+        load: Callable[[Any], np.ndarray] | None = None,
+        workers: int = 0,
     ) -> GalleryFeatures:
+        """Features of every image, or of every item ``load`` turns into one (a card id, a path).
+
+        With ``load`` and ``workers`` > 1, decoding and extraction run in that many threads (the
+        decoders and OpenCV release the GIL); the order of ``items`` is kept, and at most
+        ``workers`` images are decoded at a time."""
+
+        def one(item) -> Features:
+            return extract(load(item) if load else item, cfg)
+
         feats = []
-        for im in images:
-            feats.append(extract(im, cfg))
-            if progress:
-                progress(1)
+        if load is not None and workers > 1:
+            with ThreadPoolExecutor(workers) as pool:
+                for f in pool.map(one, items):
+                    feats.append(f)
+                    if progress:
+                        progress(1)
+        else:
+            for item in items:
+                feats.append(one(item))
+                if progress:
+                    progress(1)
         return cls.from_features(feats, cfg)
 
     @classmethod
