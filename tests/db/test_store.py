@@ -196,6 +196,21 @@ def test_add_refuses_known_cards_and_leaves_db_unchanged(tmp_path, built, catalo
     assert {p.name: p.read_bytes() for p in root.iterdir() if p.is_file()} == before
 
 
+def test_missing_scans_stop_the_build_unless_skipped_then_add_brings_them_in(tmp_path, catalog, embedder):
+    holey = Catalog.load(shutil.copytree(catalog.root, tmp_path / "holey"))
+    gone = holey.ids[2:4]
+    for c in gone:
+        holey.image_path(c).unlink()
+    with pytest.raises(Exception, match="2 of 12 card images are missing"):
+        CardDB.build(embedder, holey, tmp_path / "db", verify=None)
+    assert not (tmp_path / "db").exists()
+    db = CardDB.build(embedder, holey, tmp_path / "db", verify=None, skip_missing=True)
+    assert db.ids == [c for c in catalog.ids if c not in gone]
+    assert db.meta["skipped_missing"] == gone
+    db = db.add(embedder, catalog.subset(gone[:1]))
+    assert db.meta["skipped_missing"] == gone[1:] and len(db) == 11
+
+
 def test_failed_rebuild_keeps_the_old_db(tmp_path, built, catalog, embedder):
     root = shutil.copytree(built.root, tmp_path / "db")
     bad_dir = shutil.copytree(catalog.root, tmp_path / "bad")

@@ -3,6 +3,7 @@ import pytest
 
 from cardid.catalog import Catalog
 from cardid.errors import CardIDError
+from cardid.preprocess import CARD_ASPECT
 from cardid.synth.cards import generate_cards, synth_cards
 
 
@@ -46,3 +47,15 @@ def test_synth_cards_writes_a_loadable_catalog(tmp_path):
     assert img.shape[2] == 3 and tuple(img[0, 0]) == (255, 255, 255)  # corners composited
     with pytest.raises(CardIDError, match="not empty"):
         synth_cards(tmp_path / "c", n=5)
+
+
+def test_stand_in_scans_are_deterministic_per_card_and_differ_between_cards():
+    from cardid.catalog.records import CardRecord
+    from cardid.synth.cards import render_stand_in
+
+    a = CardRecord(id="sv1-12", name="Pikachu ex", set_id="sv1", number="12", rarity="Special Illustration Rare")
+    b = a.model_copy(update={"id": "sv1-13", "number": "13"})
+    img = render_stand_in(a, total=198, height=256)
+    assert img.shape == (256, round(256 * CARD_ASPECT), 4) and img.dtype == np.uint8
+    np.testing.assert_array_equal(img, render_stand_in(a, total=198, height=256))
+    assert np.abs(img.astype(int) - render_stand_in(b, total=198, height=256)).mean() > 10

@@ -32,6 +32,9 @@ def build_cmd(
         True, help="Calibrate decisions on simulated views of the scans (else every decision is 'unknown')."
     ),
     calibrate_cards: int = typer.Option(300, min=1, help="How many cards to render one simulated view of."),
+    skip_missing: bool = typer.Option(
+        False, help="Leave out cards whose scan is missing (listed in db.json) instead of stopping."
+    ),
 ) -> None:
     """Embed every gallery scan with MODEL, write a self-describing DB directory and calibrate it."""
     from cardid.db.store import CardDB
@@ -42,9 +45,16 @@ def build_cmd(
 
     emb = load_embedder(model, batch_size=batch_size)
     cat = open_gallery(catalog)
-    with progress(len(cat) * (2 if verify else 1), "indexing") as advance:
+    n = len(cat) - (len(cat.missing_images()) if skip_missing else 0)
+    with progress(n * (2 if verify else 1), "indexing") as advance:
         db = CardDB.build(
-            emb, cat, out_dir, dtype, VerifyConfig() if verify else None, overwrite, workers, advance
+            emb, cat, out_dir, dtype, VerifyConfig() if verify else None, overwrite, workers, advance, skip_missing
+        )
+    skipped = db.meta.get("skipped_missing") or []
+    if skipped:
+        out.print(
+            f"[yellow]skipped {len(skipped)} card(s) without a scan[/], e.g. {', '.join(skipped[:3])} "
+            f"(listed in {out_dir / 'db.json'}; `cardid index add` them once they are downloaded)"
         )
     out.print(
         f"[green]DB[/] {out_dir}: {len(db)} cards × {db.dim} ({dtype}), model {db.meta['model']['identity']}"

@@ -10,6 +10,7 @@ the hard negatives real catalogs have.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -357,6 +358,36 @@ def generate_cards(n: int, seed: int = 0, height: int = 512, reprint_fraction: f
             reprint_of=spec["reprint_of"],
         )
         yield rec, rgba
+
+
+def render_stand_in(record: CardRecord, total: int | None = None, height: int = 512) -> np.ndarray:
+    """A *stand-in* scan (RGBA) for a real catalog card that has none here: the synthetic layout
+    carrying the card's real name, collector number and set (its total and a frame and symbol
+    chosen by the set id). Art, type, HP and text are procedural, seeded by the card id: this is
+    not what the card looks like, only something of the right kind to fill a DB of the real size."""
+    crng = np.random.default_rng(zlib.crc32(record.id.encode()))
+    srng = np.random.default_rng(zlib.crc32(record.set_id.encode()))
+    card_set = SetSpec(
+        record.set_id,
+        record.set_name,
+        BORDERS[int(srng.integers(0, len(BORDERS)))],
+        int(srng.integers(0, 8)),
+        int(total or srng.integers(60, 250)),
+        record.release_date or "",
+    )
+    art_seed = int(crng.integers(0, 2**31))
+    rarity = record.rarity if record.rarity in RARITIES else RARITIES[int(crng.integers(0, len(RARITIES)))]
+    return render_card(
+        height,
+        record.name,
+        str(crng.choice(list(TYPES))),
+        int(crng.integers(3, 26)) * 10,
+        render_art(np.random.default_rng(art_seed), 240, 320),
+        card_set,
+        record.number,
+        rarity,
+        np.random.default_rng(art_seed + 1),
+    )
 
 
 def synth_cards(
