@@ -141,7 +141,9 @@ def build_db(emb, catalog: Catalog, out: Path, workers: int) -> tuple[CardDB, di
 
 
 LOAD_PROBE = r"""
-import json, resource, sys, time
+import json, sys, time
+def peak_mb():  # VmHWM, not ru_maxrss: that one keeps the forking parent's peak across exec
+    return next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM")) / 1024
 t = time.perf_counter()
 from cardid.db.store import CardDB
 from cardid.embed import load_embedder
@@ -149,13 +151,13 @@ from cardid.recognize import Recognizer, make_detector
 imports = time.perf_counter() - t
 t = time.perf_counter(); db = CardDB.load(sys.argv[1]); load = time.perf_counter() - t
 t = time.perf_counter(); CardDB.load(sys.argv[1], verify_files=False); load_nohash = time.perf_counter() - t
-rss_db = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+rss_db = peak_mb()
 t = time.perf_counter()
 rec = Recognizer.open(load_embedder(sys.argv[2]), db, make_detector(sys.argv[3]))
 open_s = time.perf_counter() - t
 print(json.dumps({"imports_s": imports, "db_load_s": load, "db_load_no_hash_check_s": load_nohash,
                   "model_and_detector_s": open_s, "peak_rss_after_db_mb": rss_db,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "peak_rss_mb": peak_mb()}))
 """
 
 

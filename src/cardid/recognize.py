@@ -42,6 +42,7 @@ def decision_record(db: CardDB, d: Decision, top: int = 5, **extra) -> dict:
         "card": _card(db, d.cards[0]) if d.kind == "match" else None,
         "ambiguous_between": [_card(db, c) for c in d.cards] if d.kind == "ambiguous" else [],
         "resolved_by": d.resolved_by,
+        "printed": d.printed,
         "score": round(d.score, 4),
         "top": [_card(db, c) for c in d.candidates[:top]],
     }

@@ -14,6 +14,13 @@ from cardid.io import read_json
 log = logging.getLogger(__name__)
 
 
+def _int_or_none(v) -> int | None:
+    try:
+        return int(v) if v is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _iso_date(d: str | None) -> str | None:
     return d.replace("/", "-") if d else None
 
@@ -72,6 +79,8 @@ def read_pokemontcg(
                     subtypes=list(c.get("subtypes") or []),
                     artist=c.get("artist"),
                     release_date=_iso_date(info.get("releaseDate")),
+                    set_total=_int_or_none(info.get("printedTotal")),
+                    set_code=info.get("ptcgoCode") or None,
                     image_url=url,
                     image_file=f"images/{card_file_stem(cid)}{ext or '.png'}" if url else None,
                 )

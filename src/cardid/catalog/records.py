@@ -60,6 +60,10 @@ class CardRecord(BaseModel):
     subtypes: list[str] = Field(default_factory=list)
     artist: str | None = None
     release_date: str | None = None
+    #: What the card prints beside its number: the set's printed total (``193`` in ``012/193``) and
+    #: its code (``PAL``, from Scarlet & Violet on); read back off the card by `cardid.printing`.
+    set_total: int | None = None
+    set_code: str | None = None
     image_url: str | None = None
     #: Path of the scan, relative to the catalog root (or absolute when it lives elsewhere).
     image_file: str | None = None

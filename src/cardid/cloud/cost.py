@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from cardid.errors import CardIDError
+
 #: On-demand USD per hour (us-east-1); managed spot typically saves ~70 % (the spec's figure).
 PRICES = {
     "ml.g4dn.xlarge": 0.736,
@@ -63,21 +65,33 @@ class Line:
         return self.on_demand * (1 - SPOT_DISCOUNT)
 
 
-def _rate(key: str, instance: str, measured: dict[str, float]) -> tuple[float, str]:
+def _rate(key: str, instance: str, measured: dict[str, float | tuple[float, str]]) -> tuple[float, str]:
     if key in measured:
-        return measured[key], "measured"
+        v = measured[key]
+        return (float(v[0]), v[1]) if isinstance(v, tuple) else (float(v), "measured")
     return ASSUMED_IMG_S[(key, instance)], "assumed"
 
 
-def load_measured(paths: list[str | Path]) -> dict[str, float]:
-    """``{"job": "teacher-phase2", "img_s": 123.4}`` files (or a dict of job → img/s)."""
-    out: dict[str, float] = {}
+def load_measured(paths: list[str | Path]) -> dict[str, tuple[float, str]]:
+    """Measured images/s per job, with where each came from. A file is ``{"job": "teacher-phase2",
+    "img_s": 123.4}``, a dict of job → img/s, or the GPU suite's ``gpu_summary.json`` (its
+    ``measured_img_s``, labelled with the GPU it ran on: a rate measured on another GPU than the
+    instance's is a lower bound on the hours, not the instance's own figure)."""
+    out: dict[str, tuple[float, str]] = {}
     for p in paths:
-        d = json.loads(Path(p).read_text())
+        try:
+            d = json.loads(Path(p).read_text())
+        except (OSError, ValueError) as e:
+            raise CardIDError(f"measured rates {p}: unreadable ({e})") from e
+        if not isinstance(d, dict):
+            raise CardIDError(f"measured rates {p}: expected a JSON object")
         if "job" in d and "img_s" in d:
-            out[d["job"]] = float(d["img_s"])
+            out[d["job"]] = (float(d["img_s"]), "measured")
+        elif isinstance(d.get("measured_img_s"), dict):
+            device = (d.get("environment") or {}).get("device", "GPU suite")
+            out.update({k: (float(v), f"measured on {device}") for k, v in d["measured_img_s"].items()})
         else:
-            out.update({k: float(v) for k, v in d.items() if isinstance(v, int | float)})
+            out.update({k: (float(v), "measured") for k, v in d.items() if isinstance(v, int | float)})
     return out
 
 
@@ -85,7 +99,7 @@ def estimate(
     teacher_config: str | Path | None = "configs/teacher-vitl16.yaml",
     detector_images: int = 5000,
     detector_epochs: int = 100,
-    measured: dict[str, float] | None = None,
+    measured: dict[str, float | tuple[float, str]] | None = None,
 ) -> list[Line]:
     from cardid.config import load_config
     from cardid.train.distill import DISTILL_PRESETS, DistillConfig

@@ -89,7 +89,10 @@ class Decision:
     cards: list[Candidate]  # the match, or every card of the ambiguous set; empty when unknown
     score: float
     candidates: list[Candidate]  # the ranked shortlist
-    resolved_by: str | None = None  # "strip" when the bottom strips separated an ambiguous set
+    resolved_by: str | None = None  # "strip" / "number": what separated an ambiguous set
+    #: what was read off the card's bottom strip (`cardid.printing`) and whether it agreed with
+    #: the decision; None when nothing was read (no doubt about the printing, or no OCR)
+    printed: dict | None = None
 
     @property
     def card_id(self) -> str | None:

@@ -29,7 +29,13 @@ from cardid.db.verify import (
 )
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
+from cardid.printing.number import agrees
+from cardid.printing.ocr import PrintedReading, read_printed, tesseract_available
 from cardid.search import topk_cosine
+
+
+def _default_reader(config: MatchConfig) -> Callable[[np.ndarray], PrintedReading] | None:
+    return read_printed if config.read_numbers and tesseract_available() else None
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,9 @@ class MatchConfig:
     round_size: int = 4
     stop_inliers: int = 60
     stop_lead: float = 0.3  # (sqrt(best inliers) - sqrt(next)) / 10
+    # Read the collector number (OCR) where the printing is in doubt: an ambiguous set, or a match
+    # with another printing of the same name in the DB. Off, or without Tesseract: not read.
+    read_numbers: bool = True
 
 
 @dataclass
@@ -52,6 +61,7 @@ class Query:
     features: Features | None
     hash_sims: np.ndarray  # vs every DB row
     cache: dict = field(default_factory=dict)  # row → Verification
+    image: np.ndarray | None = None  # the crop at full resolution (the collector number is read off it)
 
 
 class Matcher:
@@ -63,6 +73,7 @@ class Matcher:
         embedder: Embedder,
         config: MatchConfig = MatchConfig(),
         calibration: Calibration | None = None,
+        reader: Callable[[np.ndarray], PrintedReading] | None = None,
     ):
         db.check_embedder(embedder)
         self.db, self.embedder, self.config = db, embedder, config
@@ -80,6 +91,11 @@ class Matcher:
                 calibration = Calibration(mode, threshold=math.inf)
         self.calibration = calibration
         self._hashes = db.features.hashes if db.features is not None else None
+        #: card crop → PrintedReading; the Tesseract reader by default (None: numbers not read)
+        self.reader = reader if reader is not None else _default_reader(config)
+        self._by_name: dict[str, list[int]] = {}
+        for i, c in enumerate(db.ids):
+            self._by_name.setdefault(name_key(db.records.get(c)), []).append(i)
 
     def prepare(
         self,
@@ -108,7 +124,7 @@ class Matcher:
             sims = 1.0 - np.bitwise_count(np.asarray(self._hashes) ^ h).astype(np.float32) / 64.0
         else:
             sims = np.zeros(len(self.db), np.float32)
-        return Query(embedding, feats, sims)
+        return Query(embedding, feats, sims, image=image)
 
     def candidates(
         self, q: Query, exclude: Iterable[int] = (), verify: bool | None = None
@@ -225,9 +241,68 @@ class Matcher:
             return d
         return Decision(AMBIGUOUS, [top, *siblings], d.score, d.candidates)
 
+    def printings_of(self, row: int) -> list[int]:
+        """Every DB row with the same card name as ``row`` (its printings), ``row`` included."""
+        name = name_key(self.db.records.get(self.db.ids[row]))
+        return self._by_name.get(name, [row]) if name else [row]
+
+    def by_number(self, q: Query, d: Decision) -> Decision:
+        """Where the printing is in doubt, read the collector number off the crop and let it decide.
+
+        In doubt: an ambiguous set, or a match whose card has other printings (same name) in the
+        DB. An ambiguous set is resolved when exactly one member agrees with what was read; a match
+        whose number names exactly one other printing of the card becomes that printing; a match
+        the reading contradicts while no printing agrees stays a match, flagged (``agrees:
+        false``): a misread must not cost a right answer. Nothing legible: today's decision,
+        with the reason recorded."""
+        if self.reader is None or q.image is None or d.kind not in (MATCH, AMBIGUOUS):
+            return d
+        if d.kind == AMBIGUOUS:
+            group = [c.row for c in d.cards]
+        else:
+            group = self.printings_of(d.cards[0].row)
+            if len(group) < 2:
+                return d  # one printing of this card: nothing to tell apart
+        reading = self.reader(q.image)
+        printed = reading.to_dict()
+        records = self.db.records
+        agreeing = [r for r in group if any(agrees(x, records[self.db.ids[r]]) for x in reading.readings)]
+        printed["agreeing"] = [self.db.ids[r] for r in agreeing]
+        if not reading.legible:
+            printed["agrees"] = None
+            d.printed = printed
+            return d
+        if d.kind == AMBIGUOUS:
+            printed["agrees"] = len(agreeing) == 1
+            if len(agreeing) == 1:
+                card = next(c for c in d.cards if c.row == agreeing[0])
+                return Decision(MATCH, [card], d.score, d.candidates, resolved_by="number", printed=printed)
+            d.printed = printed
+            return d
+        top = d.cards[0]
+        printed["agrees"] = top.row in agreeing
+        if top.row not in agreeing and len(agreeing) == 1 and self._sure(reading, agreeing[0], d):
+            row = agreeing[0]
+            card = next((c for c in d.candidates if c.row == row), None)
+            if card is None:  # a printing the shortlist missed: same art, its own number
+                card = Candidate(row, self.db.ids[row], float(self.db.embeddings[row] @ q.embedding), 0.0)
+                card.score = top.score
+            return Decision(MATCH, [card], d.score, d.candidates, resolved_by="number", printed=printed)
+        d.printed = printed
+        return d
+
+    def _sure(self, reading: PrintedReading, row: int, d: Decision) -> bool:
+        """Enough to move a match to another printing: that printing was verified against the
+        crop (same art), or both the number and the printed total agree with it."""
+        if any(c.row == row and c.verified and (c.inliers or 0) > 0 for c in d.candidates):
+            return True
+        total = getattr(self.db.records[self.db.ids[row]], "set_total", None)
+        return total is not None and any(x.total is not None for x in reading.readings)
+
     def decide(self, q: Query, exclude: Iterable[int] = ()) -> Decision:
         d = decide(self.candidates(q, exclude), self.calibration)
-        return self.resolve(q, self.printings(q, d))
+        d = self.resolve(q, self.printings(q, d))
+        return self.by_number(q, d) if self.config.read_numbers else d
 
     def recognize(self, images: Sequence[np.ndarray]) -> list[Decision]:
         if not images:

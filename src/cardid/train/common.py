@@ -44,6 +44,7 @@ class LoopConfig(BaseModel):
     log_every: int = Field(10, ge=1)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"  # cuda: every visible GPU, one per process
+    compile: bool = False  # torch.compile the training forward (after the DDP wrap; once per phase)
     out_dir: str = "runs/train"
     checkpoint_dir: str | None = None  # default: <out_dir>/checkpoints
     restart_if_unreadable: bool = False  # every checkpoint unreadable: start at step 0 (else stop)

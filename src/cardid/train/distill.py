@@ -228,6 +228,8 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
             d.device,
         )
     model = DDP(sset, device_ids=[d.device.index] if amp else None) if d.enabled else sset
+    if cfg.compile:
+        model = torch.compile(model)
     opt = torch.optim.AdamW(sset.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=amp)
     sched = warmup_cosine(opt, cfg.steps, cfg.warmup_steps)
     if state:

@@ -273,6 +273,8 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
             phase = phases[phase_idx]
             groups = configure_phase(teacher, phase, cfg.weight_decay)
             model = DDP(teacher, device_ids=[d.device.index] if amp else None) if d.enabled else teacher
+            if cfg.compile:  # trainable parameters are fixed for the phase: compile the wrapped module
+                model = torch.compile(model)
             opt = torch.optim.AdamW(groups, fused=amp)
             sched = warmup_cosine(opt, phase.steps, phase.warmup_steps)
             if state and state.get("phase") == phase_idx and state["step"] == step:

@@ -1,0 +1,130 @@
+"""The printed identity of a card as text: collector number, printed total and set code, parsed,
+and matched against the catalog.
+
+What the catalog's ``number`` field holds (pokemontcg.io, 19,120 cards): digits (17,499: ``12``,
+``201``), a letter prefix and digits (1,510: ``TG29``, ``SV107``, ``GG01``, ``RC5``, ``H12``,
+``SWSH050``, ``SM30``), digits and a letter suffix (``102a``), both (``SM30a``), letters alone
+(``A``, ``TWO``) and the symbols ``!`` and ``?`` (ex10's Unown). A card prints it zero-padded over
+its set's printed total (``012/193``, a secret rare ``201/193``), over a subset's total
+(``TG29/TG30``, ``SV107/SV122``), or alone (promos: ``SWSH050``); from Scarlet & Violet on, the set
+code and language come first (``PAL EN 012/193``). OCR confuses O/0 and I/l/1 in digits: the parser
+takes those back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from cardid.catalog.records import CardRecord
+
+_DIGIT_FIX = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "I": "1", "l": "1", "|": "1", "i": "1"})
+_DIG = r"[0-9OoDQIl|i]"
+
+
+@dataclass(frozen=True)
+class Number:
+    """A collector number: letter prefix, digits (``None`` for letters alone), letter suffix."""
+
+    prefix: str
+    value: int | None
+    suffix: str = ""
+
+    @property
+    def key(self) -> str:
+        """Canonical form (no zero padding, upper prefix, lower suffix): ``012`` → ``12``."""
+        return f"{self.prefix}{'' if self.value is None else self.value}{self.suffix}"
+
+    def __str__(self) -> str:
+        return self.key
+
+
+_CATALOG_NUMBER = re.compile(r"^\s*([A-Za-z]*?)\s*0*(\d+)([A-Za-z]?)\s*$")
+
+
+def parse_number(s: str | None) -> Number | None:
+    """A catalog ``number`` (or a clean printed one) as a :class:`Number`; ``None`` if empty.
+    Letters alone (``TWO``) and symbols (``?``) are kept verbatim as a prefix."""
+    if s is None or not str(s).strip():
+        return None
+    s = str(s).strip()
+    m = _CATALOG_NUMBER.match(s)
+    if m:
+        return Number(m.group(1).upper(), int(m.group(2)), m.group(3).lower())
+    return Number(s.upper(), None)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What was read off one card: a number, the total it was printed over, the set code."""
+
+    number: Number
+    total: Number | None = None
+    set_code: str | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "number": self.number.key,
+            "total": self.total.key if self.total else None,
+            "set_code": self.set_code,
+        }
+
+
+_PREFIX = r"(?P<np>[A-Z]{1,4})?"
+_SLASHED = re.compile(
+    rf"(?:(?P<code>\b[A-Z]{{3}}[A-Z0-9]?)\s+(?:[A-Z]{{2}}\s+)?)?{_PREFIX}\s?(?P<n>{_DIG}{{1,3}})(?P<ns>[a-z])?"
+    rf"\s*[/⁄∕]\s*(?P<tp>[A-Z]{{1,4}})?\s?(?P<t>{_DIG}{{1,3}})(?!\d)"
+)
+#: numbers printed without a total: promos and subsets (needs a letter prefix, or it is any digit run)
+_ALONE = re.compile(rf"\b(?P<np>SWSH|HGSS|SVP|SM|XY|BW|DP|SV|TG|GG|RC|SL)\s?(?P<n>{_DIG}{{1,3}})(?P<ns>[a-z])?\b")
+
+
+def _number(prefix: str | None, digits: str, suffix: str | None = None) -> Number:
+    return Number((prefix or "").upper(), int(digits.translate(_DIGIT_FIX)), (suffix or "").lower())
+
+
+def readings_from_text(text: str) -> list[Reading]:
+    """Every number (with its total and set code when printed) in OCR text, in reading order;
+    numbers over a total first, numbers alone only when no slashed one was found."""
+    out: list[Reading] = []
+    for m in _SLASHED.finditer(text):
+        try:
+            num = _number(m.group("np"), m.group("n"), m.group("ns"))
+            tot = _number(m.group("tp"), m.group("t"))
+        except ValueError:
+            continue
+        code = m.group("code")
+        if code and code in ("ILLUS", "LLUS"):
+            code = None
+        out.append(Reading(num, tot, code))
+    if not out:
+        for m in _ALONE.finditer(text):
+            out.append(Reading(_number(m.group("np"), m.group("n"), m.group("ns"))))
+    seen, unique = set(), []
+    for r in out:
+        if r not in seen:
+            seen.add(r)
+            unique.append(r)
+    return unique
+
+
+def agrees(reading: Reading, record: CardRecord) -> bool:
+    """Whether the reading fits this printing: the same number and, where both are known, the
+    printed total (a secret rare is numbered past it) and the set code."""
+    num = parse_number(record.number)
+    if num is None or num.key != reading.number.key:
+        return False
+    total = getattr(record, "set_total", None)
+    plain = reading.total is not None and not reading.total.prefix and not num.prefix
+    if plain and total and reading.total.value != int(total):
+        return False
+    if reading.total is not None and reading.total.prefix and reading.total.prefix != num.prefix:
+        return False  # TG29/TG30: the total's prefix is the subset's
+    code = getattr(record, "set_code", None)
+    return not (reading.set_code and code and reading.set_code.upper() != str(code).upper())
+
+
+def consistent(readings: Sequence[Reading], records: Iterable[CardRecord]) -> list[CardRecord]:
+    """The records that some reading agrees with (in the records' order)."""
+    return [r for r in records if any(agrees(x, r) for x in readings)]
