@@ -10,7 +10,9 @@ TCG = Path(__file__).resolve().parents[2] / ".." / "shared" / "realdata" / "poke
 
 
 def rec(cid, number, total=None, code=None, name="Pikachu"):
-    return CardRecord(id=cid, name=name, set_id=cid.split("-")[0], number=number, set_total=total, set_code=code)
+    return CardRecord(
+        id=cid, name=name, set_id=cid.split("-")[0], number=number, set_total=total, set_code=code
+    )
 
 
 @pytest.mark.parametrize(

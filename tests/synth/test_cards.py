@@ -53,7 +53,9 @@ def test_stand_in_scans_are_deterministic_per_card_and_differ_between_cards():
     from cardid.catalog.records import CardRecord
     from cardid.synth.cards import render_stand_in
 
-    a = CardRecord(id="sv1-12", name="Pikachu ex", set_id="sv1", number="12", rarity="Special Illustration Rare")
+    a = CardRecord(
+        id="sv1-12", name="Pikachu ex", set_id="sv1", number="12", rarity="Special Illustration Rare"
+    )
     b = a.model_copy(update={"id": "sv1-13", "number": "13"})
     img = render_stand_in(a, total=198, height=256)
     assert img.shape == (256, round(256 * CARD_ASPECT), 4) and img.dtype == np.uint8

@@ -48,7 +48,15 @@ def build_cmd(
     n = len(cat) - (len(cat.missing_images()) if skip_missing else 0)
     with progress(n * (2 if verify else 1), "indexing") as advance:
         db = CardDB.build(
-            emb, cat, out_dir, dtype, VerifyConfig() if verify else None, overwrite, workers, advance, skip_missing
+            emb,
+            cat,
+            out_dir,
+            dtype,
+            VerifyConfig() if verify else None,
+            overwrite,
+            workers,
+            advance,
+            skip_missing,
         )
     skipped = db.meta.get("skipped_missing") or []
     if skipped:

@@ -30,11 +30,11 @@ from cardid.db.verify import (
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
 from cardid.printing.number import agrees
-from cardid.printing.ocr import PrintedReading, read_printed, tesseract_available
+from cardid.printing.ocr import PrintedReading, layout_of, read_printed, tesseract_available
 from cardid.search import topk_cosine
 
 
-def _default_reader(config: MatchConfig) -> Callable[[np.ndarray], PrintedReading] | None:
+def _default_reader(config: MatchConfig) -> Callable[..., PrintedReading] | None:
     return read_printed if config.read_numbers and tesseract_available() else None
 
 
@@ -73,7 +73,7 @@ class Matcher:
         embedder: Embedder,
         config: MatchConfig = MatchConfig(),
         calibration: Calibration | None = None,
-        reader: Callable[[np.ndarray], PrintedReading] | None = None,
+        reader: Callable[[np.ndarray, tuple[str, ...]], PrintedReading] | None = None,
     ):
         db.check_embedder(embedder)
         self.db, self.embedder, self.config = db, embedder, config
@@ -91,7 +91,7 @@ class Matcher:
                 calibration = Calibration(mode, threshold=math.inf)
         self.calibration = calibration
         self._hashes = db.features.hashes if db.features is not None else None
-        #: card crop → PrintedReading; the Tesseract reader by default (None: numbers not read)
+        #: (card crop, corners to read) → PrintedReading; Tesseract by default (None: not read)
         self.reader = reader if reader is not None else _default_reader(config)
         self._by_name: dict[str, list[int]] = {}
         for i, c in enumerate(db.ids):
@@ -263,9 +263,10 @@ class Matcher:
             group = self.printings_of(d.cards[0].row)
             if len(group) < 2:
                 return d  # one printing of this card: nothing to tell apart
-        reading = self.reader(q.image)
-        printed = reading.to_dict()
         records = self.db.records
+        layouts = tuple(sorted({k for r in group for k in layout_of(records[self.db.ids[r]].series)}))
+        reading = self.reader(q.image, layouts)
+        printed = reading.to_dict()
         agreeing = [r for r in group if any(agrees(x, records[self.db.ids[r]]) for x in reading.readings)]
         printed["agreeing"] = [self.db.ids[r] for r in agreeing]
         if not reading.legible:

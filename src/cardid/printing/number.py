@@ -71,42 +71,83 @@ class Reading:
         }
 
 
-_PREFIX = r"(?P<np>[A-Z]{1,4})?"
+#: every letter prefix a collector number has in the catalog (pokemontcg.io, 2025-05)
+PREFIXES = (
+    "SWSH",
+    "HGSS",
+    "SVP",
+    "SM",
+    "SV",
+    "XY",
+    "TG",
+    "BW",
+    "GG",
+    "RC",
+    "DP",
+    "SH",
+    "SL",
+    "AR",
+    "RT",
+    "H",
+)
+#: letters OCR reads for a digit, when they stand where a digit belongs (``S8/102`` is 58/102)
+_LETTER_DIGIT = {"S": "5", "B": "8", "G": "6", "Z": "2", "O": "0", "D": "0", "I": "1", "T": "7"}
+
 _SLASHED = re.compile(
-    rf"(?:(?P<code>\b[A-Z]{{3}}[A-Z0-9]?)\s+(?:[A-Z]{{2}}\s+)?)?{_PREFIX}\s?(?P<n>{_DIG}{{1,3}})(?P<ns>[a-z])?"
-    rf"\s*[/⁄∕]\s*(?P<tp>[A-Z]{{1,4}})?\s?(?P<t>{_DIG}{{1,3}})(?!\d)"
+    rf"(?:(?P<code>\b[A-Z]{{3}}[A-Z0-9]?)\s+(?:[A-Z]{{2}}\s+)?)?(?P<np>[A-Z]{{1,4}})?\s?(?P<n>{_DIG}{{1,3}})"
+    rf"(?P<ns>[a-z])?\s*[/⁄∕]\s*(?P<tp>[A-Z]{{1,4}})?\s?(?P<t>{_DIG}{{1,3}})(?![0-9])"
 )
 #: numbers printed without a total: promos and subsets (needs a letter prefix, or it is any digit run)
-_ALONE = re.compile(rf"\b(?P<np>SWSH|HGSS|SVP|SM|XY|BW|DP|SV|TG|GG|RC|SL)\s?(?P<n>{_DIG}{{1,3}})(?P<ns>[a-z])?\b")
+_ALONE = re.compile(
+    rf"\b(?P<np>SWSH|HGSS|SVP|SM|XY|BW|DP|SV|TG|GG|RC|SL)\s?(?P<n>{_DIG}{{1,3}})(?P<ns>[a-z])?\b"
+)
 
 
-def _number(prefix: str | None, digits: str, suffix: str | None = None) -> Number:
-    return Number((prefix or "").upper(), int(digits.translate(_DIGIT_FIX)), (suffix or "").lower())
+def _digits(s: str) -> int:
+    if not re.search(r"[0-9]", s):
+        raise ValueError(f"no digit in {s!r}")  # 'on / Ni' of '©2023 Pokémon / Nintendo'
+    return int(s.translate(_DIGIT_FIX))
+
+
+def _numbers(prefix: str | None, digits: str, suffix: str | None) -> list[Number]:
+    """The number as printed, and what else it may be when OCR glued letters onto it: a prefix
+    no card has is dropped (``G`` of a regulation mark, the box of ``PAL EN``), or, one letter
+    that looks like a digit, read as that digit (``S8`` → 58)."""
+    value, suffix = _digits(digits), (suffix or "").lower()
+    prefix = (prefix or "").upper()
+    if not prefix:
+        return [Number("", value, suffix)]
+    out = []
+    known = next((p for p in PREFIXES if prefix.endswith(p)), None)
+    if known:
+        out.append(Number(known, value, suffix))
+    if prefix[-1] in _LETTER_DIGIT and len(digits) < 3:
+        out.append(Number("", int(_LETTER_DIGIT[prefix[-1]] + str(digits).translate(_DIGIT_FIX)), suffix))
+    out.append(Number("", value, suffix))
+    return out
 
 
 def readings_from_text(text: str) -> list[Reading]:
-    """Every number (with its total and set code when printed) in OCR text, in reading order;
-    numbers over a total first, numbers alone only when no slashed one was found."""
+    """Every number (with its total and set code when printed) in OCR text, in reading order, with
+    the alternatives a glued letter allows; numbers over a total first, numbers alone only when no
+    slashed one was found. Nothing number-like: an empty list, never a guess."""
     out: list[Reading] = []
     for m in _SLASHED.finditer(text):
         try:
-            num = _number(m.group("np"), m.group("n"), m.group("ns"))
-            tot = _number(m.group("tp"), m.group("t"))
+            nums = _numbers(m.group("np"), m.group("n"), m.group("ns"))
+            tp = (m.group("tp") or "").upper()
+            tot = Number(next((p for p in PREFIXES if tp.endswith(p)), ""), _digits(m.group("t")))
         except ValueError:
             continue
         code = m.group("code")
-        if code and code in ("ILLUS", "LLUS"):
-            code = None
-        out.append(Reading(num, tot, code))
+        out += [Reading(n, tot, code) for n in nums]
     if not out:
         for m in _ALONE.finditer(text):
-            out.append(Reading(_number(m.group("np"), m.group("n"), m.group("ns"))))
-    seen, unique = set(), []
-    for r in out:
-        if r not in seen:
-            seen.add(r)
-            unique.append(r)
-    return unique
+            try:
+                out += [Reading(n) for n in _numbers(m.group("np"), m.group("n"), m.group("ns"))[:1]]
+            except ValueError:
+                continue
+    return list(dict.fromkeys(out))
 
 
 def agrees(reading: Reading, record: CardRecord) -> bool:

@@ -2,10 +2,10 @@
 
 The collector number is ~1.5 mm tall, a few pixels at the embedding's input size: it is read from
 the rectified crop at full resolution. Where it is printed depends on the era: bottom left from
-Sword & Shield on (``D``/``E``… regulation mark, ``PAL EN 012/193``), bottom right on Wizards of
-the Coast cards (``58/102``). Both bottom corners are cut out, scaled so the text is ~30 px tall,
-contrast-equalised and read in one Tesseract call; what it reads is parsed by
-:mod:`cardid.printing.number`.
+Sun & Moon on (``G PAL EN 012/193``), bottom right before (``58/102`` on Wizards of the Coast
+cards, ``35/108`` on XY). The corners the candidates' eras use are cut out, scaled so the digits
+are ~25 px tall, and read in one Tesseract call (sparse-text mode); what it reads is
+parsed by :mod:`cardid.printing.number`.
 
 Tesseract is the Debian package ``tesseract-ocr`` (Apache-2.0; ``apt-get install tesseract-ocr``):
 not a pip dependency. Without it :func:`tesseract_available` is false and recognition goes on
@@ -26,13 +26,23 @@ import numpy as np
 from cardid.errors import CardIDError
 from cardid.printing.number import Reading, readings_from_text
 
-#: the bottom strip holding the number, as fractions of the card's height and width
-STRIP_TOP = 0.875
-CORNER_WIDTH = 0.56
-#: card height the corners are scaled to (the number's digits are then ~30 px tall)
-READ_HEIGHT = 1600
+#: where the collector number is printed, as (top, bottom, left, right) fractions of the card:
+#: bottom left from Sun & Moon on, bottom right before (Wizards of the Coast to XY)
+REGIONS = {"left": (0.90, 0.97, 0.0, 0.5), "right": (0.925, 1.0, 0.55, 1.0)}
+LEFT_SERIES = ("Sun & Moon", "Sword & Shield", "Scarlet & Violet")
+RIGHT_SERIES = ("Base", "Gym", "Neo", "E-Card", "EX", "POP", "NP", "Diamond & Pearl", "Platinum")
+RIGHT_SERIES += ("HeartGold & SoulSilver", "Black & White", "XY")
+#: card height the regions are scaled to (the digits are then ~25 px tall, what Tesseract likes)
+READ_HEIGHT = 1300
 #: a crop this small (card height in px) holds no legible number: not even tried
 MIN_CARD_HEIGHT = 300
+
+
+def layout_of(series: str | None) -> tuple[str, ...]:
+    """Which bottom corner(s) a card of this series prints its number in (both when unknown)."""
+    if series in LEFT_SERIES:
+        return ("left",)
+    return ("right",) if series in RIGHT_SERIES else ("left", "right")
 
 
 def tesseract_binary() -> str | None:
@@ -65,21 +75,24 @@ class PrintedReading:
         }
 
 
-def number_regions(card: np.ndarray) -> np.ndarray:
-    """The two bottom corners of an upright rectified card, stacked into one grey image for OCR."""
+def number_region(card: np.ndarray, layout: str) -> np.ndarray:
+    """The corner of an upright rectified card where ``layout`` prints the number, grey, scaled
+    so the digits are ~25 px tall (one Tesseract call each: two corners stacked read worse)."""
     if card.ndim != 3 or card.shape[2] != 3 or card.dtype != np.uint8:
         raise CardIDError(f"expected an RGB uint8 card crop, got {card.shape} {card.dtype}")
+    if layout not in REGIONS:
+        raise CardIDError(f"unknown number layout {layout!r}; known: {', '.join(REGIONS)}")
     h, w = card.shape[:2]
-    grey = cv2.cvtColor(card, cv2.COLOR_RGB2GRAY)
-    y0, cw = round(h * STRIP_TOP), round(w * CORNER_WIDTH)
-    left, right = grey[y0:h, :cw], grey[y0:h, w - cw :]
-    scale = READ_HEIGHT / h
-    size = (round(cw * scale), round((h - y0) * scale))
-    interp = cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA
-    clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 8))
-    parts = [clahe.apply(cv2.resize(p, size, interpolation=interp)) for p in (left, right)]
-    gap = np.full((24, size[0]), 255, np.uint8)
-    return np.vstack([parts[0], gap, parts[1]])
+    y0, y1, x0, x1 = REGIONS[layout]
+    p = cv2.cvtColor(card[round(h * y0) : round(h * y1), round(w * x0) : round(w * x1)], cv2.COLOR_RGB2GRAY)
+    s = READ_HEIGHT / h
+    size = (max(1, round(p.shape[1] * s)), max(1, round(p.shape[0] * s)))
+    # grey, not binarised: Tesseract binarises itself (a global Otsu loses text beside a white corner)
+    return cv2.resize(p, size, interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
+
+
+def _local_threshold(grey: np.ndarray) -> np.ndarray:
+    return cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, 31, 10)
 
 
 def ocr_text(grey: np.ndarray, timeout_s: float = 5.0) -> str:
@@ -106,12 +119,26 @@ def ocr_text(grey: np.ndarray, timeout_s: float = 5.0) -> str:
     return p.stdout.decode(errors="replace")
 
 
-def read_printed(card: np.ndarray) -> PrintedReading:
-    """Read the collector number (and total, set code) off an upright rectified card crop."""
+def read_printed(
+    card: np.ndarray, layouts: tuple[str, ...] = ("left", "right"), min_height: int = MIN_CARD_HEIGHT
+) -> PrintedReading:
+    """Read the collector number (and total, set code) off an upright rectified card crop, in the
+    corners ``layouts`` name (:func:`layout_of` the candidates' series)."""
     t = time.perf_counter()
     if not tesseract_available():
         return PrintedReading("", skipped="no_tesseract")
-    if card.shape[0] < MIN_CARD_HEIGHT:
+    if card.shape[0] < min_height:
         return PrintedReading("", skipped="too_small")
-    text = ocr_text(number_regions(card))
-    return PrintedReading(text, readings_from_text(text), (time.perf_counter() - t) * 1e3)
+    texts, readings = [], []
+    for layout in layouts:
+        grey = number_region(card, layout)
+        # grey first (best on real photos: 9 of 10 dev crops); if nothing number-like came out, a
+        # locally thresholded copy (flat, low-contrast print such as rendered cards)
+        for image in (grey, _local_threshold(grey)):
+            text = ocr_text(image)
+            texts.append(text)
+            found = [r for r in readings_from_text(text) if r not in readings]
+            if found:
+                readings += found
+                break
+    return PrintedReading("\n".join(texts), readings, (time.perf_counter() - t) * 1e3)

@@ -352,6 +352,7 @@ def generate_cards(n: int, seed: int = 0, height: int = 512, reprint_fraction: f
             subtypes=["Basic"],
             artist="cardid synth",
             release_date=card_set.release_date,
+            set_total=card_set.total,
             image_url=None,
             image_file=f"images/{card_file_stem(card_id)}.png",
             art_id=f"art-{spec['art_seed']}",

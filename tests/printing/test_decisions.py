@@ -1,0 +1,141 @@
+"""Reprints decided by the collector number: ambiguous same-art sets resolved when exactly one
+member agrees with what was read, a match moved to the printing its number names, and nothing
+changed (but recorded) when the strip is illegible or names no member."""
+
+import math
+
+import numpy as np
+import pytest
+from tests.conftest import make_tiny_model
+
+from cardid.db.calibrate import synthetic_queries
+from cardid.db.decide import AMBIGUOUS, MATCH, Calibration, decide
+from cardid.db.match import MatchConfig, Matcher
+from cardid.db.store import CardDB
+from cardid.embed import load_embedder
+from cardid.printing.number import readings_from_text
+from cardid.printing.ocr import PrintedReading, read_printed, tesseract_available
+from cardid.synth.cards import synth_cards
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("numbers")
+    cat = synth_cards(tmp / "cat", n=16, seed=3, height=448, reprint_fraction=0.4)
+    emb = load_embedder(make_tiny_model(tmp / "model"), "cpu")
+    db = CardDB.build(emb, cat, tmp / "db")
+    pairs = [(r.id, r.reprint_of) for r in cat if r.reprint_of]
+    return cat, emb, db, pairs
+
+
+def fake_reader(text_of):
+    """A reader that 'reads' what ``text_of(image)`` says is printed (OCR taken out of the test)."""
+    calls = []
+
+    def read(image, layouts):
+        calls.append(layouts)
+        text = text_of(image)
+        return PrintedReading(text, readings_from_text(text), 1.0)
+
+    read.calls = calls
+    return read
+
+
+def printed_text(record):
+    return f"{int(record.number):03d}/{record.set_total:03d}"
+
+
+TIE = Calibration("fused", threshold=-math.inf, margin=0.5, fusion={"weights": [0, 0, 4.0, 0], "bias": 0})
+
+
+def ambiguous_cases(cat, emb, db, pairs, reader):
+    ids = [c for p in pairs for c in p]
+    images, labels = synthetic_queries(cat, ids, seed=5, presets=("default",), crop_width=360)
+    m = Matcher(db, emb, MatchConfig(read_numbers=False), calibration=TIE, reader=reader)
+    out = []
+    for q, t in zip(m.prepare(images), labels, strict=True):
+        d = decide(m.candidates(q), TIE)
+        if d.kind == AMBIGUOUS and t in {c.card_id for c in d.cards}:
+            out.append((m, q, d, t))
+    return out
+
+
+def test_a_legible_number_resolves_every_ambiguous_reprint_set_and_never_wrongly(world):
+    cat, emb, db, pairs = world
+    truth = {}
+    reader = fake_reader(lambda image: printed_text(cat[truth["id"]]))
+    cases = ambiguous_cases(cat, emb, db, pairs, reader)
+    assert len(cases) >= 0.8 * 2 * len(pairs)
+    for m, q, d, t in cases:
+        truth["id"] = t
+        r = m.by_number(q, d)
+        assert (r.kind, r.card_id, r.resolved_by) == (MATCH, t, "number")
+        assert r.printed["agrees"] is True and r.printed["agreeing"] == [t]
+        assert r.printed["readings"][0]["number"] == str(int(cat[t].number))
+
+
+def test_illegible_or_foreign_numbers_leave_the_decision_and_say_so(world):
+    cat, emb, db, pairs = world
+    for text, agrees in (("", None), ("HP 120 weakness", None), ("999/998", False)):
+        cases = ambiguous_cases(cat, emb, db, pairs, fake_reader(lambda image, text=text: text))
+        m, q, d, _ = cases[0]
+        r = m.by_number(q, d)
+        assert r.kind == AMBIGUOUS and r.cards == d.cards and r.resolved_by is None
+        assert r.printed["agrees"] is agrees and r.printed["agreeing"] == []
+
+
+def test_a_match_moves_to_the_printing_its_number_names_and_a_lone_card_is_not_read(world):
+    cat, emb, db, pairs = world
+    a, b = pairs[0]
+    reader = fake_reader(lambda image: printed_text(cat[b]))
+    m = Matcher(db, emb, calibration=TIE, reader=reader)
+    images, _ = synthetic_queries(cat, [a], seed=5, presets=("default",), crop_width=360)
+    q = m.prepare(images)[0]
+    cands = m.candidates(q)
+    top = next(c for c in cands if c.card_id == a)
+    from cardid.db.decide import Decision
+
+    d = m.by_number(q, Decision(MATCH, [top], 1.0, cands))
+    assert (d.kind, d.card_id, d.resolved_by, d.printed["agrees"]) == (MATCH, b, "number", False)
+    # the same number agreeing with the match: kept, and recorded as agreeing
+    reader2 = fake_reader(lambda image: printed_text(cat[a]))
+    m2 = Matcher(db, emb, calibration=TIE, reader=reader2)
+    d2 = m2.by_number(q, Decision(MATCH, [top], 1.0, cands))
+    assert d2.card_id == a and d2.resolved_by is None and d2.printed["agrees"] is True
+    # a card with a single printing in the DB is never sent to OCR
+    names = {}
+    for r in cat:
+        names.setdefault(r.name, []).append(r.id)
+    lone = next(ids[0] for ids in names.values() if len(ids) == 1)
+    li, _ = synthetic_queries(cat, [lone], seed=5, presets=("default",), crop_width=360)
+    ql = m2.prepare(li)[0]
+    cl = m2.candidates(ql)
+    before = len(reader2.calls)
+    d3 = m2.by_number(ql, Decision(MATCH, [next(c for c in cl if c.card_id == lone)], 1.0, cl))
+    assert d3.printed is None and len(reader2.calls) == before
+
+
+def test_reading_is_off_without_a_reader_and_switchable_by_config(world):
+    _, emb, db, _ = world
+    assert Matcher(db, emb, MatchConfig(read_numbers=False)).reader is None
+    assert (Matcher(db, emb).reader is not None) == tesseract_available()
+
+
+@pytest.mark.skipif(not tesseract_available(), reason="tesseract-ocr is not installed")
+def test_tesseract_reads_the_number_off_rendered_cards(world):
+    from cardid.catalog.records import CardRecord
+    from cardid.synth.cards import render_stand_in
+
+    ok = 0
+    for i, (number, total) in enumerate([("12", 193), ("101", 165), ("7", 102), ("58", 102), ("160", 193)]):
+        rec = CardRecord(id=f"s{i}-{number}", name="Pikachu", set_id=f"s{i}", number=number)
+        rgba = render_stand_in(rec, total, height=1024)
+        rgb = np.where(rgba[..., 3:] > 0, rgba[..., :3], 255).astype(np.uint8)
+        got = read_printed(rgb, ("left",))
+        assert got.skipped is None and got.ms > 0
+        ok += any(r.number.key == number and r.total.value == total for r in got.readings)
+    assert ok >= 4
+    tiny = read_printed(np.zeros((200, 143, 3), np.uint8), ("left",))
+    assert tiny.skipped == "too_small" and tiny.readings == []
+    blank = read_printed(np.full((1024, 733, 3), 255, np.uint8), ("left", "right"))
+    assert blank.readings == [] and not blank.legible
