@@ -226,6 +226,10 @@ def recognize_cmd(
     verify: bool = typer.Option(
         True, help="Geometric verification of the shortlist (if the DB has features)."
     ),
+    read_numbers: bool = typer.Option(
+        True,
+        help="Read the collector number (Tesseract) where the printing is in doubt: reprints, ambiguous sets.",
+    ),
     show: Path | None = typer.Option(
         None, help="Write one PNG per image here (annotated photo, or crop beside its top-5)."
     ),
@@ -257,7 +261,17 @@ def recognize_cmd(
     if videos and not detector:
         detector = "classical"  # a video frame is a scene, never one card crop
     det = make_detector(detector, conf) if detector else None
-    rec = Recognizer.open(model, db, det, MatchConfig(verify=verify), fallback=fallback)
+    if read_numbers and verify:
+        from cardid.printing.ocr import tesseract_available
+
+        if not tesseract_available():  # stderr: stdout may be the JSON lines
+            Console(stderr=True).print(
+                "[yellow]note:[/] tesseract is not installed: collector numbers are not read "
+                "(apt-get install tesseract-ocr)",
+                highlight=False,
+            )
+    config = MatchConfig(verify=verify, read_numbers=read_numbers)
+    rec = Recognizer.open(model, db, det, config, fallback=fallback)
     if videos:
         _recognize_videos(rec, videos, top, every, json_out)
         return

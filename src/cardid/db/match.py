@@ -249,20 +249,29 @@ class Matcher:
     def by_number(self, q: Query, d: Decision) -> Decision:
         """Where the printing is in doubt, read the collector number off the crop and let it decide.
 
-        In doubt: an ambiguous set, or a match whose card has other printings (same name) in the
-        DB. An ambiguous set is resolved when exactly one member agrees with what was read; a match
-        whose number names exactly one other printing of the card becomes that printing; a match
-        the reading contradicts while no printing agrees stays a match, flagged (``agrees:
-        false``): a misread must not cost a right answer. Nothing legible: today's decision,
-        with the reason recorded."""
+        In doubt: an ambiguous set, or a match with another printing (same name) in its
+        shortlist or sharing its art. An ambiguous set is resolved when exactly one member agrees
+        with what was read; a match whose number names exactly one other printing of the card
+        becomes that printing; a match the reading contradicts while no printing agrees stays a
+        match, flagged (``agrees: false``): a misread must not cost a right answer. Nothing
+        legible: today's decision, with the reason recorded."""
         if self.reader is None or q.image is None or d.kind not in (MATCH, AMBIGUOUS):
             return d
         if d.kind == AMBIGUOUS:
             group = [c.row for c in d.cards]
         else:
-            group = self.printings_of(d.cards[0].row)
-            if len(group) < 2:
+            top_row = d.cards[0].row
+            printings = self.printings_of(top_row)
+            if len(printings) < 2:
                 return d  # one printing of this card: nothing to tell apart
+            # in doubt only against printings that could look like it: in the shortlist, or
+            # sharing its art (a Pikachu has a hundred printings, most with art of their own)
+            near = {c.row for c in d.candidates}
+            if self.db.features is not None:
+                near |= set(self._same_art(top_row, printings))
+            group = [r for r in printings if r == top_row or r in near]
+            if len(group) < 2:
+                return d
         records = self.db.records
         layouts = tuple(sorted({k for r in group for k in layout_of(records[self.db.ids[r]].series)}))
         reading = self.reader(q.image, layouts)
