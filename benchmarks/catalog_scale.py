@@ -37,7 +37,7 @@ import numpy as np
 from cardid.catalog.pokemontcg import read_pokemontcg
 from cardid.catalog.records import CardRecord, Catalog, card_file_stem
 from cardid.db.calibrate import calibrate_db, synthetic_queries
-from cardid.db.match import Matcher
+from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB
 from cardid.embed import load_embedder
 from cardid.eval.photos import evaluate_photo_set, load_photo_rows, summarise
@@ -175,17 +175,24 @@ def load_probe(db: Path, model: str, detector: str) -> dict:
     return {k: round(v, 3) if k.endswith("_s") else round(v, 1) for k, v in best.items()}
 
 
-def latencies(matcher: Matcher, images: list[np.ndarray]) -> dict:
-    """Per crop: the embedding search alone, and search + pHash + verification + decision."""
-    embs = matcher.embedder.embed(images)
-    search, decide = [], []
+def latencies(db: CardDB, emb, images: list[np.ndarray]) -> dict:
+    """Per crop: the embedding search alone; search + pHash + verification + decision; and the
+    same with the collector number read where the printing is in doubt (OCR, when installed)."""
+    plain = Matcher(db, emb, MatchConfig(read_numbers=False))
+    reading = Matcher(db, emb, MatchConfig(read_numbers=True))
+    embs = emb.embed(images)
+    search, decide, numbers, read = [], [], [], 0
     for im, e in zip(images, embs, strict=True):
         t = time.perf_counter()
-        matcher.db.search(e, k=matcher.config.shortlist)
+        db.search(e, k=plain.config.shortlist)
         search.append(time.perf_counter() - t)
         t = time.perf_counter()
-        matcher.decide(matcher.query(im, e))
+        plain.decide(plain.query(im, e))
         decide.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        d = reading.decide(reading.query(im, e))
+        numbers.append(time.perf_counter() - t)
+        read += d.printed is not None and d.printed.get("skipped") is None
 
     def pct(ts):
         return {
@@ -193,7 +200,12 @@ def latencies(matcher: Matcher, images: list[np.ndarray]) -> dict:
             "p99_ms": round(float(np.percentile(ts, 99)) * 1e3, 2),
         }
 
-    return {"crops": len(images), "search": pct(search), "search_verify_decide": pct(decide)}
+    return {
+        "crops": len(images),
+        "search": pct(search),
+        "search_verify_decide": pct(decide),
+        "with_number_reading": pct(numbers) | {"ocr_runs": read},
+    }
 
 
 def main() -> None:
@@ -205,6 +217,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="decode/extract workers for the builds")
     ap.add_argument("--missing", choices=("stand-in", "skip"), default="stand-in")
     ap.add_argument("--calib-cards", type=int, default=300)
+    ap.add_argument(
+        "--read-numbers", action=argparse.BooleanOptionalAction, default=True, help="as `cardid recognize`"
+    )
     ap.add_argument("--sets", nargs="*", default=None, help="only these set ids (a quick trial run)")
     ap.add_argument("--work", default=str(ROOT / "runs" / "catalog-scale"))
     ap.add_argument("--out", default=str(RESULTS / "catalog_scale"))
@@ -225,6 +240,7 @@ def main() -> None:
         "model": args.model,
         "model_identity": emb.identity,
         "detector": args.detector,
+        "read_numbers": args.read_numbers,
         "catalog": cat_info,
         "dbs": {},
     }
@@ -236,8 +252,8 @@ def main() -> None:
         info["calibration"] = {k: round(v.threshold, 3) for k, v in cals.items()}
         info["load"] = load_probe(db.root, args.model, args.detector)
         db = CardDB.load(db.root, emb)
-        matcher = Matcher(db, emb)
-        info["latency"] = latencies(matcher, [load_rgb(r["path"]) for r in crops] + views[:200])
+        info["latency"] = latencies(db, emb, [load_rgb(r["path"]) for r in crops] + views[:200])
+        matcher = Matcher(db, emb, MatchConfig(read_numbers=args.read_numbers))
         rec = Recognizer(matcher, detector)
         with progress(len(photos) + len(crops), f"recognising with {len(db)} cards") as advance:
             info["photos-dev"] = summarise(evaluate_photo_set(rec, photos, advance))
@@ -254,7 +270,8 @@ def render_md(r: dict) -> str:
     names = list(dbs)
     lines = [
         "# The full catalog: 19k cards vs 884\n",
-        f"{r['machine']}; model `{r['model']}` ({r['model_identity']}), finder `{r['detector']}`.\n",
+        f"{r['machine']}; model `{r['model']}` ({r['model_identity']}), finder `{r['detector']}`, "
+        f"collector numbers read: {r.get('read_numbers', False)}.\n",
         f"{c['cards']} cards in {c['sets']} sets imported in {c['import_s']} s: {c['real_scans']} real scans, "
         f"**{c['stand_in_scans']} stand-in scans** (the synthetic renderer with the real name, set and number; "
         f"procedural art, easier distractors than real cards), {c['no_scan']} without a scan (skipped).\n",
@@ -282,6 +299,13 @@ def render_md(r: dict) -> str:
         "search + verify + decide p50 / p99",
         lambda d: (
             f"{d['latency']['search_verify_decide']['p50_ms']} / {d['latency']['search_verify_decide']['p99_ms']} ms"
+        ),
+    )
+    row(
+        "+ number reading where in doubt p50 / p99 (OCR runs)",
+        lambda d: (
+            f"{d['latency']['with_number_reading']['p50_ms']} / {d['latency']['with_number_reading']['p99_ms']}"
+            f" ms ({d['latency']['with_number_reading']['ocr_runs']})"
         ),
     )
     for s in ("photos-dev", "queries-dev"):

@@ -20,6 +20,7 @@ def test_demo_produces_every_stage(tmp_path):
         "recognition",
         "detector",
         "photos",
+        "printings",
     ]
     assert (tmp_path / "demo" / "teacher" / "teacher.safetensors").is_file()
     assert res.metrics["teacher"]["model"]["queries"] == 6 and "phash" in res.metrics["teacher"]
@@ -44,6 +45,11 @@ def test_demo_produces_every_stage(tmp_path):
     assert photos["photos"] == 4 and photos["named_on_empty"] == 0  # nothing named on an empty table
     assert len(list((tmp_path / "demo" / "photos").glob("*_annotated.png"))) == 4
     assert (tmp_path / "demo" / "detection" / "pokemon_cards.yaml").is_file()
+    pr = res.metrics["printings"]
+    assert pr["sets"] >= 4 and pr["strip_wrong"] + pr["number_wrong"] <= 1  # reprints: rarely a wrong name
+    if pr["ocr"]:  # tesseract installed: the number tells most printings apart
+        assert pr["number_right"] >= pr["sets"] // 2
+    assert (tmp_path / "demo" / "printings" / "report.json").is_file()
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["stages"] == res.stages
     train, idx = read_split(tmp_path / "demo" / "dataset", "train")

@@ -32,7 +32,7 @@ def fake_reader(text_of):
     """A reader that 'reads' what ``text_of(image)`` says is printed (OCR taken out of the test)."""
     calls = []
 
-    def read(image, layouts):
+    def read(image, layouts, accept=None):
         calls.append(layouts)
         text = text_of(image)
         return PrintedReading(text, readings_from_text(text), 1.0)

@@ -73,7 +73,7 @@ class Matcher:
         embedder: Embedder,
         config: MatchConfig = MatchConfig(),
         calibration: Calibration | None = None,
-        reader: Callable[[np.ndarray, tuple[str, ...]], PrintedReading] | None = None,
+        reader: Callable[..., PrintedReading] | None = None,
     ):
         db.check_embedder(embedder)
         self.db, self.embedder, self.config = db, embedder, config
@@ -91,7 +91,7 @@ class Matcher:
                 calibration = Calibration(mode, threshold=math.inf)
         self.calibration = calibration
         self._hashes = db.features.hashes if db.features is not None else None
-        #: (card crop, corners to read) → PrintedReading; Tesseract by default (None: not read)
+        #: (card crop, corners to read, accept=) → PrintedReading; Tesseract by default (None: not read)
         self.reader = reader if reader is not None else _default_reader(config)
         self._by_name: dict[str, list[int]] = {}
         for i, c in enumerate(db.ids):
@@ -219,7 +219,9 @@ class Matcher:
             c.strip = s
         best = int(np.argmax(scores))
         if scores[best] >= self.calibration.strip_margin:  # it beats every other card by the margin
-            return Decision(MATCH, [d.cards[best]], d.score, d.candidates, resolved_by="strip")
+            return Decision(
+                MATCH, [d.cards[best]], d.score, d.candidates, resolved_by="strip", printed=d.printed
+            )
         return d
 
     def printings(self, q: Query, d: Decision) -> Decision:
@@ -274,9 +276,12 @@ class Matcher:
                 return d
         records = self.db.records
         layouts = tuple(sorted({k for r in group for k in layout_of(records[self.db.ids[r]].series)}))
-        reading = self.reader(q.image, layouts)
+        members = [records[self.db.ids[r]] for r in group]
+        reading = self.reader(q.image, layouts, accept=lambda x: any(agrees(x, m) for m in members))
         printed = reading.to_dict()
-        agreeing = [r for r in group if any(agrees(x, records[self.db.ids[r]]) for x in reading.readings)]
+        agreeing = [
+            r for r, m in zip(group, members, strict=True) if any(agrees(x, m) for x in reading.readings)
+        ]
         printed["agreeing"] = [self.db.ids[r] for r in agreeing]
         if not reading.legible:
             printed["agrees"] = None
@@ -310,9 +315,10 @@ class Matcher:
         return total is not None and any(x.total is not None for x in reading.readings)
 
     def decide(self, q: Query, exclude: Iterable[int] = ()) -> Decision:
-        d = decide(self.candidates(q, exclude), self.calibration)
-        d = self.resolve(q, self.printings(q, d))
-        return self.by_number(q, d) if self.config.read_numbers else d
+        d = self.printings(q, decide(self.candidates(q, exclude), self.calibration))
+        if self.config.read_numbers:  # the number first: it named no wrong printing where the strip did
+            d = self.by_number(q, d)
+        return self.resolve(q, d)
 
     def recognize(self, images: Sequence[np.ndarray]) -> list[Decision]:
         if not images:

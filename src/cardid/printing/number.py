@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 from cardid.catalog.records import CardRecord
 
-_DIGIT_FIX = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "I": "1", "l": "1", "|": "1", "i": "1"})
-_DIG = r"[0-9OoDQIl|i]"
+_DIGIT_FIX = str.maketrans(
+    {"O": "0", "o": "0", "D": "0", "Q": "0", "I": "1", "l": "1", "L": "1", "|": "1", "i": "1"}
+)
+_DIG = r"[0-9OoDQIlL|i]"
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,14 @@ def readings_from_text(text: str) -> list[Reading]:
         except ValueError:
             continue
         code = m.group("code")
+        if tot.value is not None and not tot.prefix:
+            # numbered past the total: a secret rare, or a symbol before a zero-padded number read
+            # as a digit (``© 003/094`` → ``203/094``); both are kept, the catalog decides
+            nums += [
+                Number("", n.value % 100, n.suffix)
+                for n in list(nums)
+                if not n.prefix and n.value is not None and n.value >= 100 and n.value > tot.value
+            ]
         out += [Reading(n, tot, code) for n in nums]
     if not out:
         for m in _ALONE.finditer(text):

@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
@@ -29,7 +30,7 @@ from cardid.printing.number import Reading, readings_from_text
 #: where the collector number is printed, as (top, bottom, left, right) fractions of the card:
 #: bottom left from Sun & Moon on, bottom right before (Wizards of the Coast to XY)
 REGIONS = {"left": (0.90, 0.97, 0.0, 0.5), "right": (0.925, 1.0, 0.55, 1.0)}
-LEFT_SERIES = ("Sun & Moon", "Sword & Shield", "Scarlet & Violet")
+LEFT_SERIES = ("Sun & Moon", "Sword & Shield", "Scarlet & Violet", "Synthetic")  # and cardid's own renderer
 RIGHT_SERIES = ("Base", "Gym", "Neo", "E-Card", "EX", "POP", "NP", "Diamond & Pearl", "Platinum")
 RIGHT_SERIES += ("HeartGold & SoulSilver", "Black & White", "XY")
 #: card height the regions are scaled to (the digits are then ~25 px tall, what Tesseract likes)
@@ -95,6 +96,14 @@ def _local_threshold(grey: np.ndarray) -> np.ndarray:
     return cv2.adaptiveThreshold(grey, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, 31, 10)
 
 
+def _sharpened(grey: np.ndarray) -> np.ndarray:
+    return cv2.addWeighted(grey, 1.8, cv2.GaussianBlur(grey, (0, 0), 2), -0.8, 0)
+
+
+#: how a corner is prepared for Tesseract, in the order tried
+PASSES = (lambda g: g, _local_threshold, _sharpened)
+
+
 def ocr_text(grey: np.ndarray, timeout_s: float = 5.0) -> str:
     """Tesseract's text for a grey image (sparse text: numbers sit among symbols)."""
     exe = tesseract_binary()
@@ -120,25 +129,34 @@ def ocr_text(grey: np.ndarray, timeout_s: float = 5.0) -> str:
 
 
 def read_printed(
-    card: np.ndarray, layouts: tuple[str, ...] = ("left", "right"), min_height: int = MIN_CARD_HEIGHT
+    card: np.ndarray,
+    layouts: tuple[str, ...] = ("left", "right"),
+    min_height: int = MIN_CARD_HEIGHT,
+    accept: Callable[[Reading], bool] | None = None,
 ) -> PrintedReading:
     """Read the collector number (and total, set code) off an upright rectified card crop, in the
-    corners ``layouts`` name (:func:`layout_of` the candidates' series)."""
+    corners ``layouts`` name (:func:`layout_of` the candidates' series).
+
+    Each corner is read as it is (grey: best on real photos, 10 of 10 dev crops), then, while
+    nothing acceptable came out, locally thresholded and sharpened (flat or soft print). Without
+    ``accept`` any reading is acceptable; the matcher passes "agrees with one of the candidates",
+    so a misread sends it to the next pass instead of ending the search."""
     t = time.perf_counter()
     if not tesseract_available():
         return PrintedReading("", skipped="no_tesseract")
     if card.shape[0] < min_height:
         return PrintedReading("", skipped="too_small")
+    ok = accept or (lambda r: True)
     texts, readings = [], []
     for layout in layouts:
         grey = number_region(card, layout)
-        # grey first (best on real photos: 9 of 10 dev crops); if nothing number-like came out, a
-        # locally thresholded copy (flat, low-contrast print such as rendered cards)
-        for image in (grey, _local_threshold(grey)):
-            text = ocr_text(image)
+        for prepare in PASSES:
+            text = ocr_text(prepare(grey))
             texts.append(text)
             found = [r for r in readings_from_text(text) if r not in readings]
-            if found:
-                readings += found
+            readings += found
+            if any(ok(r) for r in found):
                 break
+        if any(ok(r) for r in readings):
+            break
     return PrintedReading("\n".join(texts), readings, (time.perf_counter() - t) * 1e3)
