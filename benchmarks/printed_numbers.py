@@ -24,12 +24,10 @@ import argparse
 import platform
 from pathlib import Path
 
-import numpy as np
-
 from cardid.detect.rectify import rectify, refine_corners
 from cardid.embed import load_embedder
 from cardid.eval.photos import load_photo_rows
-from cardid.eval.printings import evaluate_reprints
+from cardid.eval.printings import evaluate_reprints, pct
 from cardid.io import load_rgb, read_csv_rows, read_json, write_bytes_atomic, write_json_atomic
 from cardid.printing.number import parse_number
 from cardid.printing.ocr import layout_of, read_printed, tesseract_available
@@ -38,10 +36,6 @@ from cardid.recognize import make_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / ".." / "shared" / "realdata"
-
-
-def pct(xs, q) -> float | None:
-    return round(float(np.percentile(xs, q)), 1) if len(xs) else None
 
 
 def read_real_crops() -> dict:
