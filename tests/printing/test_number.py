@@ -113,3 +113,11 @@ def test_a_symbol_read_as_a_leading_digit_leaves_the_padded_number_as_an_alterna
     assert [r.number.key for r in readings_from_text("201/193")] == ["201", "1"]
     assert [r.number.key for r in readings_from_text("160/193")] == ["160"]  # within the total: as read
     assert [r.number.key for r in readings_from_text("D OL0/353")] == ["10"]
+
+
+def test_a_total_one_digit_off_agrees_only_when_asked():
+    r = readings_from_text("008/153")[0]
+    card = rec("syn3-8", "8", 151)
+    assert not agrees(r, card) and agrees(r, card, loose_total=True)
+    assert not agrees(readings_from_text("008/353")[0], card, loose_total=True)  # two digits off
+    assert not agrees(readings_from_text("009/151")[0], card, loose_total=True)  # the number must match

@@ -282,6 +282,12 @@ class Matcher:
         agreeing = [
             r for r, m in zip(group, members, strict=True) if any(agrees(x, m) for x in reading.readings)
         ]
+        if not agreeing:  # the number right but the total one digit off: still that printing's number
+            agreeing = [
+                r
+                for r, m in zip(group, members, strict=True)
+                if any(agrees(x, m, loose_total=True) for x in reading.readings)
+            ]
         printed["agreeing"] = [self.db.ids[r] for r in agreeing]
         if not reading.legible:
             printed["agrees"] = None

@@ -160,15 +160,22 @@ def readings_from_text(text: str) -> list[Reading]:
     return list(dict.fromkeys(out))
 
 
-def agrees(reading: Reading, record: CardRecord) -> bool:
+def _one_digit_off(a: int, b: int) -> bool:
+    sa, sb = str(a), str(b)
+    return len(sa) == len(sb) and sum(x != y for x, y in zip(sa, sb, strict=True)) == 1
+
+
+def agrees(reading: Reading, record: CardRecord, loose_total: bool = False) -> bool:
     """Whether the reading fits this printing: the same number and, where both are known, the
-    printed total (a secret rare is numbered past it) and the set code."""
+    printed total (a secret rare is numbered past it) and the set code. ``loose_total`` lets the
+    total be one digit off (OCR's commonest slip once the number itself is right)."""
     num = parse_number(record.number)
     if num is None or num.key != reading.number.key:
         return False
     total = getattr(record, "set_total", None)
     plain = reading.total is not None and not reading.total.prefix and not num.prefix
-    if plain and total and reading.total.value != int(total):
+    off = plain and total and reading.total.value != int(total)
+    if off and not (loose_total and _one_digit_off(reading.total.value, int(total))):
         return False
     if reading.total is not None and reading.total.prefix and reading.total.prefix != num.prefix:
         return False  # TG29/TG30: the total's prefix is the subset's

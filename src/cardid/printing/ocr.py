@@ -115,7 +115,8 @@ def ocr_text(grey: np.ndarray, timeout_s: float = 5.0) -> str:
     env = dict(os.environ, OMP_THREAD_LIMIT="1")  # its OpenMP threads only slow one small image down
     try:
         p = subprocess.run(
-            [exe, "stdin", "stdout", "--psm", "11", "-l", "eng"],
+            # sparse text (numbers sit among symbols); 300 dpi said, not Tesseract's 70 dpi guess
+            [exe, "stdin", "stdout", "--psm", "11", "--dpi", "300", "-l", "eng"],
             input=png.tobytes(),
             capture_output=True,
             timeout=timeout_s,
