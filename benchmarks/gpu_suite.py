@@ -92,43 +92,76 @@ class Step:
     needs: list[str] = field(default_factory=list)
 
 
-def plan(work: Path, results: Path) -> list[Step]:
-    """The steps, their commands and configs (written under ``work``)."""
+#: ``--smoke``: the same steps on CPU at toy sizes, to try the suite's own wiring (paths between
+#: steps, result files, the summary) here before a GPU lease is spent on it
+SMOKE = {
+    "teacher": {
+        "model": {"backbone": "dinov3-tiny", "embed_dim": 64, "preprocess": "tiny64"},
+        "head": {"margin": 0.2, "scale": 16.0},
+        "phase1": {"steps": 2, "warmup_steps": 1},
+        "phase2": {"steps": 2, "unfreeze_last_n": 2, "warmup_steps": 1},
+        "batch_size": 8,
+        "compile": False,
+        "device": "cpu",
+        "log_every": 1,
+        "data": {"workers": 0},
+    },
+    "distill": {
+        "students": ["tiny-cnn"],
+        "steps": 2,
+        "warmup_steps": 1,
+        "batch_size": 8,
+        "device": "cpu",
+        "log_every": 1,
+        "data": {"workers": 0},
+    },
+    "detector": {"epochs": 1, "imgsz": 64, "batch": 4, "device": "cpu", "workers": 0},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
+def plan(work: Path, results: Path, smoke: bool = False) -> list[Step]:
+    """The steps, their commands and configs (written under ``work``); ``smoke``: toy sizes on CPU."""
     cards, det, teacher, distill = work / "cards", work / "det", work / "teacher", work / "distill"
     cfgs = {
-        "teacher": dict(TEACHER, out_dir=str(teacher), data=dict(TEACHER["data"], train=str(cards))),
-        "distill": dict(
-            DISTILL, teacher=str(teacher), out_dir=str(distill), data=dict(DISTILL["data"], train=str(cards))
+        "teacher": _merge(TEACHER, {"out_dir": str(teacher), "data": {"train": str(cards)}}),
+        "distill": _merge(
+            DISTILL, {"teacher": str(teacher), "out_dir": str(distill), "data": {"train": str(cards)}}
         ),
-        "detector": dict(DETECTOR, data=str(det / "pokemon_cards.yaml"), out_dir=str(work / "detector")),
+        "detector": _merge(
+            DETECTOR, {"data": str(det / "pokemon_cards.yaml"), "out_dir": str(work / "detector")}
+        ),
     }
+    if smoke:
+        cfgs = {k: _merge(v, SMOKE[k]) for k, v in cfgs.items()}
     work.mkdir(parents=True, exist_ok=True)
     for name, cfg in cfgs.items():
         (work / f"{name}.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    n_cards, scenes = ("8", "6") if smoke else ("128", "48")
+    student = cfgs["distill"]["students"][0]
+    if smoke:
+        tp = ["--backbone", "dinov3-tiny", "--image", "64", "--batch", "4", "--classes", "100"]
+        tp += ["--steps", "1", "--warmup", "0"]
+        dt = ["--teacher", "dinov3-tiny", "--teacher-size", "64", "--students", "tiny-cnn", "--batch", "4"]
+        dt += ["--dim", "64", "--steps", "1", "--warmup", "0"]
+    else:
+        tp = ["--backbone", "dinov3-vitl16-random", "--image", "224", "--batch", "64", "--classes", "19120"]
+        tp += ["--steps", "8", "--warmup", "3"]
+        dt = ["--teacher", "dinov3-vitl16-random", "--teacher-size", "224", "--students", "hailo,ios,android"]
+        dt += ["--batch", "64", "--steps", "5", "--warmup", "2"]
+    synth = [*CLI, "synth", "cards", "--n", n_cards, "--out", str(cards), "--overwrite"]
+    scenes_cmd = [*CLI, "data", "detection", "--catalog", str(cards), "--out", str(det), "--scenes", scenes]
     return [
         Step(
             "prepare",
-            "synthetic catalog (128 cards) and detection set (48 scenes), CPU",
-            [
-                "bash",
-                "-c",
-                shlex.join([*CLI, "synth", "cards", "--n", "128", "--out", str(cards), "--overwrite"])
-                + " && "
-                + shlex.join(
-                    [
-                        *CLI,
-                        "data",
-                        "detection",
-                        "--catalog",
-                        str(cards),
-                        "--out",
-                        str(det),
-                        "--scenes",
-                        "48",
-                        "--overwrite",
-                    ]
-                ),
-            ],
+            f"synthetic catalog ({n_cards} cards) and detection set ({scenes} scenes), CPU",
+            ["bash", "-c", f"{shlex.join(synth)} && {shlex.join([*scenes_cmd, '--overwrite'])}"],
             90,
             30,
         ),
@@ -168,18 +201,7 @@ def plan(work: Path, results: Path) -> list[Step]:
             [
                 sys.executable,
                 str(BENCH / "train_throughput.py"),
-                "--backbone",
-                "dinov3-vitl16-random",
-                "--image",
-                "224",
-                "--batch",
-                "64",
-                "--classes",
-                "19120",
-                "--steps",
-                "8",
-                "--warmup",
-                "3",
+                *tp,
                 "--json",
                 str(work / "train_throughput.json"),
             ],
@@ -192,18 +214,7 @@ def plan(work: Path, results: Path) -> list[Step]:
             [
                 sys.executable,
                 str(BENCH / "distill_throughput.py"),
-                "--teacher",
-                "dinov3-vitl16-random",
-                "--teacher-size",
-                "224",
-                "--students",
-                "hailo,ios,android",
-                "--batch",
-                "64",
-                "--steps",
-                "5",
-                "--warmup",
-                "2",
+                *dt,
                 "--json",
                 str(work / "distill_throughput.json"),
             ],
@@ -217,7 +228,7 @@ def plan(work: Path, results: Path) -> list[Step]:
                 *CLI,
                 "export",
                 "--model",
-                str(distill / "students" / "hailo"),
+                str(distill / "students" / student),
                 "--target",
                 "onnx",
                 "--out",
@@ -242,10 +253,10 @@ def _log_rates(run: Path) -> dict:
     recs = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
     recs = [r for r in recs if "img_s" in r]
     out: dict = {}
-    for phase in sorted({r.get("phase", 1) for r in recs}):
-        rs = [r["img_s"] for r in recs if r.get("phase", 1) == phase]
+    for phase in sorted({r.get("phase", 0) for r in recs}):
+        rs = [r["img_s"] for r in recs if r.get("phase", 0) == phase]
         steady = rs[1:] or rs
-        out[f"phase{phase}"] = {"first_window_img_s": rs[0], "img_s": max(steady)}
+        out[f"phase{phase}" if phase else "steps"] = {"first_window_img_s": rs[0], "img_s": max(steady)}
     return out
 
 
@@ -407,9 +418,12 @@ def main() -> None:
     ap.add_argument(
         "--plan", action="store_true", help="write the configs, check and print the plan; run nothing"
     )
+    ap.add_argument(
+        "--smoke", action="store_true", help="the same steps on CPU at toy sizes (tries the wiring)"
+    )
     args = ap.parse_args()
     work, results = Path(args.work), Path(args.results)
-    steps = plan(work, results)
+    steps = plan(work, results, smoke=args.smoke)
     if args.only:
         want = set(args.only.split(","))
         for s in reversed(steps):  # pull in what the wanted steps need
@@ -423,7 +437,7 @@ def main() -> None:
 
     import torch
 
-    if not torch.cuda.is_available():
+    if not torch.cuda.is_available() and not args.smoke:
         print("gpu_suite: no CUDA device visible; this suite runs on a GPU machine only", file=sys.stderr)
         sys.exit(2)
     results.mkdir(parents=True, exist_ok=True)
@@ -438,15 +452,12 @@ def main() -> None:
         log.write(json.dumps(env) + "\n")
         for s in steps:
             failed_needs = [n for n in s.needs if not summary["steps"].get(n, {}).get("ok")]
-            if failed_needs:
-                r = {
-                    "ok": False,
-                    "returncode": None,
-                    "seconds": 0.0,
-                    "tail": [f"not run: {failed_needs} failed"],
-                }
+            left = args.budget - (time.perf_counter() - t0)
+            if failed_needs or left < 10:
+                why = f"{failed_needs} failed" if failed_needs else f"the {args.budget:.0f} s budget is spent"
+                r = {"ok": False, "returncode": None, "seconds": 0.0, "tail": [f"not run: {why}"]}
             else:
-                r = run_step(s, log)
+                r = run_step(s, log, min(s.timeout_s, left))
             r["what"] = s.what
             r["metrics"] = metrics_of(s.name, work)
             summary["steps"][s.name] = r
@@ -477,7 +488,7 @@ def print_table(summary: dict) -> None:
     for name, r in summary["steps"].items():
         g, m = r.get("gpu", {}), r.get("metrics", {})
         figs = []
-        for k in ("phase1", "phase2"):
+        for k in ("phase1", "phase2", "steps"):
             if isinstance(m.get(k), dict):
                 v = m[k]
                 figs.append(
@@ -488,6 +499,9 @@ def print_table(summary: dict) -> None:
             figs.append(f"{m['ours_student_img_s']:.0f} student-img/s ×{m['speedup']:.2f} vs 3 runs")
         if "map50" in m:
             figs.append(f"val mAP@0.5 {m['map50']:.3f}")
+        for prec, p in m.items():
+            if isinstance(p, dict) and "top1_agreement" in p:
+                figs.append(f"{prec} {'passed' if p.get('passed') else 'FAILED'} (cos {p['min_cosine']:.5f})")
         print(
             f"{name:<20}{'ok' if r['ok'] else 'FAIL':<8}{r['seconds']:>7.1f}{g.get('peak_mem_mib', 0):>10.0f}"
             f"{g.get('mean_util_pct', 0):>8.0f}  {'; '.join(figs)}"

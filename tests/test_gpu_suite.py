@@ -107,3 +107,45 @@ def test_measured_rates_feed_cardid_cost(suite, tmp_path):
     lines = {ln.job.split(" ")[0]: ln for ln in estimate(measured=load_measured([path]))}
     assert lines["teacher-phase2"].img_s == 700.0 and "H200" in lines["teacher-phase2"].source
     assert lines["detector"].source == "assumed"
+
+
+def test_the_whole_suite_runs_on_cpu_at_toy_sizes(tmp_path):
+    """--smoke: the same steps on CPU (tiny models), so the suite's own wiring (one step's output
+    as the next one's input, the result files, the summary) is tried here and not on a GPU lease."""
+    pytest.importorskip("ultralytics")
+    p = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/gpu_suite.py",
+            "--smoke",
+            "--work",
+            str(tmp_path / "w"),
+            "--results",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=400,
+    )
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    summary = json.loads((tmp_path / "r" / "gpu_summary.json").read_text())
+    assert all(r["ok"] for r in summary["steps"].values()), summary["steps"]
+    assert {"teacher-phase1", "teacher-phase2", "distill"} <= set(summary["measured_img_s"])
+    files = sorted(x.name for x in (tmp_path / "r").iterdir())
+    assert len(files) <= 8  # what a device run can bring back
+    assert "gpu_suite.log" in files and "gpu_teacher.json" in files
+    assert json.loads((tmp_path / "r" / "gpu_onnx_parity.json").read_text())["metrics"]["fp32"]["passed"]
+
+
+def test_a_failing_or_overrunning_step_is_reported_not_skipped(suite, tmp_path):
+    import io
+
+    log = io.StringIO()
+    bad = suite.Step("x", "fails", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"], 10, 1)
+    r = suite.run_step(bad, log, 10)
+    assert (r["ok"], r["returncode"], r["timed_out"]) == (False, 3, False) and r["tail"] == ["boom"]
+    slow = suite.Step("y", "hangs", [sys.executable, "-c", "import time; time.sleep(30)"], 10, 1)
+    r = suite.run_step(slow, log, 1)
+    assert not r["ok"] and r["timed_out"] and r["seconds"] < 10
+    assert "===== x:" in log.getvalue()
