@@ -239,9 +239,41 @@ class Matcher:
             for c in d.candidates
             if c.row != top.row and c.verified and name and name_key(self.db.records.get(c.card_id)) == name
         ]
+        siblings += self._unverified_printings(q, top, d, {c.row for c in siblings})
         if not siblings:  # verified ones only: their homographies (in q.cache) place the strips
             return d
         return Decision(AMBIGUOUS, [top, *siblings], d.score, d.candidates)
+
+    #: another printing verified only now (early stop skipped it, or the shortlist missed it)
+    #: joins the set when its art matches this well: ≥ this share of the match's inliers …
+    SIBLING_INLIER_SHARE = 0.4
+    #: … and at least this many
+    SIBLING_MIN_INLIERS = 15
+    #: printings of the card outside the shortlist that are verified, nearest by embedding first
+    SIBLING_OUTSIDE = 3
+
+    def _unverified_printings(self, q: Query, top: Candidate, d: Decision, seen: set[int]) -> list[Candidate]:
+        """Same-name printings of the match that verification has not looked at (early stop ended
+        before them, or they were not shortlisted): verified now, kept when their art matches."""
+        by_row = {c.row: c for c in d.candidates}
+        rows = [r for r in self.printings_of(top.row) if r != top.row and r not in seen]
+        inside = [r for r in rows if r in by_row and not by_row[r].verified]
+        outside = sorted(
+            (r for r in rows if r not in by_row),
+            key=lambda r: -float(self.db.embeddings[r] @ q.embedding),
+        )[: self.SIBLING_OUTSIDE]
+        need = max(self.SIBLING_MIN_INLIERS, self.SIBLING_INLIER_SHARE * (top.inliers or 0))
+        out = []
+        for r in inside + outside:
+            v = self._verify(q, r)
+            if v.homography is None or v.inliers < need:
+                continue
+            c = by_row.get(r) or Candidate(
+                r, self.db.ids[r], float(self.db.embeddings[r] @ q.embedding), float(q.hash_sims[r])
+            )
+            c.inliers, c.verified = v.inliers, True
+            out.append(c)
+        return out
 
     def printings_of(self, row: int) -> list[int]:
         """Every DB row with the same card name as ``row`` (its printings), ``row`` included."""
