@@ -139,3 +139,31 @@ def test_tesseract_reads_the_number_off_rendered_cards(world):
     assert tiny.skipped == "too_small" and tiny.readings == []
     blank = read_printed(np.full((1024, 733, 3), 255, np.uint8), ("left", "right"))
     assert blank.readings == [] and not blank.legible
+
+
+def test_a_printing_verification_skipped_is_verified_before_a_match_stands(world):
+    """Early stop (or a short shortlist) can leave a reprint unverified; the printing check then
+    verifies it itself, so the match becomes a question of printing instead of a confident guess."""
+    from cardid.db.decide import Decision
+
+    cat, emb, db, pairs = world
+    a, b = pairs[0]
+    m = Matcher(db, emb, MatchConfig(read_numbers=False), calibration=TIE)
+    images, _ = synthetic_queries(cat, [a], seed=5, presets=("default",), crop_width=360)
+    q = m.prepare(images)[0]
+    cands = [c for c in m.candidates(q, verify=False) if c.card_id != b]  # b not even shortlisted
+    top = next(c for c in cands if c.card_id == a)
+    top.inliers, top.verified = m._verify(q, top.row).inliers, True
+    d = m.printings(q, Decision(MATCH, [top], 1.0, cands))
+    assert d.kind == AMBIGUOUS and {c.card_id for c in d.cards} >= {a, b}
+    assert all(c.verified and c.inliers >= m.SIBLING_MIN_INLIERS for c in d.cards[1:])
+    # a card with no other printing in the DB is left a match
+    names = {}
+    for r in cat:
+        names.setdefault(r.name, []).append(r.id)
+    lone = next(ids[0] for ids in names.values() if len(ids) == 1)
+    li, _ = synthetic_queries(cat, [lone], seed=5, presets=("default",), crop_width=360)
+    ql = m.prepare(li)[0]
+    cl = m.candidates(ql, verify=False)
+    tl = next(c for c in cl if c.card_id == lone)
+    assert m.printings(ql, Decision(MATCH, [tl], 1.0, cl)).kind == MATCH

@@ -51,7 +51,8 @@ class MatchConfig:
     stop_inliers: int = 60
     stop_lead: float = 0.3  # (sqrt(best inliers) - sqrt(next)) / 10
     # Read the collector number (OCR) where the printing is in doubt: an ambiguous set, or a match
-    # with another printing of the same name in the DB. Off, or without Tesseract: not read.
+    # with another printing of the same name in its shortlist or sharing its art. Off, or without
+    # Tesseract: not read.
     read_numbers: bool = True
 
 
@@ -349,8 +350,10 @@ class Matcher:
         crop (same art), or both the number and the printed total agree with it."""
         if any(c.row == row and c.verified and (c.inliers or 0) > 0 for c in d.candidates):
             return True
-        total = getattr(self.db.records[self.db.ids[row]], "set_total", None)
-        return total is not None and any(x.total is not None for x in reading.readings)
+        rec = self.db.records[self.db.ids[row]]
+        if getattr(rec, "set_total", None) is None:
+            return False
+        return any(x.total is not None and agrees(x, rec) for x in reading.readings)  # exact, not loose
 
     def decide(self, q: Query, exclude: Iterable[int] = ()) -> Decision:
         d = self.printings(q, decide(self.candidates(q, exclude), self.calibration))
