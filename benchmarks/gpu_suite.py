@@ -119,6 +119,17 @@ SMOKE = {
 }
 
 
+#: what each step writes under --work (removed before it runs: training would resume from it)
+OUTPUTS = {
+    "teacher": ("teacher",),
+    "distill": ("distill",),
+    "detector": ("detector",),
+    "train_throughput": ("train_throughput.json",),
+    "distill_throughput": ("distill_throughput.json",),
+    "onnx_parity": ("export",),
+}
+
+
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
@@ -457,6 +468,9 @@ def main() -> None:
                 why = f"{failed_needs} failed" if failed_needs else f"the {args.budget:.0f} s budget is spent"
                 r = {"ok": False, "returncode": None, "seconds": 0.0, "tail": [f"not run: {why}"]}
             else:
+                for name in OUTPUTS.get(s.name, ()):  # a fresh run, never a resume of an older one
+                    path = work / name
+                    shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
                 r = run_step(s, log, min(s.timeout_s, left))
             r["what"] = s.what
             r["metrics"] = metrics_of(s.name, work)
