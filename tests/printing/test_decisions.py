@@ -41,6 +41,14 @@ def fake_reader(text_of):
     return read
 
 
+def lone_card(cat) -> str:
+    """A card with no other printing (name) in the catalog."""
+    names: dict[str, list[str]] = {}
+    for r in cat:
+        names.setdefault(r.name, []).append(r.id)
+    return next(ids[0] for ids in names.values() if len(ids) == 1)
+
+
 def printed_text(record):
     return f"{int(record.number):03d}/{record.set_total:03d}"
 
@@ -103,10 +111,7 @@ def test_a_match_moves_to_the_printing_its_number_names_and_a_lone_card_is_not_r
     d2 = m2.by_number(q, Decision(MATCH, [top], 1.0, cands))
     assert d2.card_id == a and d2.resolved_by is None and d2.printed["agrees"] is True
     # a card with a single printing in the DB is never sent to OCR
-    names = {}
-    for r in cat:
-        names.setdefault(r.name, []).append(r.id)
-    lone = next(ids[0] for ids in names.values() if len(ids) == 1)
+    lone = lone_card(cat)
     li, _ = synthetic_queries(cat, [lone], seed=5, presets=("default",), crop_width=360)
     ql = m2.prepare(li)[0]
     cl = m2.candidates(ql)
@@ -158,10 +163,7 @@ def test_a_printing_verification_skipped_is_verified_before_a_match_stands(world
     assert d.kind == AMBIGUOUS and {c.card_id for c in d.cards} >= {a, b}
     assert all(c.verified and c.inliers >= m.SIBLING_MIN_INLIERS for c in d.cards[1:])
     # a card with no other printing in the DB is left a match
-    names = {}
-    for r in cat:
-        names.setdefault(r.name, []).append(r.id)
-    lone = next(ids[0] for ids in names.values() if len(ids) == 1)
+    lone = lone_card(cat)
     li, _ = synthetic_queries(cat, [lone], seed=5, presets=("default",), crop_width=360)
     ql = m.prepare(li)[0]
     cl = m.candidates(ql, verify=False)
