@@ -169,3 +169,12 @@ def test_a_printing_verification_skipped_is_verified_before_a_match_stands(world
     cl = m.candidates(ql, verify=False)
     tl = next(c for c in cl if c.card_id == lone)
     assert m.printings(ql, Decision(MATCH, [tl], 1.0, cl)).kind == MATCH
+
+
+def test_a_broken_tesseract_leaves_the_decision_to_the_rest(monkeypatch, tmp_path):
+    broken = tmp_path / "tesseract"
+    broken.write_text("#!/bin/sh\necho 'Error opening data file' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    monkeypatch.setenv("CARDID_TESSERACT", str(broken))
+    got = read_printed(np.full((1024, 733, 3), 200, np.uint8), ("left",))
+    assert got.readings == [] and got.skipped.startswith("ocr_error: tesseract failed: Error opening")

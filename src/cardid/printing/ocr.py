@@ -149,15 +149,18 @@ def read_printed(
         return PrintedReading("", skipped="too_small")
     ok = accept or (lambda r: True)
     texts, readings = [], []
-    for layout in layouts:
-        grey = number_region(card, layout)
-        for prepare in PASSES:
-            text = ocr_text(prepare(grey))
-            texts.append(text)
-            found = [r for r in readings_from_text(text) if r not in readings]
-            readings += found
-            if any(ok(r) for r in found):
+    try:
+        for layout in layouts:
+            grey = number_region(card, layout)
+            for prepare in PASSES:
+                text = ocr_text(prepare(grey))
+                texts.append(text)
+                found = [r for r in readings_from_text(text) if r not in readings]
+                readings += found
+                if any(ok(r) for r in found):
+                    break
+            if any(ok(r) for r in readings):
                 break
-        if any(ok(r) for r in readings):
-            break
+    except CardIDError as e:  # OCR broke (a crash, a timeout): the decision goes on without it
+        return PrintedReading("\n".join(texts), readings, (time.perf_counter() - t) * 1e3, f"ocr_error: {e}")
     return PrintedReading("\n".join(texts), readings, (time.perf_counter() - t) * 1e3)
