@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from cardid.catalog.records import Catalog, name_key
+from cardid.catalog.records import Catalog
 from cardid.db.decide import Calibration, calibrate, check_target_precision
 from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB
@@ -59,10 +59,7 @@ def same_art(db: CardDB, row: int) -> set[int]:
     frame shares the art but not the whole-card hash: base1 and its Evolutions reprint). An
     unknown card is a new card; a missing printing of a known one is the reprint problem,
     handled by the printing check (:meth:`~cardid.db.match.Matcher.printings`) instead."""
-    rows = {row}
-    name = name_key(db.records[db.ids[row]])
-    if name:
-        rows |= {i for i, c in enumerate(db.ids) if name_key(db.records[c]) == name}
+    rows = set(db.printings_of(row))
     art = getattr(db.records[db.ids[row]], "art_id", None)
     if art is not None:
         rows |= {i for i, c in enumerate(db.ids) if getattr(db.records[c], "art_id", None) == art}

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cardid.catalog.records import name_key
 from cardid.db.decide import AMBIGUOUS, MATCH, Calibration, Candidate, Decision, decide
 from cardid.db.store import CardDB
 from cardid.db.verify import (
@@ -94,9 +93,6 @@ class Matcher:
         self._hashes = db.features.hashes if db.features is not None else None
         #: (card crop, corners to read, accept=) → PrintedReading; Tesseract by default (None: not read)
         self.reader = reader if reader is not None else _default_reader(config)
-        self._by_name: dict[str, list[int]] = {}
-        for i, c in enumerate(db.ids):
-            self._by_name.setdefault(name_key(db.records.get(c)), []).append(i)
 
     def prepare(
         self,
@@ -234,12 +230,8 @@ class Matcher:
         if d.kind != MATCH or q.features is None or self.calibration.mode != "fused":
             return d
         top = d.cards[0]
-        name = name_key(self.db.records.get(top.card_id))
-        siblings = [
-            c
-            for c in d.candidates
-            if c.row != top.row and c.verified and name and name_key(self.db.records.get(c.card_id)) == name
-        ]
+        printings = set(self.db.printings_of(top.row))
+        siblings = [c for c in d.candidates if c.row != top.row and c.verified and c.row in printings]
         siblings += self._unverified_printings(q, top, d, {c.row for c in siblings})
         if not siblings:  # verified ones only: their homographies (in q.cache) place the strips
             return d
@@ -257,7 +249,7 @@ class Matcher:
         """Same-name printings of the match that verification has not looked at (early stop ended
         before them, or they were not shortlisted): verified now, kept when their art matches."""
         by_row = {c.row: c for c in d.candidates}
-        rows = [r for r in self.printings_of(top.row) if r != top.row and r not in seen]
+        rows = [r for r in self.db.printings_of(top.row) if r != top.row and r not in seen]
         inside = [r for r in rows if r in by_row and not by_row[r].verified]
         outside = sorted(
             (r for r in rows if r not in by_row),
@@ -276,11 +268,6 @@ class Matcher:
             out.append(c)
         return out
 
-    def printings_of(self, row: int) -> list[int]:
-        """Every DB row with the same card name as ``row`` (its printings), ``row`` included."""
-        name = name_key(self.db.records.get(self.db.ids[row]))
-        return self._by_name.get(name, [row]) if name else [row]
-
     def by_number(self, q: Query, d: Decision) -> Decision:
         """Where the printing is in doubt, read the collector number off the crop and let it decide.
 
@@ -296,7 +283,7 @@ class Matcher:
             group = [c.row for c in d.cards]
         else:
             top_row = d.cards[0].row
-            printings = self.printings_of(top_row)
+            printings = self.db.printings_of(top_row)
             if len(printings) < 2:
                 return d  # one printing of this card: nothing to tell apart
             # in doubt only against printings that could look like it: in the shortlist, or
@@ -312,15 +299,14 @@ class Matcher:
         members = [records[self.db.ids[r]] for r in group]
         reading = self.reader(q.image, layouts, accept=lambda x: any(agrees(x, m) for m in members))
         printed = reading.to_dict()
-        agreeing = [
-            r for r, m in zip(group, members, strict=True) if any(agrees(x, m) for x in reading.readings)
-        ]
-        if not agreeing:  # the number right but the total one digit off: still that printing's number
+        for loose in (False, True):  # a total one digit off counts only when nothing agrees exactly
             agreeing = [
                 r
                 for r, m in zip(group, members, strict=True)
-                if any(agrees(x, m, loose_total=True) for x in reading.readings)
+                if any(agrees(x, m, loose_total=loose) for x in reading.readings)
             ]
+            if agreeing:
+                break
         printed["agreeing"] = [self.db.ids[r] for r in agreeing]
         if not reading.legible:
             printed["agrees"] = None
@@ -351,7 +337,7 @@ class Matcher:
         if any(c.row == row and c.verified and (c.inliers or 0) > 0 for c in d.candidates):
             return True
         rec = self.db.records[self.db.ids[row]]
-        if getattr(rec, "set_total", None) is None:
+        if rec.set_total is None:
             return False
         return any(x.total is not None and agrees(x, rec) for x in reading.readings)  # exact, not loose
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from cardid import __version__
-from cardid.catalog.records import CardRecord, Catalog
+from cardid.catalog.records import CardRecord, Catalog, name_key
 from cardid.db.verify import FEATURE_FILES, GalleryFeatures, VerifyConfig
 from cardid.embed import Embedder
 from cardid.errors import CardIDError, DBError
@@ -110,6 +111,18 @@ class CardDB:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @functools.cached_property
+    def _rows_by_name(self) -> dict[str, list[int]]:
+        rows: dict[str, list[int]] = {}
+        for i, c in enumerate(self.ids):
+            rows.setdefault(name_key(self.records.get(c)), []).append(i)
+        return rows
+
+    def printings_of(self, row: int) -> list[int]:
+        """Every row with the same card name as ``row`` (its printings), ``row`` included."""
+        name = name_key(self.records.get(self.ids[row]))
+        return self._rows_by_name.get(name, [row]) if name else [row]
 
     @property
     def dim(self) -> int:

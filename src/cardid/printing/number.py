@@ -124,7 +124,7 @@ def _numbers(prefix: str | None, digits: str, suffix: str | None) -> list[Number
     if known:
         out.append(Number(known, value, suffix))
     if prefix[-1] in _LETTER_DIGIT and len(digits) < 3:
-        out.append(Number("", int(_LETTER_DIGIT[prefix[-1]] + str(digits).translate(_DIGIT_FIX)), suffix))
+        out.append(Number("", int(_LETTER_DIGIT[prefix[-1]] + digits.translate(_DIGIT_FIX)), suffix))
     out.append(Number("", value, suffix))
     return out
 
@@ -172,14 +172,14 @@ def agrees(reading: Reading, record: CardRecord, loose_total: bool = False) -> b
     num = parse_number(record.number)
     if num is None or num.key != reading.number.key:
         return False
-    total = getattr(record, "set_total", None)
+    total = record.set_total
     plain = reading.total is not None and not reading.total.prefix and not num.prefix
     off = plain and total and reading.total.value != int(total)
     if off and not (loose_total and _one_digit_off(reading.total.value, int(total))):
         return False
     if reading.total is not None and reading.total.prefix and reading.total.prefix != num.prefix:
         return False  # TG29/TG30: the total's prefix is the subset's
-    code = getattr(record, "set_code", None)
+    code = record.set_code
     return not (reading.set_code and code and reading.set_code.upper() != str(code).upper())
 
 
