@@ -251,7 +251,8 @@ class CardDB:
         all_emb = np.concatenate([self.embeddings, emb])
         records = [self.records[c] for c in self.ids] + [catalog[c] for c in new]
         meta = dict(self.meta, modified=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-        meta["skipped_missing"] = [c for c in self.meta.get("skipped_missing") or [] if c not in set(new)]
+        added = set(new)
+        meta["skipped_missing"] = [c for c in self.meta.get("skipped_missing") or [] if c not in added]
         if not is_cardid_dir(self.root):  # a DB from before markers: it loaded, so it is ours
             write_marker(self.root, "db")
         with atomic_dir(self.root, overwrite=True, kind="db", protect=catalog.image_dirs()) as tmp:

@@ -14,6 +14,7 @@ features and for matching a short list.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -226,15 +227,10 @@ class GalleryFeatures:
             return extract(load(item) if load else item, cfg)
 
         feats = []
-        if load is not None and workers > 1:
-            with ThreadPoolExecutor(workers) as pool:
-                for f in pool.map(one, items):
-                    feats.append(f)
-                    if progress:
-                        progress(1)
-        else:
-            for item in items:
-                feats.append(one(item))
+        threaded = load is not None and workers > 1
+        with ThreadPoolExecutor(workers) if threaded else contextlib.nullcontext() as pool:
+            for f in (pool.map if threaded else map)(one, items):
+                feats.append(f)
                 if progress:
                     progress(1)
         return cls.from_features(feats, cfg)
