@@ -33,6 +33,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from common import write_results
 
 from cardid.catalog.pokemontcg import read_pokemontcg
 from cardid.catalog.records import CardRecord, Catalog, card_file_stem
@@ -41,7 +42,7 @@ from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB
 from cardid.embed import load_embedder
 from cardid.eval.photos import evaluate_photo_set, load_photo_rows, summarise
-from cardid.io import load_rgb, read_csv_rows, read_json, write_bytes_atomic, write_json_atomic
+from cardid.io import load_rgb, read_csv_rows, read_json, write_bytes_atomic
 from cardid.progress import progress
 from cardid.recognize import Recognizer, make_detector
 from cardid.synth.cards import render_stand_in
@@ -247,11 +248,10 @@ def main() -> None:
     for name, cat in (("all", catalog), ("real-884", catalog.subset(real_ids))):
         db, info = build_db(emb, cat, work / f"db-{name}", args.workers)
         t = time.perf_counter()
-        cals = calibrate_db(db, emb, views, labels)
+        cals = calibrate_db(db, emb, views, labels)  # also in db.meta: no reload needed
         info["calibrate_s"] = round(time.perf_counter() - t, 1)
         info["calibration"] = {k: round(v.threshold, 3) for k, v in cals.items()}
         info["load"] = load_probe(db.root, args.model, args.detector)
-        db = CardDB.load(db.root, emb)
         info["latency"] = latencies(db, emb, [load_rgb(r["path"]) for r in crops] + views[:200])
         matcher = Matcher(db, emb, MatchConfig(read_numbers=args.read_numbers))
         rec = Recognizer(matcher, detector)
@@ -260,8 +260,7 @@ def main() -> None:
             info["queries-dev"] = summarise(evaluate_photo_set(Recognizer(matcher), crops, advance))
         out["dbs"][name] = info
         print(name, json.dumps({k: v for k, v in info.items() if k != "size_mb"}))
-        write_json_atomic(Path(args.out + ".json"), out)
-    write_bytes_atomic(Path(args.out + ".md"), render_md(out).encode())
+        write_results(args.out, out, render_md(out))
     print(render_md(out))
 
 

@@ -50,3 +50,22 @@ def device_and_sync():
 
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return dev, (torch.cuda.synchronize if dev.type == "cuda" else (lambda: None))
+
+
+def machine() -> str:
+    """The machine a figure was measured on, for the results files."""
+    import os
+    import platform
+
+    return f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs"
+
+
+def write_results(stem, result: dict, md: str) -> None:
+    """``<stem>.json`` and ``<stem>.md`` (benchmarks/results/), each replaced atomically."""
+    from pathlib import Path
+
+    from cardid.io import write_bytes_atomic, write_json_atomic
+
+    stem = Path(stem)
+    write_json_atomic(stem.with_name(stem.name + ".json"), result)
+    write_bytes_atomic(stem.with_name(stem.name + ".md"), md.encode())

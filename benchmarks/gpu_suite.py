@@ -137,7 +137,7 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def plan(work: Path, results: Path, smoke: bool = False) -> list[Step]:
+def plan(work: Path, smoke: bool = False) -> list[Step]:
     """The steps, their commands and configs (written under ``work``); ``smoke``: toy sizes on CPU."""
     cards, det, teacher, distill = work / "cards", work / "det", work / "teacher", work / "distill"
     cfgs = {
@@ -434,7 +434,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     work, results = Path(args.work), Path(args.results)
-    steps = plan(work, results, smoke=args.smoke)
+    steps = plan(work, smoke=args.smoke)
     if args.only:
         want = set(args.only.split(","))
         for s in reversed(steps):  # pull in what the wanted steps need

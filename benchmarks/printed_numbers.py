@@ -24,11 +24,13 @@ import argparse
 import platform
 from pathlib import Path
 
+from common import write_results
+
 from cardid.detect.rectify import rectify, refine_corners
 from cardid.embed import load_embedder
 from cardid.eval.photos import load_photo_rows
 from cardid.eval.printings import evaluate_reprints, pct
-from cardid.io import load_rgb, read_csv_rows, read_json, write_bytes_atomic, write_json_atomic
+from cardid.io import load_rgb, read_csv_rows, read_json
 from cardid.printing.number import parse_number
 from cardid.printing.ocr import layout_of, read_printed, tesseract_available
 from cardid.progress import progress
@@ -132,8 +134,7 @@ def main() -> None:
     if "photos" in parts:
         out["photos_dev"] = read_listing_photos(args.detector, args.photos_limit)
         print(out["photos_dev"])
-    write_json_atomic(Path(args.out + ".json"), out)
-    write_bytes_atomic(Path(args.out + ".md"), render_md(out).encode())
+    write_results(args.out, out, render_md(out))
     print(render_md(out))
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from common import machine, write_results
 
 from cardid.serve import free_port, wait_ready
 
@@ -108,21 +108,21 @@ def main() -> None:
             "db": args.db,
             "detector": args.detector,
             "photos": [n for n, _ in photos],
-            "machine": f"{platform.machine()}, {len(__import__('os').sched_getaffinity(0))} CPUs",
+            "machine": machine(),
         }
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     print(json.dumps(result, indent=1))
-    out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    out.with_suffix(".md").write_text(
+    write_results(
+        args.out,
+        result,
         "# `cardid serve` under load\n\n"
         f"{result['clients']} concurrent clients on 127.0.0.1, {result['requests']} requests "
         f"({result['machine']}; model `{result['model']}`, finder `{result['detector']}`):\n\n"
         "| ok | 503 busy | errors | req/s | p50 ms | p99 ms | RSS before → after (MB) |\n|---|---|---|---|---|---|---|\n"
         f"| {result['ok']} | {result['busy_503']} | {result['errors']} | {result['throughput_rps']} | "
-        f"{result['p50_ms']} | {result['p99_ms']} | {result['rss_mb_before']} → {result['rss_mb_after']} |\n"
+        f"{result['p50_ms']} | {result['p99_ms']} | {result['rss_mb_before']} → {result['rss_mb_after']} |\n",
     )
 
 

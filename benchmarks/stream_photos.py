@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
@@ -22,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import machine, write_results
 
 from cardid.catalog.records import Catalog
 from cardid.io import save_rgb
@@ -98,20 +97,20 @@ def main() -> None:
         "workers": args.workers,
         "model": args.model,
         "detector": args.detector,
-        "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} CPUs",
+        "machine": machine(),
     }
     print(json.dumps(result, indent=1))
     if proc.returncode:
         print(proc.stderr[-2000:], file=sys.stderr)
-    o = Path(args.out)
-    o.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    o.with_suffix(".md").write_text(
+    write_results(
+        args.out,
+        result,
         "# Many photos as a stream\n\n"
         f"`cardid recognize FOLDER --json OUT --workers {args.workers}` over {args.n:,} simulated photos "
         f"(400×400, one card on a table) — {result['machine']}, model `{args.model}`, finder `{args.detector}`:\n\n"
         "| photos | records | errors | named correctly | seconds | photos/s | peak RSS (MB) |\n|---|---|---|---|---|---|---|\n"
         f"| {args.n:,} | {len(recs):,} | {result['errors']} | {named:,} | {result['seconds']} | "
-        f"{result['photos_per_s']} | {result['peak_rss_mb']} |\n"
+        f"{result['photos_per_s']} | {result['peak_rss_mb']} |\n",
     )
 
 

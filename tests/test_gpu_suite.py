@@ -24,7 +24,7 @@ def suite():
 
 
 def test_plan_checks_clean_and_covers_every_training_path(suite, tmp_path):
-    steps = suite.plan(tmp_path, tmp_path / "results")
+    steps = suite.plan(tmp_path)
     assert suite.check_plan(steps) == []
     names = [s.name for s in steps]
     assert names == [
@@ -52,7 +52,7 @@ def test_plan_checks_clean_and_covers_every_training_path(suite, tmp_path):
 
 
 def test_plan_check_reports_a_bad_field_and_an_unknown_flag(suite, tmp_path):
-    steps = suite.plan(tmp_path, tmp_path / "results")
+    steps = suite.plan(tmp_path)
     (tmp_path / "teacher.yaml").write_text(yaml.safe_dump({"phase1": {"stepz": 3}}))
     tp = next(s for s in steps if s.name == "train_throughput")
     tp.argv.append("--no-such-flag")

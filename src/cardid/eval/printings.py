@@ -63,7 +63,7 @@ def evaluate_reprints(
         c["sets"] += 1
         by_strip = strip.resolve(q, raw)
         by_number = number.by_number(q, raw)
-        both = strip.resolve(q, number.by_number(q, raw))  # what `decide` does: number, then strip
+        both = strip.resolve(q, by_number)  # what `decide` does: the number, then the strip
         for tag, d in (("strip", by_strip), ("number", by_number), ("both", both)):
             c[f"{tag}_right"] += d.kind == MATCH and d.card_id == t
             c[f"{tag}_wrong"] += d.kind == MATCH and d.card_id != t
