@@ -146,6 +146,13 @@ class Recognizer:
         rec["corners"] = _window_corners(w, h, k)
         return {"rec": rec, "decision": d}
 
+    def timed(self, image: np.ndarray, top: int = 5) -> dict:
+        """:meth:`recognize_photo` with what every output records beside it: its milliseconds and
+        whether the DB was calibrated."""
+        t = time.perf_counter()
+        r = self.recognize_photo(image, top)
+        return {**r, "ms": round((time.perf_counter() - t) * 1e3, 1), "calibrated": self.matcher.calibrated}
+
     def recognize_photo(self, image: np.ndarray, top: int = 5) -> dict:
         """One photo → ``{"no_card": bool, "cards": [decision record + corners]}``.
 
@@ -340,12 +347,10 @@ def recognize_stream(
                     raise err
                 yield {"image": str(path), "error": str(err)}, None
             else:
-                t = time.perf_counter()
-                r = rec.recognize_photo(im, top)
-                ms = round((time.perf_counter() - t) * 1e3, 1)
+                r = {"image": str(path), **rec.timed(im, top)}
                 out = im if with_images else None
                 del im
-                yield {"image": str(path), "ms": ms, "calibrated": rec.matcher.calibrated, **r}, out
+                yield r, out
                 del out
             fill(workers)  # nothing decoded is held here now
 

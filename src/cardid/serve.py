@@ -116,11 +116,9 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig()):
         from cardid.io import decode_rgb
 
         image = decode_rgb(data, name)
-        t = time.perf_counter()
         with lock:
-            rec = recognizer.recognize_photo(image, config.top)
+            rec = recognizer.timed(image, config.top)
         out = {k: v for k, v in rec.items() if not k.startswith("_")}
-        out.update(ms=round((time.perf_counter() - t) * 1e3, 1), calibrated=recognizer.matcher.calibrated)
         out["size"] = [int(image.shape[1]), int(image.shape[0])]
         return out
 

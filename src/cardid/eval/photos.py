@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import html
 import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -92,10 +91,7 @@ def evaluate_photo_set(
 ) -> list[dict]:
     per = []
     for r in rows:
-        im = load_rgb(r["path"])
-        t = time.perf_counter()
-        res = rec.recognize_photo(im)
-        ms = (time.perf_counter() - t) * 1e3
+        res = rec.timed(load_rgb(r["path"]))
         outcome, card = photo_outcome(res, r["card_id"])
         per.append(
             {
@@ -107,7 +103,7 @@ def evaluate_photo_set(
                 "top1": _top1(res),
                 "found": len([c for c in res["cards"] if not c.get("fallback")]),
                 "fallback": next((c["fallback_reason"] for c in res["cards"] if c.get("fallback")), None),
-                "ms": round(ms, 1),
+                "ms": res["ms"],
                 "score": card["score"] if card else None,
                 "named": (card["card"] or {}).get("card_id") if card else None,
                 "cards": [

@@ -4,8 +4,9 @@ The collector number is ~1.5 mm tall, a few pixels at the embedding's input size
 the rectified crop at full resolution. Where it is printed depends on the era: bottom left from
 Sun & Moon on (``G PAL EN 012/193``), bottom right before (``58/102`` on Wizards of the Coast
 cards, ``35/108`` on XY). The corners the candidates' eras use are cut out, scaled so the digits
-are ~25 px tall, and read in one Tesseract call (sparse-text mode); what it reads is
-parsed by :mod:`cardid.printing.number`.
+are ~25 px tall, and read by Tesseract (sparse-text mode), one call per corner and preparation
+pass until a reading agrees with a candidate; what it reads is parsed by
+:mod:`cardid.printing.number`.
 
 Tesseract is the Debian package ``tesseract-ocr`` (Apache-2.0; ``apt-get install tesseract-ocr``):
 not a pip dependency. Without it :func:`tesseract_available` is false and recognition goes on
@@ -61,7 +62,7 @@ class PrintedReading:
     text: str
     readings: list[Reading] = field(default_factory=list)
     ms: float = 0.0
-    skipped: str | None = None  # why nothing was read: "no_tesseract", "too_small"
+    skipped: str | None = None  # why nothing was read: "no_tesseract", "too_small", "ocr_error: …"
 
     @property
     def legible(self) -> bool:
