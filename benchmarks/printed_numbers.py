@@ -32,7 +32,7 @@ from cardid.eval.photos import load_photo_rows
 from cardid.eval.printings import evaluate_reprints, pct
 from cardid.io import load_rgb, read_csv_rows, read_json
 from cardid.printing.number import parse_number
-from cardid.printing.ocr import layout_of, read_printed, tesseract_available
+from cardid.printing.ocr import engine_info, layout_of, read_printed, tesseract_available
 from cardid.progress import progress
 from cardid.recognize import make_detector
 
@@ -94,6 +94,7 @@ def read_listing_photos(detector: str, limit: int | None) -> dict:
             legible += got.legible
             right += want in [x.number.key for x in got.readings]
     return {
+        "detector": detector,
         "photos": len(rows),
         "card_found": found,
         "legible": legible,
@@ -116,11 +117,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "printed_numbers"))
     args = ap.parse_args()
     if not tesseract_available():
-        raise SystemExit("tesseract is not installed (apt-get install tesseract-ocr)")
+        raise SystemExit("Tesseract is not installed (pip install 'cardid[ocr]')")
     work, parts = Path(args.work), set(args.parts.split(","))
     old = Path(args.out + ".json")
     out = read_json(old, "earlier results") if old.is_file() else {}
     out["machine"] = f"{platform.machine()}, {platform.python_version()}"
+    out["ocr_engine"] = engine_info()
     if "real" in parts:
         out["real_crops"] = read_real_crops()
         print({k: v for k, v in out["real_crops"].items() if k != "per_crop"})
@@ -129,7 +131,7 @@ def main() -> None:
         out["reprints"] = {}
         for w in [int(x) for x in args.crop_widths.split(",")]:
             r = evaluate_reprints(emb, work / "reprints", args.cards, w, args.seed)
-            out["reprints"][str(w)] = r
+            out["reprints"][str(w)] = r | {"model": args.model}
             print({k: v for k, v in r.items() if k != "per_set"})
     if "photos" in parts:
         out["photos_dev"] = read_listing_photos(args.detector, args.photos_limit)
@@ -138,16 +140,24 @@ def main() -> None:
     print(render_md(out))
 
 
+def engine_line(e: dict) -> str:
+    if e.get("engine") == "tesserocr":
+        return f"Tesseract {e['version']} in process (tesserocr), tessdata_fast `eng` ({e['model_sha256'][:12]}…)"
+    return f"Tesseract {e.get('version', '5')} (the `tesseract` program)"
+
+
 def render_md(o: dict) -> str:
     c, p = o["real_crops"], o["photos_dev"]
     lines = [
         "# Reading the collector number\n",
-        f"{o['machine']}; Tesseract 5 (Debian `tesseract-ocr`), the corner the card's era prints it in.\n",
+        f"{o['machine']}; {engine_line(o.get('ocr_engine') or {})}; the corner the card's era prints it "
+        f"in, in `cardid.printing.ocr.PASSES` until a reading agrees.\n",
         "| set | read (a number came out) | right number | ms p50 |",
         "|---|---|---|---|",
         f"| real phone crops (queries-dev, Paldea Evolved) | {c['legible']}/{c['crops']} | {c['right']}/{c['crops']} "
         f"| {c['ms_p50']} |",
-        f"| photos-dev listing photos (card crop p50 {p['crop_height_p50']} px tall) | {p['legible']}/{p['card_found']} "
+        f"| photos-dev listing photos ({p.get('detector', 'YOLO')} finder; card crop p50 {p['crop_height_p50']} px "
+        f"tall) | {p['legible']}/{p['card_found']} "
         f"| {p['right']}/{p['card_found']} | {p['ms_p50']} |",
         "",
     ]
@@ -155,8 +165,9 @@ def render_md(o: dict) -> str:
     first = next(iter(runs.values()))
     lines += [
         f"Simulated same-art reprints: {first['cards']} synthetic cards, {first['reprinted_cards']} of them "
-        "printings sharing art and name but not their number; one simulated photo of each, decided with every "
-        "same-art printing tied (an ambiguous set), then resolved:\n",
+        "printings sharing art and name but not their number, in a DB built with "
+        f"`{first.get('model', '?')}`; one simulated photo of each, decided with every same-art printing tied "
+        "(an ambiguous set), then resolved:\n",
         "| photo width | ambiguous sets | by the strip (pixels): right / wrong | by the number (OCR) | number, then strip "
         "(`decide`) | still ambiguous | OCR ms p50 / p95 |",
         "|---|---|---|---|---|---|---|",

@@ -235,7 +235,7 @@ def demo_printings(out: Path, model: Path, seed: int = 0) -> dict:
     number = (
         f"by the number {r['number_right']} right, {r['number_wrong']} wrong (OCR {r['ocr_ms_p50']} ms p50)"
         if r["ocr"]
-        else "numbers not read: tesseract-ocr is not installed (apt-get install tesseract-ocr)"
+        else "numbers not read: Tesseract is not installed (pip install 'cardid[ocr]')"
     )
     return {
         **r,

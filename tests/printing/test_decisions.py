@@ -3,6 +3,7 @@ member agrees with what was read, a match moved to the printing its number names
 changed (but recorded) when the strip is illegible or names no member."""
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB
 from cardid.embed import load_embedder
 from cardid.printing.number import readings_from_text
-from cardid.printing.ocr import PrintedReading, read_printed, tesseract_available
+from cardid.printing.ocr import PASSES, PrintedReading, engine, read_printed, tesseract_available
 from cardid.synth.cards import synth_cards
 
 
@@ -126,7 +127,7 @@ def test_reading_is_off_without_a_reader_and_switchable_by_config(world):
     assert (Matcher(db, emb).reader is not None) == tesseract_available()
 
 
-@pytest.mark.skipif(not tesseract_available(), reason="tesseract-ocr is not installed")
+@pytest.mark.skipif(not tesseract_available(), reason="tesseract is not installed")
 def test_tesseract_reads_the_number_off_rendered_cards(world):
     from cardid.catalog.records import CardRecord
     from cardid.synth.cards import render_stand_in
@@ -171,10 +172,47 @@ def test_a_printing_verification_skipped_is_verified_before_a_match_stands(world
     assert m.printings(ql, Decision(MATCH, [tl], 1.0, cl)).kind == MATCH
 
 
+def fake_program(tmp_path, script: str):
+    exe = tmp_path / "tesseract"
+    exe.write_text("#!/bin/sh\n" + script)
+    exe.chmod(0o755)
+    return str(exe)
+
+
 def test_a_broken_tesseract_leaves_the_decision_to_the_rest(monkeypatch, tmp_path):
-    broken = tmp_path / "tesseract"
-    broken.write_text("#!/bin/sh\necho 'Error opening data file' >&2\nexit 1\n")
-    broken.chmod(0o755)
-    monkeypatch.setenv("CARDID_TESSERACT", str(broken))
+    monkeypatch.setenv(
+        "CARDID_TESSERACT", fake_program(tmp_path, "echo 'Error opening data file' >&2\nexit 1\n")
+    )
     got = read_printed(np.full((1024, 733, 3), 200, np.uint8), ("left",))
     assert got.readings == [] and got.skipped.startswith("ocr_error: tesseract failed: Error opening")
+
+
+def test_the_tesseract_program_is_used_when_forced_and_read_pass_by_pass(monkeypatch, tmp_path):
+    """$CARDID_TESSERACT (or no tesserocr) runs the program, one call per pass, until a reading
+    is accepted; a reading nobody accepts sends the search on through every pass and corner."""
+    calls = tmp_path / "calls"
+    monkeypatch.setenv(
+        "CARDID_TESSERACT",
+        fake_program(tmp_path, f"cat > /dev/null\necho x >> {calls}\necho 'G PAL EN 012/193'\n"),
+    )
+    assert engine() == "tesseract"
+    card = np.full((1024, 733, 3), 200, np.uint8)
+    got = read_printed(card, ("left",))
+    assert [r.number.key for r in got.readings] == ["12"] and got.readings[0].set_code == "PAL"
+    assert got.passes == 1 and calls.read_text().count("x") == 1
+    never = read_printed(card, ("left", "right"), accept=lambda r: r.number.key == "13")
+    assert never.passes == 2 * len(PASSES) and never.skipped is None and never.legible
+
+
+@pytest.mark.skipif(not tesseract_available(), reason="tesseract is not installed")
+def test_readers_in_threads_read_what_one_reader_reads(world):
+    """One Tesseract per thread (an instance is not thread-safe): the same crops read in two
+    threads at once give what they give one after another."""
+    cat, *_ = world
+    images, _ = synthetic_queries(cat, [r.id for r in cat][:6], seed=1, presets=("default",), crop_width=503)
+    serial = [[r.number.key for r in read_printed(im, ("left",)).readings] for im in images]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = list(
+            pool.map(lambda im: [r.number.key for r in read_printed(im, ("left",)).readings], images)
+        )
+    assert threaded == serial and any(serial)

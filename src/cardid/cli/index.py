@@ -266,8 +266,8 @@ def recognize_cmd(
 
         if not tesseract_available():  # stderr: stdout may be the JSON lines
             Console(stderr=True).print(
-                "[yellow]note:[/] tesseract is not installed: collector numbers are not read "
-                "(apt-get install tesseract-ocr)",
+                "[yellow]note:[/] Tesseract is not installed: collector numbers are not read "
+                "(pip install 'cardid[ocr]', or apt-get install tesseract-ocr)",
                 highlight=False,
             )
     config = MatchConfig(verify=verify, read_numbers=read_numbers)

@@ -17,7 +17,7 @@ from cardid.db.decide import AMBIGUOUS, MATCH, Calibration, decide
 from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB
 from cardid.embed import Embedder
-from cardid.printing.ocr import tesseract_available
+from cardid.printing.ocr import engine_info, tesseract_available
 from cardid.synth.cards import synth_cards
 
 
@@ -83,6 +83,7 @@ def evaluate_reprints(
         )
     return {
         "ocr": tesseract_available(),
+        "ocr_engine": engine_info(),
         "cards": len(cat),
         "reprinted_cards": len(ids),
         "crop_width": crop_width,
