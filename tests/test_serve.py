@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import build_index
 
 from cardid.db.decide import Calibration
+from cardid.printing.ocr import engine as ocr_engine
 from cardid.recognize import Recognizer
 from cardid.serve import ServeConfig, create_app, free_port, wait_ready
 
@@ -59,7 +60,8 @@ def test_recognize_a_scan_by_multipart_and_by_raw_body(served):
     assert meta["id"] == cid and meta["name"] == cat[cid].name
     img = client.get(f"/v1/cards/{cid}/image")
     assert img.status_code == 200 and Image.open(io.BytesIO(img.content)).size[0] > 8
-    assert client.get("/healthz").json()["cards"] == len(cat)
+    health = client.get("/healthz").json()
+    assert health["cards"] == len(cat) and health["ocr"] == ocr_engine()  # numbers read where installed
     text = client.get("/metrics").text
     assert 'cardid_requests_total{route="/v1/recognize",status="200"} 2' in text
     assert "cardid_recognize_seconds_count 2" in text and "cardid_info{" in text

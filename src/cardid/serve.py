@@ -240,6 +240,8 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig()):
         except WebSocketDisconnect:
             pass
 
+    from cardid.printing.ocr import engine as ocr_engine
+
     @app.get("/healthz", summary="Liveness and what is served")
     def healthz():
         return {
@@ -247,6 +249,8 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig()):
             "version": __version__,
             **identity,
             "calibrated": recognizer.matcher.calibrated,
+            # what reads collector numbers where the printing is in doubt (None: not read)
+            "ocr": ocr_engine() if recognizer.matcher.reader is not None else None,
         }
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)

@@ -15,7 +15,15 @@ from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB
 from cardid.embed import load_embedder
 from cardid.printing.number import readings_from_text
-from cardid.printing.ocr import PASSES, PrintedReading, engine, read_printed, tesseract_available
+from cardid.printing.ocr import (
+    PASSES,
+    PrintedReading,
+    engine,
+    engine_info,
+    read_printed,
+    tessdata_dir,
+    tesseract_available,
+)
 from cardid.synth.cards import synth_cards
 
 
@@ -216,3 +224,17 @@ def test_readers_in_threads_read_what_one_reader_reads(world):
             pool.map(lambda im: [r.number.key for r in read_printed(im, ("left",)).readings], images)
         )
     assert threaded == serial and any(serial)
+
+
+def test_the_model_folder_comes_from_tessdata_prefix_first_and_reports_say_what_read(monkeypatch, tmp_path):
+    assert PASSES[0].name == "grey" and len({(p.name, p.digit_px) for p in PASSES}) == len(PASSES)
+    real = tessdata_dir()
+    if real is None:
+        pytest.skip("no eng.traineddata installed")
+    (tmp_path / "eng.traineddata").symlink_to(real / "eng.traineddata")
+    monkeypatch.setenv("TESSDATA_PREFIX", str(tmp_path))
+    assert tessdata_dir() == tmp_path
+    monkeypatch.setenv("TESSDATA_PREFIX", str(tmp_path / "empty"))  # no model there: the next folder
+    assert tessdata_dir() == real
+    info = engine_info()
+    assert info["engine"] in ("tesserocr", "tesseract") and len(info["model_sha256"]) == 64

@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import site
 import subprocess
 import sys
 import threading
@@ -103,6 +104,7 @@ PASSES = (
 #: package's folder first, then the system's (Debian, Homebrew)
 TESSDATA_DIRS = (
     Path(sys.prefix) / "share" / "tessdata",
+    Path(site.getuserbase()) / "share" / "tessdata",  # pip install --user
     Path("/usr/share/tesseract-ocr/5/tessdata"),
     Path("/usr/share/tesseract-ocr/4.00/tessdata"),
     Path("/usr/share/tessdata"),
@@ -160,20 +162,28 @@ def tesseract_available() -> bool:
 
 
 @cache
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def engine_info() -> dict:
     """What reads the numbers, for reports: engine, Tesseract version, model file and its SHA-256."""
     eng = engine()
     if eng is None:
         return {"engine": None}
     if eng == "tesserocr":
-        model = tessdata_dir() / "eng.traineddata"
         version = _tesserocr().PyTessBaseAPI.Version()
     else:
         p = subprocess.run([tesseract_program(), "--version"], capture_output=True, timeout=10)
         version = (p.stdout or p.stderr).decode(errors="replace").split("\n")[0].removeprefix("tesseract ")
-        model = tessdata_dir() / "eng.traineddata" if tessdata_dir() else None
-    sha = hashlib.sha256(model.read_bytes()).hexdigest() if model else None
-    return {"engine": eng, "version": version, "model": str(model) if model else None, "model_sha256": sha}
+    folder = tessdata_dir()
+    model = folder / "eng.traineddata" if folder else None
+    return {
+        "engine": eng,
+        "version": version,
+        "model": str(model) if model else None,
+        "model_sha256": _sha256(model) if model else None,
+    }
 
 
 _local = threading.local()  # one Tesseract per thread: an instance is not thread-safe
