@@ -238,3 +238,11 @@ def test_the_model_folder_comes_from_tessdata_prefix_first_and_reports_say_what_
     assert tessdata_dir() == real
     info = engine_info()
     assert info["engine"] in ("tesserocr", "tesseract") and len(info["model_sha256"]) == 64
+
+
+@pytest.mark.skipif(engine() != "tesserocr", reason="tesserocr is not installed")
+def test_a_corrupt_model_file_is_an_ocr_error_not_a_crash(monkeypatch, tmp_path):
+    (tmp_path / "eng.traineddata").write_bytes(b"not a model")
+    monkeypatch.setenv("TESSDATA_PREFIX", str(tmp_path))
+    got = read_printed(np.full((1024, 733, 3), 200, np.uint8), ("left",))
+    assert got.readings == [] and got.skipped.startswith("ocr_error: Tesseract could not load")

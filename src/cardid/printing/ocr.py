@@ -190,13 +190,18 @@ _local = threading.local()  # one Tesseract per thread: an instance is not threa
 
 
 def _api():
-    api = getattr(_local, "api", None)
-    if api is None:
+    """This thread's Tesseract for the model folder in use (a changed $TESSDATA_PREFIX gets its own)."""
+    folder = tessdata_dir()
+    apis = _local.__dict__.setdefault("apis", {})
+    if folder not in apis:
         tess = _tesserocr()
-        api = tess.PyTessBaseAPI(path=f"{tessdata_dir()}/", lang="eng", psm=tess.PSM.SPARSE_TEXT)
+        try:
+            api = tess.PyTessBaseAPI(path=f"{folder}/", lang="eng", psm=tess.PSM.SPARSE_TEXT)
+        except RuntimeError as e:  # a corrupt or foreign eng.traineddata
+            raise CardIDError(f"Tesseract could not load {folder}/eng.traineddata: {e}") from e
         api.SetVariable("user_defined_dpi", "300")  # not Tesseract's 70 dpi guess
-        _local.api = api
-    return api
+        apis[folder] = api
+    return apis[folder]
 
 
 def ocr_text(grey: np.ndarray, timeout_ms: int = PASS_TIMEOUT_MS) -> str:
