@@ -209,7 +209,9 @@ class Matcher:
             return d
         feats = self.db.features
         warped = [warp_strip(q.features, h, feats.cfg) for h in hs]
-        scores = strip_scores(warped, [np.asarray(feats.strips[c.row]) for c in d.cards])
+        # the photo's own resolution: fine print it cannot show is no difference to go by
+        scale = q.image.shape[1] / feats.cfg.strip_width if q.image is not None else 1.0
+        scores = strip_scores(warped, [np.asarray(feats.strips[c.row]) for c in d.cards], scale=scale)
         if scores is None:  # the printings do not differ where we look: truly ambiguous
             return d
         for c, s in zip(d.cards, scores, strict=True):

@@ -155,14 +155,33 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / den) if den > 0 else 0.0
 
 
+def at_resolution(strip: np.ndarray, scale: float) -> np.ndarray:
+    """``strip`` as a photo ``scale`` times as fine shows it (down, then back up to its size)."""
+    if scale >= 1:
+        return strip
+    h, w = strip.shape
+    small = cv2.resize(
+        strip, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+    )
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def strip_scores(
-    warped: list[np.ndarray], g_strips: list[np.ndarray], min_pixels: int = 12, diff: float = 18.0
+    warped: list[np.ndarray],
+    g_strips: list[np.ndarray],
+    min_pixels: int = 12,
+    diff: float = 18.0,
+    scale: float = 1.0,
 ) -> list[float] | None:
     """Which of several same-art cards is this? For every pair of cards, compare the query strip
     (warped onto each) with each card's strip only where the two strips differ (collector number,
     set symbol…); a card's score is its worst pairwise lead in zero-mean correlation over those
-    pixels. ``None`` when no two strips differ (truly identical printings as far as we can see)."""
-    g = [_smooth(x) for x in g_strips]
+    pixels. ``None`` when no two strips differ (truly identical printings as far as we can see).
+
+    ``scale`` is the photo's own resolution against the strips' (a crop 192 px wide against
+    384 px strips: 0.5): the cards' strips are compared as the photo can show them, so print
+    finer than it resolves (``LV. 40`` against ``LV. 42``) is no difference to go by."""
+    g = [_smooth(at_resolution(np.asarray(x), scale)) for x in g_strips]
     w = [_smooth(x) for x in warped]
     n = len(g)
     lead = np.zeros((n, n))  # pairs whose strips do not differ: nobody leads
