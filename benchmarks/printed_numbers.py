@@ -21,10 +21,9 @@ Writes benchmarks/results/printed_numbers.{json,md}.
 from __future__ import annotations
 
 import argparse
-import platform
 from pathlib import Path
 
-from common import write_results
+from common import machine, write_results
 
 from cardid.detect.rectify import rectify, refine_corners
 from cardid.embed import load_embedder
@@ -121,7 +120,7 @@ def main() -> None:
     work, parts = Path(args.work), set(args.parts.split(","))
     old = Path(args.out + ".json")
     out = read_json(old, "earlier results") if old.is_file() else {}
-    out["machine"] = f"{platform.machine()}, {platform.python_version()}"
+    out["machine"] = machine()
     out["ocr_engine"] = engine_info()
     if "real" in parts:
         out["real_crops"] = read_real_crops()

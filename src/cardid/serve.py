@@ -242,6 +242,9 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig()):
 
     from cardid.printing.ocr import engine as ocr_engine
 
+    # what reads collector numbers where the printing is in doubt (None: not read)
+    ocr = ocr_engine() if recognizer.matcher.reader is not None else None
+
     @app.get("/healthz", summary="Liveness and what is served")
     def healthz():
         return {
@@ -249,8 +252,7 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig()):
             "version": __version__,
             **identity,
             "calibrated": recognizer.matcher.calibrated,
-            # what reads collector numbers where the printing is in doubt (None: not read)
-            "ocr": ocr_engine() if recognizer.matcher.reader is not None else None,
+            "ocr": ocr,
         }
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)

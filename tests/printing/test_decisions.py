@@ -2,7 +2,6 @@
 member agrees with what was read, a match moved to the printing its number names, and nothing
 changed (but recorded) when the strip is illegible or names no member."""
 
-import math
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -10,10 +9,11 @@ import pytest
 from tests.conftest import make_tiny_model
 
 from cardid.db.calibrate import synthetic_queries
-from cardid.db.decide import AMBIGUOUS, MATCH, Calibration, decide
+from cardid.db.decide import AMBIGUOUS, MATCH, decide
 from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB
 from cardid.embed import load_embedder
+from cardid.eval.printings import TIE
 from cardid.printing.number import readings_from_text
 from cardid.printing.ocr import (
     PASSES,
@@ -60,9 +60,6 @@ def lone_card(cat) -> str:
 
 def printed_text(record):
     return f"{int(record.number):03d}/{record.set_total:03d}"
-
-
-TIE = Calibration("fused", threshold=-math.inf, margin=0.5, fusion={"weights": [0, 0, 4.0, 0], "bias": 0})
 
 
 def ambiguous_cases(cat, emb, db, pairs, reader):

@@ -296,9 +296,8 @@ class Matcher:
             group = [r for r in printings if r == top_row or r in near]
             if len(group) < 2:
                 return d
-        records = self.db.records
-        layouts = tuple(sorted({k for r in group for k in layout_of(records[self.db.ids[r]].series)}))
-        members = [records[self.db.ids[r]] for r in group]
+        members = [self.db.records[self.db.ids[r]] for r in group]
+        layouts = tuple(sorted({k for m in members for k in layout_of(m.series)}))
         reading = self.reader(q.image, layouts, accept=lambda x: any(agrees(x, m) for m in members))
         printed = reading.to_dict()
         for loose in (False, True):  # a total one digit off counts only when nothing agrees exactly

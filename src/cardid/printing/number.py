@@ -105,6 +105,11 @@ _ALONE = re.compile(
 )
 
 
+def _known_prefix(letters: str) -> str | None:
+    """The catalog prefix ``letters`` end in (``G PAL`` glued onto ``TG``…), or ``None``."""
+    return next((p for p in PREFIXES if letters.endswith(p)), None)
+
+
 def _digits(s: str) -> int:
     if not re.search(r"[0-9]", s):
         raise ValueError(f"no digit in {s!r}")  # 'on / Ni' of '©2023 Pokémon / Nintendo'
@@ -120,7 +125,7 @@ def _numbers(prefix: str | None, digits: str, suffix: str | None) -> list[Number
     if not prefix:
         return [Number("", value, suffix)]
     out = []
-    known = next((p for p in PREFIXES if prefix.endswith(p)), None)
+    known = _known_prefix(prefix)
     if known:
         out.append(Number(known, value, suffix))
     if prefix[-1] in _LETTER_DIGIT and len(digits) < 3:
@@ -138,7 +143,7 @@ def readings_from_text(text: str) -> list[Reading]:
         try:
             nums = _numbers(m.group("np"), m.group("n"), m.group("ns"))
             tp = (m.group("tp") or "").upper()
-            tot = Number(next((p for p in PREFIXES if tp.endswith(p)), ""), _digits(m.group("t")))
+            tot = Number(_known_prefix(tp) or "", _digits(m.group("t")))
         except ValueError:
             continue
         code = m.group("code")
