@@ -3,34 +3,59 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Installs come from the lock, exactly: every package pinned with its hashes (pip-tools).
+LOCK   := requirements-lock.txt
+EXTRAS := dev,coreml,detect,aws,cloudtest,pretrained,serve,ocr,heic
+LOCKENV := .lockenv
+PIP_TOOLS := pip-tools==7.7.0
+# ultralytics asks for the GUI opencv-python; cardid uses opencv-python-headless only (one cv2).
+COMPILE = $(LOCKENV)/bin/pip-compile --quiet --generate-hashes --all-build-deps --strip-extras \
+	--unsafe-package opencv-python --no-emit-find-links --no-emit-index-url --no-emit-trusted-host \
+	--extra $(EXTRAS) -o $(LOCK)
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install demo test lint format bench clean lock upgrade
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK) tools/lock.py
+	@$(PYTHON) tools/lock.py check
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,coreml,detect,aws,cloudtest,pretrained,serve,ocr]"
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python tools/lock.py sync
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# After editing pyproject.toml's dependencies: `make lock` (keeps every pin it can, adds what is new);
+# `make upgrade` takes the newest releases allowed; `make lock P=pkg==1.2` moves one package.
+$(LOCKENV)/bin/pip-compile:
+	$(PYTHON) -m venv $(LOCKENV)
+	$(LOCKENV)/bin/pip install --quiet $(PIP_TOOLS)
+
+lock: $(LOCKENV)/bin/pip-compile
+	$(COMPILE) $(if $(P),--upgrade-package "$(P)") pyproject.toml
+	$(PYTHON) tools/lock.py stamp
+
+upgrade: $(LOCKENV)/bin/pip-compile
+	$(COMPILE) --upgrade pyproject.toml
+	$(PYTHON) tools/lock.py stamp
 
 demo: $(STAMP)
 	$(BIN)/cardid demo --out runs/demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/pytest -q -n 2 --dist loadfile tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks tools
+	$(BIN)/ruff format src tests benchmarks tools
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_photo_sim.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(LOCKENV) runs .pytest_cache .ruff_cache

@@ -105,33 +105,200 @@ def test_no_request_path_reaches_the_file_system(served):
 
 
 def test_a_full_queue_answers_503(served):
-    client, cat = _client(served, queue=1)
-    app = client.app
-    # hold the only slot: a request whose body never finishes arriving
+    """The queue counts recognitions: with one place, a second photo while one is being recognised
+    is answered 503 at once."""
     import threading
 
-    started = threading.Event()
+    client, cat = _client(served, queue=1)
+    rec = client.app.state.served.recognizer
+    inside, release = threading.Event(), threading.Event()
+    real = rec.timed
 
-    def slow_body():
-        started.set()
-        yield b"\x89PNG"
-        time.sleep(1.0)
-        yield b"rest"
+    def slow(image, top):
+        inside.set()
+        release.wait(10)
+        return real(image, top)
 
+    rec.timed = slow
+    png = _png(cat.load_image(cat.ids[0]))
+    first = []
     t = threading.Thread(
-        target=lambda: client.post(
-            "/v1/recognize", content=slow_body(), headers={"content-type": "image/png"}
+        target=lambda: first.append(
+            client.post("/v1/recognize", content=png, headers={"content-type": "image/png"})
         )
     )
     t.start()
-    started.wait(2)
-    time.sleep(0.2)
-    r = client.post(
-        "/v1/recognize", content=_png(cat.load_image(cat.ids[0])), headers={"content-type": "image/png"}
-    )
+    assert inside.wait(10)
+    r = client.post("/v1/recognize", content=png, headers={"content-type": "image/png"})
+    release.set()
     t.join()
     assert r.status_code == 503 and "busy" in r.json()["error"]
-    assert app.state.metrics.rejected == 1
+    assert first[0].status_code == 200 and client.app.state.metrics.rejected == 1
+
+
+class _Uvicorn:
+    """An app on a real uvicorn in this process (a thread), on 127.0.0.1."""
+
+    def __init__(self, app):
+        import threading
+
+        import uvicorn
+
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="info"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        assert wait_ready(f"http://127.0.0.1:{self.port}", 30)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def _half_upload(port: int, declared: int = 100_000, sent: bytes = b"\x89PNG\r\n"):
+    """A client that sends an upload's headers and the first bytes of its body, then nothing."""
+    import socket
+
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(
+        b"POST /v1/recognize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+        + f"Content-Length: {declared}\r\n\r\n".encode()
+        + sent
+    )
+    return s
+
+
+def test_slow_uploads_hold_no_queue_place_and_time_out(served):
+    """Eight clients that open uploads and send nothing more: a normal client is still answered
+    at once (a queue place is taken only once a body has arrived), and the slow ones get 408."""
+    import httpx
+
+    client, cat = _client(served, queue=2, body_timeout=3.0)
+    with _Uvicorn(client.app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        slow = [_half_upload(port) for _ in range(8)]
+        try:
+            time.sleep(0.3)  # every slow client is inside the server now
+            t = time.monotonic()
+            for i in range(3):
+                r = httpx.post(
+                    url + "/v1/recognize",
+                    files={"file": ("p.png", _png(cat.load_image(cat.ids[i])), "image/png")},
+                    timeout=30,
+                )
+                assert r.status_code == 200, r.text
+                assert r.json()["cards"][0]["top"][0]["card_id"] == cat.ids[i]
+            assert time.monotonic() - t < 2.5  # answered before any slow client timed out
+            for s in slow:  # and each slow client is told why, after body_timeout
+                s.settimeout(10)
+                reply = b""
+                while chunk := s.recv(4096):  # until the server closes the connection
+                    reply += chunk
+                text = reply.decode(errors="replace")
+                assert text.startswith("HTTP/1.1 408") and "upload too slow" in text
+        finally:
+            for s in slow:
+                s.close()
+    text = client.get("/metrics").text
+    assert 'cardid_requests_total{route="/v1/recognize",status="408"} 8' in text
+
+
+def test_an_aborted_upload_is_one_log_line(served, caplog):
+    import logging
+
+    client, _ = _client(served)
+    with caplog.at_level(logging.INFO), _Uvicorn(client.app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        _half_upload(port).close()  # the client goes away mid-upload
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any("aborted" in r.getMessage() for r in caplog.records):
+            time.sleep(0.05)
+    aborted = [r for r in caplog.records if "upload aborted" in r.getMessage()]
+    assert len(aborted) == 1 and aborted[0].levelno == logging.INFO
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]  # no traceback
+    assert 'status="499"} 1' in client.get("/metrics").text
+
+
+def test_metrics_escape_label_values(served, tmp_path):
+    import re
+    import shutil
+
+    model, db, cat = served
+    odd = tmp_path / 'a "quoted" \\ folder' / "db"
+    shutil.copytree(db, odd)
+    rec = Recognizer.open(model, odd, None)
+    text = TestClient(create_app(rec, cat)).get("/metrics").text
+    info = next(line for line in text.splitlines() if line.startswith("cardid_info{"))
+    labels = dict(re.findall(r'(\w+)="((?:[^"\\]|\\.)*)"', info))
+    unescape = labels["db"].replace('\\"', '"').replace("\\\\", "\\")
+    assert unescape == str(odd) and info.endswith("} 1")
+    assert set(labels) == {"version", "model", "db", "cards"}
+
+
+def test_live_refuses_pages_of_another_origin(served):
+    from starlette.websockets import WebSocketDisconnect
+
+    client, _ = _client(served)
+    with (
+        pytest.raises(WebSocketDisconnect),
+        client.websocket_connect("/v1/live", headers={"origin": "https://evil.example"}),
+    ):
+        pass
+    for origin in (None, "http://testserver"):  # a program (no Origin), or the server's own page
+        headers = {"origin": origin} if origin else {}
+        with client.websocket_connect("/v1/live", headers=headers) as ws:
+            ws.send_text("reset")
+            assert ws.receive_json() == {"reset": True}
+    allowed, _ = _client(served, allow_origins=("https://scan.example",))
+    with allowed.websocket_connect("/v1/live", headers={"origin": "https://scan.example"}) as ws:
+        ws.send_text("reset")
+        assert ws.receive_json() == {"reset": True}
+    assert 'route="/v1/live",status="403"} 1' in client.get("/metrics").text
+
+
+def test_a_db_replaced_on_disk_is_served_with_its_new_cards_and_thumbnails(served, tmp_path):
+    """``index add`` on a served DB: the next request serves the new DB, added cards included
+    (their scans from the catalog they were added from); a copy of the tree works from any folder."""
+    import shutil
+
+    from cardid.cli import main
+    from cardid.synth.cards import synth_cards
+
+    model, db, cat = served
+    work = tmp_path / "tree"
+    shutil.copytree(db, work / "db")
+    shutil.copytree(cat.root, work / "catalog")
+    live_db = work / "db"
+    # the DB names its catalog absolutely and relative to itself: rewrite it as if built in `work`
+    meta = json.loads((live_db / "db.json").read_text())
+    meta["catalogs"] = [{"path": "/nowhere/catalog", "relative": "../catalog"}]
+    (live_db / "db.json").write_text(json.dumps(meta))
+    rec = Recognizer.open(model, live_db, None)
+    rec.matcher.calibration = Calibration("fused")
+    client = TestClient(create_app(rec, None, ServeConfig(reload_check_s=0), db_catalog=True))
+    assert client.get(f"/v1/cards/{cat.ids[0]}/image").status_code == 200  # found relative to the DB
+    n = client.get("/healthz").json()["cards"]
+    other = synth_cards(tmp_path / "other", n=2, seed=99, height=160)
+    scans = tmp_path / "new-set"  # a folder of <card_id>.png scans
+    scans.mkdir()
+    for i, cid in enumerate(other.ids):
+        shutil.copy(other.image_path(cid), scans / f"new-{i + 1}.png")
+    assert main(["index", "add", "--model", str(model), "--db", str(live_db), "--catalog", str(scans)]) == 0
+    from cardid.eval.evaluate import open_gallery
+
+    new = open_gallery(scans)
+    health = client.get("/healthz").json()
+    assert health["cards"] == n + 2 and health["db_reloads"] == 1
+    for cid in new.ids:
+        assert client.get(f"/v1/cards/{cid}").status_code == 200
+        assert client.get(f"/v1/cards/{cid}/image").status_code == 200  # the added card's scan
+    r = client.post(
+        "/v1/recognize", content=_png(new.load_image(new.ids[1])), headers={"content-type": "image/png"}
+    )
+    assert r.json()["cards"][0]["top"][0]["card_id"] == new.ids[1]
 
 
 def test_cardid_serve_on_a_real_uvicorn(served, tmp_path):

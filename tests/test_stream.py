@@ -20,7 +20,7 @@ def setup(tmp_path_factory, synth_catalog):
     photos.mkdir()
     import shutil
 
-    for i, cid in enumerate(synth_catalog.ids * 3):  # 18 crops
+    for i, cid in enumerate(synth_catalog.ids * 3):  # 36 crops
         shutil.copy(synth_catalog.image_path(cid), photos / f"p{i:02d}.png")
     return model, db, photos
 
@@ -110,3 +110,133 @@ def test_inputs_from_folders_globs_and_csvs(setup, tmp_path):
     assert expand_inputs([photos, files[0]]) == files  # a path listed twice is recognised once
     with pytest.raises(Exception, match="no files match"):
         expand_inputs([str(tmp_path / "*.jpg")])
+
+
+def _args(model, db, out, *more):
+    return ["--model", str(model), "--db", str(db), "--json", str(out), *more]
+
+
+def test_json_never_replaces_results_without_being_told(setup, tmp_path, capsys):
+    model, db, photos = setup
+    files = sorted(photos.iterdir())[:2]
+    out = tmp_path / "o.jsonl"
+    out.write_text("earlier results\n" * 30)
+    assert main(["recognize", *map(str, files), *_args(model, db, out)]) == 1
+    assert "already exists: --resume to continue it, --overwrite to replace it" in capsys.readouterr().err
+    assert out.read_text() == "earlier results\n" * 30  # nothing lost
+    assert main(["recognize", *map(str, files), *_args(model, db, out, "--resume", "--overwrite")]) == 1
+    assert main(["recognize", *map(str, files), *_args(model, db, out, "--overwrite")]) == 0
+    assert [json.loads(x)["image"] for x in out.read_text().splitlines()] == list(map(str, files))
+
+
+def test_resume_by_any_spelling_replaces_errors_and_drops_a_torn_line(setup, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    model, db, photos = setup
+    work = tmp_path / "shots"
+    shutil.copytree(photos, work)
+    (work / "zz_bad.png").write_bytes(b"not a png yet")
+    out = tmp_path / "o.jsonl"
+    monkeypatch.chdir(tmp_path)
+    first = ["shots/p00.png", "shots/p01.png", "shots/zz_bad.png"]  # relative spellings
+    assert main(["recognize", *first, *_args(model, db, out)]) == 1  # one unreadable
+    assert ["error" in json.loads(x) for x in out.read_text().splitlines()] == [False, False, True]
+    shutil.copy(work / "p02.png", work / "zz_bad.png")  # the file is fixed
+    with out.open("a") as f:  # and the run was killed mid-write: a torn last line
+        f.write('{"image": "shots/p03.png", "no_ca')
+    capsys.readouterr()
+    assert main(["recognize", str(work.resolve()), *_args(model, db, out, "--resume")]) == 0  # absolute
+    said = capsys.readouterr()
+    err, out_text = " ".join(said.err.split()), " ".join(said.out.split())
+    assert "line 4 is incomplete" in err and "1 photo(s) recorded as unreadable" in err
+    n = len(list(work.iterdir()))
+    assert f"resumed: 2 of {n} photo(s) were already in" in out_text
+    recs = [json.loads(x) for x in out.read_text().splitlines()]  # every line a whole record
+    keys = [str((tmp_path / r["image"]).resolve()) for r in recs]
+    assert len(recs) == n and len(set(keys)) == n  # each photo once: nothing recognised twice
+    assert not any("error" in r for r in recs)  # the error record was replaced by the new one
+    assert recs[0]["image"] == "shots/p00.png"  # the earlier records are kept as they were
+
+
+@pytest.mark.parametrize("line", ["null", "[1, 2]", '{"image": 3}', "{}"])
+def test_resume_refuses_a_file_that_is_not_cardid_results(setup, tmp_path, capsys, line):
+    model, db, photos = setup
+    out = tmp_path / "o.jsonl"
+    out.write_text(line + "\n")
+    assert main(["recognize", str(photos), *_args(model, db, out, "--resume")]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "line 1 is not a cardid recognize record" in err and "Traceback" not in err
+    assert out.read_text() == line + "\n"
+
+
+def test_pictures_are_never_taken_for_photos(setup, tmp_path):
+    import shutil
+
+    model, db, photos = setup
+    work = tmp_path / "shots"
+    shutil.copytree(photos, work)
+    out = tmp_path / "o.jsonl"
+    assert main(["recognize", str(work), *_args(model, db, out, "--show", str(work / "show"))]) == 0
+    n = len(list(photos.iterdir()))
+    assert len(list((work / "show").glob("*.png"))) == n
+    for extra in ([], ["--resume"]):  # a later run, or a resume, of the same folder
+        o2 = tmp_path / f"o2{len(extra)}.jsonl"
+        assert main(["recognize", str(work), *_args(model, db, o2, *extra)]) == 0
+        assert len(o2.read_text().splitlines()) == n  # not 2n: cardid's own pictures are skipped
+    # pictures into the folder of photos itself would mix them: refused, nothing written
+    assert (
+        main(
+            [
+                "recognize",
+                str(work / "p00.png"),
+                *_args(model, db, tmp_path / "o3.jsonl", "--show", str(work)),
+            ]
+        )
+        == 1
+    )
+    assert not (tmp_path / "o3.jsonl").exists() or not (tmp_path / "o3.jsonl").read_text()
+
+
+def test_phone_formats_are_read_in_folders_and_junk_is_skipped(setup, tmp_path):
+    from PIL import Image
+
+    from cardid.io import heif_support
+
+    model, db, photos = setup
+    assert heif_support()  # pillow-heif is in the lock (the heic extra)
+    scan = Image.open(sorted(photos.iterdir())[0]).convert("RGB")
+    shots = tmp_path / "phone"
+    shots.mkdir()
+    for name, fmt in [
+        ("a.heic", "HEIF"),
+        ("b.avif", "AVIF"),
+        ("c.tiff", "TIFF"),
+        ("d.gif", "GIF"),
+        ("e.PNG", "PNG"),
+    ]:
+        scan.save(shots / name, fmt)
+    (shots / "._a.heic").write_bytes(b"\x00\x05\x16\x07" + b"\x00" * 60)  # a macOS resource fork
+    (shots / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    found = expand_inputs([shots])
+    assert [p.name for p in found] == ["a.heic", "b.avif", "c.tiff", "d.gif", "e.PNG"]
+    out = tmp_path / "o.jsonl"
+    assert main(["recognize", str(shots), *_args(model, db, out)]) == 0  # every one decoded
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(recs) == 5 and all(r["cards"] for r in recs)
+
+
+def test_a_heic_without_its_decoder_says_which_extra_reads_it(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import cardid.io as io_mod
+    from cardid.errors import ImageError
+
+    heic = tmp_path / "IMG_0001.HEIC"
+    Image.new("RGB", (64, 90), (200, 10, 10)).save(heic, "HEIF")
+    monkeypatch.setattr(io_mod, "heif_support", lambda: False)
+    for load in (lambda: io_mod.load_rgb(heic), lambda: io_mod.decode_rgb(heic.read_bytes())):
+        with pytest.raises(ImageError, match=r"HEIC/HEIF photo: .* pip install 'cardid\[heic\]'"):
+            load()
+    with pytest.raises(ImageError) as e:
+        io_mod.decode_rgb(b"neither an image nor anything else" * 4)
+    assert "<_io." not in str(e.value) and "corrupt or unsupported image: upload" in str(e.value)

@@ -139,3 +139,27 @@ def test_a_video_prints_each_card_once_per_visit(tmp_path, synth_catalog):
     )
     out = json.loads((tmp_path / "v.jsonl").read_text())
     assert out["frames"] == 26 and "cards" in out
+
+
+def _parade(tracker, cards: int, frames_each: int = 6):
+    """``cards`` cards shown one after another, each held steady, then a gap."""
+    for i in range(cards):
+        for _ in range(frames_each):
+            tracker.update([Sighting(A, f"x-{i}", {"blob": "x" * 1000})])
+        for _ in range(tracker.config.max_missing + 2):
+            tracker.update([])
+    return tracker
+
+
+def test_a_live_tracker_forgets_tracks_that_ended():
+    """A live camera runs for hours: finished tracks are dropped, so memory is the cards in view."""
+    live = _parade(CardTracker(keep_history=False), 200)
+    assert live.tracks == [] and live.ended == []
+    video = _parade(CardTracker(), 200)  # a video's summary keeps every confirmed visit
+    assert [v["card_id"] for v in video.visits()] == [f"x-{i}" for i in range(200)]
+    flicker = CardTracker()  # a track never confirmed is not a visit, and is not kept
+    for _ in range(30):
+        flicker.update([Sighting(B, None)])
+        for _ in range(flicker.config.max_missing + 2):
+            flicker.update([])
+    assert flicker.ended == [] and flicker.visits() == []

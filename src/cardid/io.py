@@ -7,6 +7,7 @@ command never leaves a half-written file where a complete one is expected.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
 import json
@@ -25,6 +26,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from cardid.errors import ImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+#: What a photo may come as (read only; cardid writes IMAGE_EXTENSIONS): phones save HEIC/HEIF
+#: (decoded by the optional ``pillow-heif``, extra ``cardid[heic]``) or AVIF; scanners TIFF.
+PHOTO_EXTENSIONS = (*IMAGE_EXTENSIONS, ".heic", ".heif", ".avif", ".tif", ".tiff", ".gif")
+#: ISO-BMFF brands of HEIF images (the ``ftyp`` box at byte 4); AVIF is Pillow's own.
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 
 #: The one background that transparent card corners (pokemontcg PNGs have rounded, transparent
 #: corners) are composited onto, everywhere: catalog import, gallery, training, DB build, runtime.
@@ -379,8 +385,38 @@ def decode_rgb(data: bytes, what: str = "upload") -> np.ndarray:
     return _decode(_io.BytesIO(data), what)
 
 
+@functools.cache
+def heif_support() -> bool:
+    """Register pillow-heif's HEIC/HEIF opener with Pillow once; False when it is not installed."""
+    try:
+        from pillow_heif import register_heif_opener
+    except ImportError:
+        return False
+    register_heif_opener()
+    return True
+
+
+def _heif_brand(fp) -> bool:
+    """Whether the file starts like a HEIC/HEIF image (``....ftyp<brand>``)."""
+    try:
+        pos = fp.tell() if hasattr(fp, "tell") else None
+        if pos is None:
+            with open(fp, "rb") as f:
+                head = f.read(12)
+        else:
+            head = fp.read(12)
+            fp.seek(pos)
+    except OSError:
+        return False
+    return head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
+
+
 def _decode(fp, what: str) -> np.ndarray:
     limit = max_pixels()
+    if not heif_support() and _heif_brand(fp):
+        raise ImageError(
+            f"HEIC/HEIF photo: {what} needs pillow-heif to be decoded: pip install 'cardid[heic]'"
+        )
     try:
         with pil_open(fp) as im:
             if im.width * im.height > limit:
@@ -395,7 +431,12 @@ def _decode(fp, what: str) -> np.ndarray:
         raise
     except Image.DecompressionBombError as e:  # Pillow's own guard, at open: far past any limit
         raise ImageError(f"image too large: {what} ({e})") from e
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except UnidentifiedImageError as e:  # its message is the file object's repr: say it plainly
+        raise ImageError(
+            f"corrupt or unsupported image: {what} (not an image format cardid can read: "
+            f"{', '.join(PHOTO_EXTENSIONS)})"
+        ) from e
+    except (OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"corrupt or unsupported image: {what} ({e})") from e
     arr = np.asarray(rgb, dtype=np.uint8)
     if arr.ndim != 3 or arr.shape[0] < 8 or arr.shape[1] < 8:

@@ -7,6 +7,7 @@ card says ``no_card``. :class:`Recognizer` is the Python API for apps.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -269,19 +270,48 @@ def annotate(image: np.ndarray, result: dict) -> np.ndarray:
     return out
 
 
-def expand_inputs(specs: Sequence[str | Path]) -> list[Path]:
-    """Photos from what a user types: files, folders (every image inside, recursively, sorted),
+#: The marker kind of a ``--show`` folder: a folder walk never takes cardid's own pictures as photos.
+PICTURES_KIND = "pictures"
+
+
+def _walk_photos(folder: Path, exclude: set[Path]) -> list[Path]:
+    """Every photo under ``folder``, sorted: hidden files (macOS ``._*`` resource forks, ``.DS_Store``)
+    and hidden folders skipped, and so is any folder of cardid's own pictures (``--show`` output)."""
+    from cardid.io import PHOTO_EXTENSIONS, marker_kind
+
+    out = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        keep = []
+        for d in sorted(dirs):
+            sub = here / d
+            if d.startswith(".") or sub.resolve() in exclude or marker_kind(sub) == PICTURES_KIND:
+                continue
+            keep.append(d)
+        dirs[:] = keep
+        for f in files:
+            p = here / f
+            if not f.startswith(".") and p.suffix.lower() in PHOTO_EXTENSIONS and p.resolve() not in exclude:
+                out.append(p)
+    return sorted(out)
+
+
+def expand_inputs(specs: Sequence[str | Path], exclude: Iterable[str | Path] = ()) -> list[Path]:
+    """Photos from what a user types: files, folders (every photo inside, recursively, sorted),
     globs (``'photos/*.jpg'``) and CSVs of paths (a ``file`` or ``path`` column, else the first;
-    relative to the CSV). Order is kept; a path listed twice is recognised once."""
+    relative to the CSV). Order is kept; a file named twice (by any spelling: relative, absolute,
+    through a link) is recognised once. Folders skip hidden files and cardid's own outputs:
+    ``exclude`` (this run's ``--show`` folder and ``--json`` file) and any ``--show`` folder."""
     import glob
 
-    from cardid.io import IMAGE_EXTENSIONS, read_csv_rows
+    from cardid.io import read_csv_rows
 
+    skip = {Path(e).resolve() for e in exclude}
     out: list[Path] = []
     for spec in specs:
         p = Path(spec)
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            out += _walk_photos(p, skip)
         elif p.suffix.lower() == ".csv" and p.is_file():
             rows = read_csv_rows(p, (), "photo list")
             col = next((c for c in ("file", "path") if c in rows[0]), next(iter(rows[0])))
@@ -290,14 +320,92 @@ def expand_inputs(specs: Sequence[str | Path]) -> list[Path]:
             matches = sorted(glob.glob(str(spec), recursive=True))
             if not matches:
                 raise CardIDError(f"no files match {spec!r}")
-            out += [Path(m) for m in matches]
+            out += [Path(m) for m in matches if Path(m).resolve() not in skip]
         else:
             out.append(p)
-    seen: set[str] = set()
-    unique = [q for q in out if not (str(q) in seen or seen.add(str(q)))]
+    seen: set[Path] = set()
+    unique = [q for q in out if not ((k := photo_key(q)) in seen or seen.add(k))]
     if not unique:
         raise CardIDError("no images given (empty folder or list?)")
     return unique
+
+
+def photo_key(path: str | Path) -> Path:
+    """What identifies a photo across runs (``--resume``) however it is spelled: its resolved path."""
+    return Path(path).resolve()
+
+
+def prepare_pictures_dir(show: str | Path) -> Path:
+    """Create ``--show``'s folder marked as cardid's pictures, so that no later folder walk takes
+    them for photos. A folder that already holds files cardid did not write is refused (it may be
+    the photos themselves): pictures go to a new, empty or earlier ``--show`` folder."""
+    from cardid.io import is_cardid_dir, marker_kind, write_marker
+
+    show = Path(show)
+    if show.exists():
+        if not show.is_dir():
+            raise CardIDError(f"--show {show} is a file, not a folder")
+        if is_cardid_dir(show):
+            kind = marker_kind(show)
+            if kind != PICTURES_KIND:
+                raise CardIDError(
+                    f"--show {show} holds a cardid {kind or '?'}, not pictures: choose another folder"
+                )
+        elif any(show.iterdir()):
+            raise CardIDError(
+                f"--show {show} already holds files cardid did not write (photos?): choose a new or empty folder"
+            )
+    show.mkdir(parents=True, exist_ok=True)
+    if not is_cardid_dir(show):
+        write_marker(show, PICTURES_KIND)
+    return show
+
+
+def read_results(path: str | Path, identity: str) -> tuple[list[str], set[Path], list[str]]:
+    """An earlier run's JSON lines, for ``--resume``: ``(lines to keep, photos done, notes)``.
+
+    A photo recorded twice keeps its last record; a photo whose record is an ``error`` is not done
+    (it is tried again and its new record replaces the error); a torn last line (a run killed
+    mid-write) is dropped with a note. A line that is not a cardid record, or a record made with
+    another model, is an error naming the line: that file is not this run's to extend."""
+    import json
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines()
+    notes: list[str] = []
+    by_key: dict[Path, tuple[str, bool]] = {}
+    for i, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError as e:
+            if i == len(lines) and not text.endswith("\n"):
+                notes.append(
+                    f"{path} line {i} is incomplete (a run stopped mid-write): dropped, recognised again"
+                )
+                continue
+            raise CardIDError(f"{path} line {i} is not JSON ({e.msg}): cannot resume from it") from e
+        if not isinstance(r, dict) or not isinstance(r.get("image"), str) or "model" not in r:
+            raise CardIDError(
+                f"{path} line {i} is not a cardid recognize record: cannot resume from it "
+                "(write to another file, or --overwrite it)"
+            )
+        if r["model"] != identity:
+            raise CardIDError(
+                f"{path} was written with model {r['model']!r}, not {identity!r}: "
+                "resume with the same model and DB, or write to another file"
+            )
+        key = photo_key(r["image"])
+        by_key.pop(key, None)  # the later record stands, in the later place
+        by_key[key] = (line, "error" in r)
+    retry = sum(err for _, err in by_key.values())
+    if retry:
+        notes.append(f"{retry} photo(s) recorded as unreadable in {path} are tried again")
+    keep = [line for line, err in by_key.values() if not err]
+    done = {k for k, (_, err) in by_key.items() if not err}
+    return keep, done, notes
 
 
 def recognize_stream(
@@ -306,7 +414,7 @@ def recognize_stream(
     top: int = 5,
     workers: int = 2,
     strict: bool = False,
-    skip: Iterable[str] = (),
+    skip: Iterable[str | Path] = (),
     with_images: bool = False,
 ) -> Iterator[tuple[dict, np.ndarray | None]]:
     """``(record, image or None)`` per file, in order, as each finishes. Files are decoded by
@@ -320,8 +428,8 @@ def recognize_stream(
 
     if workers < 1:
         raise CardIDError(f"workers must be ≥ 1, got {workers}")
-    done = {str(s) for s in skip}
-    it = iter([p for p in images if str(p) not in done])
+    done = {photo_key(s) for s in skip}
+    it = iter([p for p in images if photo_key(p) not in done])
 
     def decode(path):
         try:

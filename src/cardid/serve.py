@@ -6,10 +6,15 @@
   looked up by id only: no request path reaches the file system).
 - ``GET /healthz``, ``GET /metrics`` (Prometheus text), OpenAPI docs at ``/docs``.
 
-The model, DB and finder load once. Recognition runs on worker threads, off the event loop; at
-most ``queue`` requests wait or run at once, and one more is answered ``503`` at once rather than
-growing a backlog. Uploads are capped while they stream (``413``) and decoded with the pixel limit
-of :func:`cardid.io.decode_rgb` (a bomb is ``400`` before it is decoded).
+The model, DB and finder load once; a DB replaced on disk (``cardid index add``, ``calibrate``)
+is loaded again at the next request, and ``/healthz`` says which one is served. Recognition runs
+on worker threads, off the event loop; at most ``queue`` requests wait or run at once, and one
+more is answered ``503`` at once rather than growing a backlog. A request takes its place in that
+queue only once its whole body has arrived, and a body has ``body_timeout`` seconds to arrive
+(``408``): clients that open uploads and send nothing hold no place. Uploads are capped while they
+stream (``413``) and decoded with the pixel limit of :func:`cardid.io.decode_rgb` (a bomb is
+``400`` before it is decoded). ``/v1/live`` accepts browser pages of this server's own origin
+only, unless ``allow_origins`` names others.
 """
 
 # no `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime
@@ -37,10 +42,20 @@ class ServeConfig:
     workers: int = 1  # recognition threads
     top: int = 5
     tracker: TrackerConfig = field(default_factory=TrackerConfig)  # live mode's voting
+    body_timeout: float = 20.0  # seconds an upload's body has to arrive (then 408)
+    allow_origins: tuple[str, ...] = ()  # other web origins that may open /v1/live ("*": any)
+    reload_check_s: float = 1.0  # how often a request looks whether the DB was replaced on disk
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1 or self.queue < 1 or self.workers < 1 or self.top < 1:
             raise CardIDError("serve limits must be positive (upload size, queue, workers, top)")
+        if self.body_timeout <= 0:
+            raise CardIDError("body_timeout must be positive seconds")
+
+
+def _label(value) -> str:
+    """A Prometheus label value: backslash, double quote and newline escaped."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 class _Metrics:
@@ -62,11 +77,17 @@ class _Metrics:
                 self.hist[i] += 1
 
     def text(self, identity: dict) -> str:
+        info = {
+            "version": __version__,
+            "model": identity["model"],
+            "db": identity["db"],
+            "cards": identity["cards"],
+        }
+        labels = ",".join(f'{k}="{_label(v)}"' for k, v in info.items())
         lines = [
             "# HELP cardid_info Model and reference DB being served.",
             "# TYPE cardid_info gauge",
-            f'cardid_info{{version="{__version__}",model="{identity["model"]}",'
-            f'db="{identity["db"]}",cards="{identity["cards"]}"}} 1',
+            f"cardid_info{{{labels}}} 1",
             "# HELP cardid_requests_total Requests by route and status.",
             "# TYPE cardid_requests_total counter",
         ]
@@ -92,20 +113,103 @@ class _Metrics:
         return "\n".join(lines) + "\n"
 
 
-def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig()):
-    """The FastAPI app around one :class:`~cardid.recognize.Recognizer` (and the catalog whose
-    scans ``/v1/cards/{id}/image`` serves, when given)."""
+class _Served:
+    """What is served: the recognizer and its gallery scans, loaded again when the DB on disk is
+    replaced (``index add`` writes a new folder; ``calibrate`` a new ``db.json``). The old ones
+    keep answering until the new ones have loaded; a DB that fails to load is reported, not served."""
+
+    def __init__(self, recognizer, catalog, explicit_catalog: bool, check_every: float):
+        self.recognizer, self.catalog = recognizer, catalog
+        self.explicit_catalog = explicit_catalog
+        self.check_every = check_every
+        self.stamp = _db_stamp(recognizer.matcher.db.root)
+        self.checked = time.monotonic()
+        self.reloads = 0
+        self.reload_error: str | None = None
+        self.identity = self._identity()
+
+    def _identity(self) -> dict:
+        db = self.recognizer.matcher.db
+        return {"model": db.meta["model"]["identity"], "db": str(db.root), "cards": len(db)}
+
+    def refresh(self) -> None:
+        """Load the DB again if ``db.json`` changed on disk (called under the recognizer's lock)."""
+        now = time.monotonic()
+        if now - self.checked < self.check_every:
+            return
+        self.checked = now
+        old = self.recognizer.matcher
+        stamp = _db_stamp(old.db.root)
+        if stamp is None or stamp == self.stamp:  # None: mid-replace (or gone); look again later
+            return
+        from cardid.db.match import Matcher
+        from cardid.db.store import CardDB
+
+        log = logging.getLogger(__name__)
+        try:
+            db = CardDB.load(old.db.root, old.embedder)
+            matcher = Matcher(db, old.embedder, old.config)
+            catalog = self.catalog if self.explicit_catalog else _gallery(db)
+        except CardIDError as e:
+            self.stamp = stamp  # not again until it changes once more
+            self.reload_error = (
+                f"the DB on disk changed but does not load ({e}); still serving the one loaded before"
+            )
+            log.warning(self.reload_error)
+            return
+        self.recognizer.matcher, self.catalog, self.stamp = matcher, catalog, stamp
+        self.reloads += 1
+        self.reload_error = None
+        self.identity = self._identity()
+        log.info("reference DB %s loaded again: %d cards", db.root, len(db))
+
+
+def _db_stamp(root: Path) -> tuple[int, int, int] | None:
+    try:
+        st = (Path(root) / "db.json").stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_ino, st.st_size
+
+
+def _gallery(db):
+    """The DB's gallery scans for thumbnails, or None (then thumbnails are 404, nothing else)."""
+    from cardid.eval.evaluate import open_db_gallery
+
+    try:
+        return open_db_gallery(db)
+    except CardIDError as e:
+        logging.getLogger(__name__).warning("gallery scans not served: %s", e)
+        return None
+
+
+def _same_origin(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
+    """Whether a browser page at ``origin`` may open the live socket of the server at ``host``."""
+    from urllib.parse import urlsplit
+
+    if "*" in allowed or origin.rstrip("/") in {a.rstrip("/") for a in allowed}:
+        return True
+    return urlsplit(origin).netloc.lower() == host.lower()
+
+
+def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig(), db_catalog: bool = False):
+    """The FastAPI app around one :class:`~cardid.recognize.Recognizer` and the catalog whose
+    scans ``/v1/cards/{id}/image`` serves (``db_catalog``: the one the DB records, looked up again
+    when the DB is replaced; else ``catalog`` as given, or none)."""
     from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
+    from starlette.requests import ClientDisconnect
 
     from cardid.track import CardTracker, sightings_from_record
 
-    db = recognizer.matcher.db
-    identity = {"model": db.meta["model"]["identity"], "db": str(db.root), "cards": len(db)}
+    if db_catalog:
+        catalog = _gallery(recognizer.matcher.db)
+    served = _Served(recognizer, catalog, not db_catalog, config.reload_check_s)
     app = FastAPI(title="cardid", version=__version__, description=__doc__)
     pool = ThreadPoolExecutor(config.workers, thread_name_prefix="cardid-recognize")
     lock = threading.Lock()  # the recognizer is used by one thread at a time
     metrics = _Metrics()
+    log = logging.getLogger(__name__)
     pending = 0
 
     def error(status: int, message: str, route: str) -> JSONResponse:
@@ -117,61 +221,88 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig()):
 
         image = decode_rgb(data, name)
         with lock:
-            rec = recognizer.timed(image, config.top)
+            served.refresh()
+            rec = served.recognizer.timed(image, config.top)
         out = {k: v for k, v in rec.items() if not k.startswith("_")}
         out["size"] = [int(image.shape[1]), int(image.shape[0])]
         return out
 
-    async def read_capped(request: Request) -> bytes:
+    async def read_body(request: Request) -> bytes:
+        """The whole body, capped in size and in time; no queue place is held while it arrives."""
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > config.max_upload_bytes:
             raise _TooLarge(int(declared))
         buf = bytearray()
-        async for chunk in request.stream():
-            buf += chunk
-            if len(buf) > config.max_upload_bytes:
-                raise _TooLarge(len(buf))
+
+        async def receive() -> None:
+            async for chunk in request.stream():
+                buf.extend(chunk)
+                if len(buf) > config.max_upload_bytes:
+                    raise _TooLarge(len(buf))
+
+        await asyncio.wait_for(receive(), config.body_timeout)
         return bytes(buf)
 
-    @app.post("/v1/recognize", summary="Recognise every card in one photo")
-    async def recognize(request: Request):
+    async def run(body: bytes, name: str):
+        """Recognise in the pool, holding a queue place; None when the queue is full."""
         nonlocal pending
-        route = "/v1/recognize"
         if pending >= config.queue:
             metrics.rejected += 1
-            return error(503, f"busy: {pending} requests in progress (queue {config.queue}); retry", route)
+            return None
         pending += 1
         try:
-            try:
-                body = await read_capped(request)
-            except _TooLarge as e:
-                return error(
-                    413, f"upload too large: {e.size:,} bytes (limit {config.max_upload_bytes:,})", route
-                )
-            ctype = request.headers.get("content-type", "")
-            name = "upload"
-            if ctype.startswith("multipart/form-data"):
-                try:
-                    body, name = await _multipart_file(request, body, config.max_upload_bytes)
-                except ValueError as e:
-                    return error(400, str(e), route)
-            elif ctype and not ctype.startswith(("image/", "application/octet-stream")):
-                return error(
-                    415, f"send an image (multipart field 'file' or an image/* body), not {ctype}", route
-                )
-            t = time.perf_counter()
-            try:
-                out = await asyncio.get_running_loop().run_in_executor(pool, work, body, name)
-            except ImageError as e:
-                return error(400, str(e), route)
-            metrics.observe(route, 200, time.perf_counter() - t)
-            return out
+            return await asyncio.get_running_loop().run_in_executor(pool, work, body, name)
         finally:
             pending -= 1
 
+    def busy(route: str) -> JSONResponse:
+        return error(503, f"busy: {pending} requests in progress (queue {config.queue}); retry", route)
+
+    @app.post("/v1/recognize", summary="Recognise every card in one photo")
+    async def recognize(request: Request):
+        route = "/v1/recognize"
+        if pending >= config.queue:  # full now: say so before reading a body it cannot take
+            metrics.rejected += 1
+            return busy(route)
+        try:
+            body = await read_body(request)
+        except _TooLarge as e:
+            return error(
+                413, f"upload too large: {e.size:,} bytes (limit {config.max_upload_bytes:,})", route
+            )
+        except asyncio.TimeoutError:
+            return error(
+                408, f"upload too slow: the body did not arrive within {config.body_timeout:g} s", route
+            )
+        except ClientDisconnect:
+            client = request.client.host if request.client else "?"
+            log.info("upload aborted by the client (%s)", client)
+            metrics.observe(route, 499)  # nginx's "client closed request": nobody reads a reply
+            return JSONResponse({"error": "upload aborted"}, status_code=400)
+        ctype = request.headers.get("content-type", "")
+        name = "upload"
+        if ctype.startswith("multipart/form-data"):
+            try:
+                body, name = await _multipart_file(request, body, config.max_upload_bytes)
+            except ValueError as e:
+                return error(400, str(e), route)
+        elif ctype and not ctype.startswith(("image/", "application/octet-stream")):
+            return error(
+                415, f"send an image (multipart field 'file' or an image/* body), not {ctype}", route
+            )
+        t = time.perf_counter()
+        try:
+            out = await run(body, name)
+        except ImageError as e:
+            return error(400, str(e), route)
+        if out is None:
+            return busy(route)
+        metrics.observe(route, 200, time.perf_counter() - t)
+        return out
+
     @app.get("/v1/cards/{card_id}", summary="A card's metadata")
     def card(card_id: str):
-        rec = db.records.get(card_id)
+        rec = served.recognizer.matcher.db.records.get(card_id)
         if rec is None:
             return error(404, f"no card {card_id!r} in the reference DB", "/v1/cards")
         metrics.observe("/v1/cards", 200)
@@ -180,10 +311,11 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig()):
     @app.get("/v1/cards/{card_id}/image", summary="A card's gallery scan")
     def card_image(card_id: str):
         route = "/v1/cards/image"
-        if db.records.get(card_id) is None or catalog is None or card_id not in catalog:
+        cat = served.catalog
+        if served.recognizer.matcher.db.records.get(card_id) is None or cat is None or card_id not in cat:
             return error(404, f"no scan for card {card_id!r}", route)
         try:
-            path = Path(catalog.image_path(card_id))  # from the catalog by id, never from the request
+            path = Path(cat.image_path(card_id))  # from the catalog by id, never from the request
         except CardIDError:
             return error(404, f"no scan for card {card_id!r}", route)
         if not path.is_file():
@@ -201,10 +333,16 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig()):
     async def live(ws: WebSocket):
         """Camera frames in (binary JPEG/PNG messages), one scene out per frame: every card, the
         tracks and their state (no_card → stabilising → confirmed), and the cards confirmed in
-        this frame (once per visit). A text message ``reset`` starts a new tracker."""
-        nonlocal pending
+        this frame (once per visit). A text message ``reset`` starts a new tracker. A browser page
+        of another origin is refused (403) unless the server allows that origin."""
+        origin = ws.headers.get("origin")
+        if origin and not _same_origin(origin, ws.headers.get("host", ""), config.allow_origins):
+            log.warning("/v1/live refused a page of another origin: %s", origin)
+            metrics.observe("/v1/live", 403)
+            await ws.close(code=1008)  # before accept: the handshake is answered 403
+            return
         await ws.accept()
-        tracker = CardTracker(config.tracker)
+        tracker = CardTracker(config.tracker, keep_history=False)  # a live socket may run for hours
         try:
             while True:
                 msg = await ws.receive()
@@ -213,26 +351,22 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig()):
                 data = msg.get("bytes")
                 if data is None:
                     if (msg.get("text") or "").strip() == "reset":
-                        tracker = CardTracker(config.tracker)
+                        tracker = CardTracker(config.tracker, keep_history=False)
                         await ws.send_json({"reset": True})
                     continue
                 if len(data) > config.max_upload_bytes:
                     await ws.send_json({"error": f"frame too large: {len(data):,} bytes"})
                     continue
-                if pending >= config.queue:  # a live frame is dropped, not queued
-                    metrics.rejected += 1
-                    await ws.send_json({"error": "busy", "dropped": True})
-                    continue
-                pending += 1
                 t = time.perf_counter()
                 try:
-                    rec = await asyncio.get_running_loop().run_in_executor(pool, work, data, "frame")
+                    rec = await run(data, "frame")
                 except ImageError as e:
                     metrics.observe("/v1/live", 400)
                     await ws.send_json({"error": str(e)})
                     continue
-                finally:
-                    pending -= 1
+                if rec is None:  # a live frame is dropped, not queued
+                    await ws.send_json({"error": "busy", "dropped": True})
+                    continue
                 metrics.observe("/v1/live", 200, time.perf_counter() - t)
                 scene = tracker.update(sightings_from_record(rec))
                 scene.update(cards=rec["cards"], no_card=rec["no_card"], ms=rec["ms"])
@@ -247,19 +381,26 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig()):
 
     @app.get("/healthz", summary="Liveness and what is served")
     def healthz():
-        return {
+        with lock:
+            served.refresh()
+        out = {
             "status": "ok",
             "version": __version__,
-            **identity,
-            "calibrated": recognizer.matcher.calibrated,
+            **served.identity,
+            "calibrated": served.recognizer.matcher.calibrated,
             "ocr": ocr,
+            "db_reloads": served.reloads,
         }
+        if served.reload_error:
+            out["db_reload_error"] = served.reload_error
+        return out
 
     @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
     def prometheus():
-        return PlainTextResponse(metrics.text(identity), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(metrics.text(served.identity), media_type="text/plain; version=0.0.4")
 
     app.state.metrics = metrics
+    app.state.served = served
     return app
 
 
@@ -329,13 +470,6 @@ def serve(
     from cardid.recognize import Recognizer
 
     rec = Recognizer.open(model, db, detector)
-    cat = None
-    source = catalog or rec.matcher.db.meta.get("catalog")
-    if source:
-        try:
-            cat = open_gallery(source)
-        except CardIDError as e:
-            if catalog:  # asked for explicitly: an error; else the scans are just not served
-                raise
-            logging.getLogger(__name__).warning("gallery scans not served: %s", e)
-    uvicorn.run(create_app(rec, cat, config), host=host, port=port, log_level="info")
+    cat = open_gallery(catalog) if catalog else None  # asked for explicitly: an error if it is not
+    app = create_app(rec, cat, config, db_catalog=catalog is None)
+    uvicorn.run(app, host=host, port=port, log_level="info")

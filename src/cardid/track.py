@@ -89,8 +89,12 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
 class CardTracker:
     """Feed it every frame's sightings with :meth:`update`; it returns the scene."""
 
-    def __init__(self, config: TrackerConfig = TrackerConfig()):
+    def __init__(self, config: TrackerConfig = TrackerConfig(), keep_history: bool = True):
+        """``keep_history``: remember confirmed visits after their card has left (for
+        :meth:`visits`, a video's summary). A live camera that runs for hours passes False: a
+        track that has ended is then dropped, so memory stays bounded by the cards in view."""
         self.config = config
+        self.keep_history = keep_history
         self.frame = -1
         self.tracks: list[Track] = []
         self.ended: list[Track] = []
@@ -130,7 +134,8 @@ class CardTracker:
                     t.state, t.card_id = CONFIRMED, cid
                     confirmed_now.append(t)
         alive = [t for t in self.tracks if self.frame - t.last_frame <= cfg.max_missing]
-        self.ended += [t for t in self.tracks if t not in alive]
+        if self.keep_history:  # only confirmed visits are ever reported
+            self.ended += [t for t in self.tracks if t not in alive and t.state == CONFIRMED]
         self.tracks = alive
         visible = [t for t in self.tracks if t.last_frame == self.frame]
         scene = (

@@ -90,15 +90,54 @@ def test_calibration_refuses_empty_or_foreign_queries(world):
         calibrate_db(db, emb, images, labels, save=False)
 
 
-def test_reprints_are_ambiguous_then_separated_by_the_strip(tmp_path):
-    cat = synth_cards(tmp_path / "cat", n=16, seed=3, height=448, reprint_fraction=0.4)
+@pytest.fixture(scope="module")
+def reprints(tmp_path_factory):
+    """16 cards, 7 of them same-art reprints (sets of 2 to 5 printings of one card), and a DB."""
+    root = tmp_path_factory.mktemp("reprints")
+    cat = synth_cards(root / "cat", n=16, seed=3, height=448, reprint_fraction=0.4)
     pairs = [(r.id, r.reprint_of) for r in cat if r.reprint_of]
-    assert len(pairs) >= 5
-    emb = load_embedder(make_tiny_model(tmp_path / "model"), "cpu")
-    db = CardDB.build(emb, cat, tmp_path / "db")
-    ids = [c for p in pairs for c in p]
-    # at a size where the collector number is readable (small listing-sized views cannot be resolved)
-    images, labels = synthetic_queries(cat, ids, seed=5, presets=("default",), crop_width=360)
+    assert len(pairs) >= 5 and all(cat[a].name == cat[b].name for a, b in pairs)  # reprints keep the name
+    emb = load_embedder(make_tiny_model(root / "model"), "cpu")
+    db = CardDB.build(emb, cat, root / "db")
+    printings = {a: {a, b} for a, b in pairs} | {b: {a, b} for a, b in pairs}
+    return cat, emb, db, [c for p in pairs for c in p], printings
+
+
+def _scan_views(cat, ids, width=360):
+    """Each card's own scan, downsized to ``width``: the homography that places its strip is then
+    right under any OpenCV (no keypoint luck), so what is tested is what the strips decide."""
+    import cv2
+
+    out = []
+    for c in ids:
+        scan = cat.load_image(c)
+        h = round(scan.shape[0] * width / scan.shape[1])
+        out.append(cv2.resize(scan, (width, h), interpolation=cv2.INTER_AREA))
+    return out
+
+
+def _strips_decide(matcher, queries, sets, labels):
+    """Resolve each ambiguous set by the strips: the truth must lead the strip scores every time,
+    a printing is named only when it is the truth, and where two printings alone are in doubt
+    (a wide lead) it is named. Returns how many were named."""
+    named = 0
+    for q, d, t in zip(queries, sets, labels, strict=True):
+        if len(d.cards) == 2:
+            assert matcher.resolve(q, d).kind == MATCH
+        r = matcher.resolve(q, d)
+        scores = {c.card_id: c.strip for c in d.cards}
+        assert None not in scores.values()  # same-art printings here always differ in their strips
+        assert max(scores, key=scores.get) == t, (t, scores)
+        if r.kind == MATCH:
+            assert r.card_id == t and r.resolved_by == "strip"
+            named += 1
+        else:
+            assert r.kind == AMBIGUOUS
+    return named
+
+
+def test_reprints_are_ambiguous_then_separated_by_the_strip(reprints):
+    cat, emb, db, ids, printings = reprints
     # same art → global evidence ties: with a margin the fused decision is an ambiguous set; the
     # strip check at a 0.2 lead (the shipped 0.25 resolves fewer of these and names fewer wrongly)
     cal = Calibration(
@@ -109,60 +148,40 @@ def test_reprints_are_ambiguous_then_separated_by_the_strip(tmp_path):
         fusion={"weights": [0, 0, 4.0, 0], "bias": 0},
     )
     matcher = Matcher(db, emb, calibration=cal)
-    queries = matcher.prepare(images)
+    queries = matcher.prepare(_scan_views(cat, ids))
     raw = [decide(matcher.candidates(q), cal) for q in queries]
-    pair_of = {a: {a, b} for a, b in pairs} | {b: {a, b} for a, b in pairs}
-    ambiguous = [
-        d.kind == AMBIGUOUS and pair_of[t] <= {c.card_id for c in d.cards}
-        for d, t in zip(raw, labels, strict=True)
-    ]
-    assert sum(ambiguous) >= 0.8 * len(labels)
-    # the bottom strips (collector number, set symbol) then separate most of them, and rarely wrongly
-    resolved = [matcher.resolve(q, d) for q, d in zip(queries, raw, strict=True)]
-    picked = [
-        (d.card_id, t) for d, t, a in zip(resolved, labels, ambiguous, strict=True) if a and d.kind == MATCH
-    ]
-    assert all(d.resolved_by == "strip" for d in resolved if d.kind == MATCH)
-    assert len(picked) >= 0.5 * sum(ambiguous)
-    assert sum(p == t for p, t in picked) >= 0.75 * len(picked)  # measured: 8 of 8
+    assert all(
+        d.kind == AMBIGUOUS and printings[t] <= {c.card_id for c in d.cards}
+        for d, t in zip(raw, ids, strict=True)
+    )
+    # the bottom strips (collector number, set symbol) then name the printing or leave it ambiguous,
+    # never another one
+    assert sum(len(d.cards) == 2 for d in raw) >= 2
+    assert _strips_decide(matcher, queries, raw, ids) >= len(ids) // 2
+    # how often this happens on simulated phone photos (their keypoints) is measured, not tested:
+    # benchmarks/printed_numbers.py (reprints: number, then strip)
 
 
-def test_a_match_with_another_printing_in_the_shortlist_goes_to_the_strips(tmp_path):
+def test_a_match_with_another_printing_in_the_shortlist_goes_to_the_strips(reprints):
     """Art confirms the card, not the printing: with no margin at all, a match whose shortlist
     holds another verified printing of the same name is sent to the strip check."""
-    cat = synth_cards(tmp_path / "cat", n=16, seed=3, height=448, reprint_fraction=0.4)
-    pairs = [(r.id, r.reprint_of) for r in cat if r.reprint_of]
-    assert all(cat[a].name == cat[b].name for a, b in pairs)  # reprints keep the card's name
-    emb = load_embedder(make_tiny_model(tmp_path / "model"), "cpu")
-    db = CardDB.build(emb, cat, tmp_path / "db")
-    ids = [c for p in pairs for c in p]
-    images, labels = synthetic_queries(cat, ids, seed=5, presets=("default",), crop_width=360)
+    cat, emb, db, ids, printings = reprints
     cal = Calibration(
         "fused", threshold=-math.inf, margin=0.0, fusion={"weights": [2.0, 0.5, 4.0, 0], "bias": 0}
     )
     matcher = Matcher(db, emb, calibration=cal)
-    pair_of = {a: {a, b} for a, b in pairs} | {b: {a, b} for a, b in pairs}
-    sent, right, wrong, matches = 0, 0, 0, 0
-    for q, t in zip(matcher.prepare(images), labels, strict=True):
-        raw = decide(matcher.candidates(q), cal)
-        if raw.kind != MATCH:  # an exact tie is ambiguous already
-            continue
-        matches += 1
-        d = matcher.printings(q, raw)
-        if d.kind == AMBIGUOUS:
-            sent += 1
-            assert pair_of[t] <= {c.card_id for c in d.cards}
-            r = matcher.resolve(q, d)
-            right += r.kind == MATCH and r.card_id == t
-            wrong += r.kind == MATCH and r.card_id != t
-    assert matches >= len(labels) // 2 and sent >= 0.8 * matches
-    assert right >= 2 * max(wrong, 1)
+    queries = matcher.prepare(_scan_views(cat, ids))
+    raw = [decide(matcher.candidates(q), cal) for q in queries]
+    matched = [(q, d, t) for q, d, t in zip(queries, raw, ids, strict=True) if d.kind == MATCH]
+    assert len(matched) >= len(ids) // 2  # no margin: most are matches (an exact tie is ambiguous)
+    sent = [(q, matcher.printings(q, d), t) for q, d, t in matched]
+    assert all(d.kind == AMBIGUOUS and printings[t] <= {c.card_id for c in d.cards} for _, d, t in sent)
+    assert _strips_decide(matcher, *zip(*sent, strict=True)) >= 2
     # a card with no other printing in the DB is left alone
-    lone = [c for c in cat.ids if c not in pair_of][:3]
-    li, _ = synthetic_queries(cat, lone, seed=5, presets=("default",), crop_width=360)
-    for q in matcher.prepare(li):
-        raw = decide(matcher.candidates(q), cal)
-        assert matcher.printings(q, raw) is raw
+    lone = [c for c in cat.ids if c not in printings][:3]
+    for q in matcher.prepare(_scan_views(cat, lone)):
+        d = decide(matcher.candidates(q), cal)
+        assert matcher.printings(q, d) is d
 
 
 def test_the_strips_are_compared_only_where_they_differ_at_the_photos_resolution():

@@ -147,7 +147,7 @@ def test_show_never_overwrites_one_picture_with_another(ws, tmp_path):
     show = tmp_path / "show"
     args = ["recognize", str(tmp_path / "a" / "photo.png"), str(tmp_path / "b" / "photo.png")]
     assert main([*args, "--model", str(t / "model"), "--db", str(t / "db"), "--show", str(show)]) == 0
-    assert sorted(p.name for p in show.iterdir()) == ["photo-2.png", "photo.png"]
+    assert sorted(p.name for p in show.iterdir()) == [".cardid", "photo-2.png", "photo.png"]  # + its marker
 
 
 @pytest.mark.parametrize("card_id", [".", "..", ".hidden", "a/b", "../x"])

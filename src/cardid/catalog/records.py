@@ -7,7 +7,7 @@ per file name.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -163,6 +163,18 @@ class Catalog:
     @property
     def ids(self) -> list[str]:
         return list(self._records)
+
+    @classmethod
+    def merge(cls, catalogs: Sequence[Catalog]) -> Catalog:
+        """One catalog over several (a DB's build catalog and the ones added to it): each card's
+        scan stays where it is (absolute paths); a card in several is taken from the first."""
+        recs: dict[str, CardRecord] = {}
+        for cat in catalogs:
+            for r in cat:
+                if r.id not in recs:
+                    image = str(cat.image_path(r.id).resolve()) if r.image_file else None
+                    recs[r.id] = r.model_copy(update={"image_file": image})
+        return cls(catalogs[0].root, recs.values())
 
     def subset(self, ids: Iterable[str]) -> Catalog:
         return Catalog(self.root, [self[i] for i in ids])

@@ -152,7 +152,7 @@ def calibrate_cmd(
     from cardid.db.calibrate import calibrate_db, calibrate_on_views
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
-    from cardid.eval.evaluate import open_gallery
+    from cardid.eval.evaluate import open_db_gallery
     from cardid.eval.queries import load_queries
     from cardid.io import load_rgb
     from cardid.progress import progress
@@ -165,7 +165,7 @@ def calibrate_cmd(
         with progress(len(images), "calibrating") as advance:
             result = calibrate_db(card_db, emb, images, labels, target_precision, progress=advance)
     else:
-        cat = open_gallery(catalog or card_db.meta["catalog"])
+        cat = open_db_gallery(card_db, catalog)
         with progress(min(cards, len(card_db)), "calibrating") as advance:
             result = calibrate_on_views(card_db, emb, cat, cards, seed, target_precision, advance)
     table = Table(title=f"calibration of {db} (target precision {target_precision})")
@@ -239,8 +239,11 @@ def recognize_cmd(
     ),
     workers: int = typer.Option(2, min=1, help="Decoding threads; also the most images held in memory."),
     resume: bool = typer.Option(
-        False, help="With --json: skip images already in that file, append the rest."
+        False,
+        help="With --json: skip photos already in that file (by resolved path), append the rest; "
+        "photos recorded as unreadable are tried again.",
     ),
+    overwrite: bool = typer.Option(False, help="Replace an existing --json file (default: refuse)."),
     strict: bool = typer.Option(
         False, help="Stop at the first unreadable file (default: report it and go on)."
     ),
@@ -254,7 +257,19 @@ def recognize_cmd(
 
     if resume and not json_out:
         raise CardIDError("--resume needs --json FILE (the output to resume)")
-    paths = expand_inputs(images)
+    if resume and overwrite:
+        raise CardIDError("--resume continues the --json file and --overwrite replaces it: give one")
+    if (
+        json_out
+        and json_out.exists()
+        and not (resume or overwrite)
+        and (json_out.is_dir() or json_out.stat().st_size)
+    ):
+        raise CardIDError(
+            f"{json_out} already exists: --resume to continue it, --overwrite to replace it, "
+            "or write to another file"
+        )
+    paths = expand_inputs(images, exclude=[p for p in (show, json_out) if p])
     videos = [p for p in paths if is_video(p)]
     if videos and len(videos) != len(paths):
         raise CardIDError("give either photos or videos, not both in one call")
@@ -283,39 +298,39 @@ TABLE_ROWS = 50
 
 
 def _recognize_photos(rec, paths, top, workers, strict, resume, json_out, show, catalog) -> None:
-    from cardid.eval.evaluate import open_gallery
-    from cardid.io import save_rgb
+    from cardid.eval.evaluate import open_db_gallery
+    from cardid.io import save_rgb, write_bytes_atomic
     from cardid.progress import progress
-    from cardid.recognize import annotate, recognize_stream, save_decision_png
+    from cardid.recognize import (
+        annotate,
+        photo_key,
+        prepare_pictures_dir,
+        read_results,
+        recognize_stream,
+        save_decision_png,
+    )
 
     card_db = rec.matcher.db
     identity = card_db.meta["model"]["identity"]
-    done: set[str] = set()
+    done: set[Path] = set()
     if resume and json_out.is_file():
-        for i, line in enumerate(json_out.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise CardIDError(f"{json_out} line {i} is not JSON ({e.msg}): cannot resume from it") from e
-            if r.get("model") != identity:
-                raise CardIDError(
-                    f"{json_out} was written with model {r.get('model')!r}, not {identity!r} of {card_db.root}: "
-                    "resume with the same model and DB, or write to another file"
-                )
-            if "error" not in r:
-                done.add(r["image"])
+        keep, done, notes = read_results(json_out, identity)
+        for note in notes:
+            Console(stderr=True).print(f"[yellow]note:[/] {note}", highlight=False)
+        if notes:  # errors and a torn line are replaced by this run's records, not appended to
+            write_bytes_atomic(json_out, "".join(line + "\n" for line in keep).encode("utf-8"))
+    if show:
+        prepare_pictures_dir(show)
     cat = None
     if show and rec.detector is None:
         try:
-            cat = open_gallery(catalog or card_db.meta["catalog"])
+            cat = open_db_gallery(card_db, catalog)
         except CardIDError as e:  # the picture still shows the query and the names
             Console(stderr=True).print(f"[yellow]gallery scans unavailable for --show:[/] {e}")
     names = dict(zip(map(str, paths), unique_stems([str(p) for p in paths]), strict=True))
     sink = json_out.open("a" if resume else "w", encoding="utf-8") if json_out else None
     results, errors, n, first_error = [], 0, 0, None
-    todo = len([p for p in paths if str(p) not in done])
+    todo = len([p for p in paths if photo_key(p) not in done])
     try:
         with progress(todo, "recognising", enabled=todo > 1) as advance:
             for r, im in recognize_stream(rec, paths, top, workers, strict, done, with_images=bool(show)):
@@ -348,8 +363,9 @@ def _recognize_photos(rec, paths, top, workers, strict, resume, json_out, show, 
         console.print(_table(results, len(card_db)))
     else:
         console.print(f"{n} image(s) recognised against {len(card_db)} cards ({errors} unreadable)")
-    if done:
-        console.print(f"resumed: {len(done)} image(s) already in {json_out} were skipped")
+    skipped = len(paths) - todo
+    if resume and json_out.is_file():
+        console.print(f"resumed: {skipped} of {len(paths)} photo(s) were already in {json_out} and skipped")
     if not rec.matcher.calibrated:
         Console(stderr=True).print(
             "[bold yellow]warning:[/] this DB is not calibrated: with no threshold every decision is "
@@ -438,6 +454,14 @@ def serve_cmd(
     max_pixels: int | None = typer.Option(
         None, min=1, help="Largest image decoded, in pixels (default CARDID_MAX_PIXELS or 80 MP)."
     ),
+    body_timeout: float = typer.Option(
+        20.0, min=0.1, help="Seconds an upload's body has to arrive (408 after); no queue place meanwhile."
+    ),
+    allow_origin: list[str] = typer.Option(
+        [],
+        help="Another web origin whose pages may use /v1/live (e.g. https://scan.example.org; '*' any). "
+        "Default: pages of this server only.",
+    ),
 ) -> None:
     """Serve recognition over HTTP: the scanner page at /, POST /v1/recognize, /v1/live,
     /v1/cards/{id}, /healthz, /metrics, /docs."""
@@ -448,4 +472,7 @@ def serve_cmd(
     if max_pixels:
         os.environ["CARDID_MAX_PIXELS"] = str(max_pixels)  # read by every decode in this process
 
-    serve(model, db, detector, catalog, host, port, ServeConfig(int(max_upload_mb * 1024 * 1024), queue))
+    config = ServeConfig(
+        int(max_upload_mb * 1024 * 1024), queue, body_timeout=body_timeout, allow_origins=tuple(allow_origin)
+    )
+    serve(model, db, detector, catalog, host, port, config)

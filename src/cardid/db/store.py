@@ -192,7 +192,8 @@ class CardDB:
             "metric": "cos",
             "verification": verify.to_dict() if verify else None,
             "calibration": None,
-            "catalog": str(catalog.root),
+            "catalog": str(catalog.root.resolve()),
+            "catalogs": [_catalog_ref(catalog.root, out)],
             "skipped_missing": skipped,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "cardid_version": __version__,
@@ -251,6 +252,11 @@ class CardDB:
         all_emb = np.concatenate([self.embeddings, emb])
         records = [self.records[c] for c in self.ids] + [catalog[c] for c in new]
         meta = dict(self.meta, modified=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        refs = self.meta.get("catalogs") or [_catalog_ref(p, self.root) for p in self.catalog_sources()]
+        ref = _catalog_ref(catalog.root, self.root)
+        meta["catalogs"] = [r for r in refs if r.get("path") != ref["path"]] + [
+            ref
+        ]  # thumbnails of added cards
         added = set(new)
         meta["skipped_missing"] = [c for c in self.meta.get("skipped_missing") or [] if c not in added]
         if not is_cardid_dir(self.root):  # a DB from before markers: it loaded, so it is ours
@@ -263,6 +269,21 @@ class CardDB:
         """A writable in-memory copy of the index (the loaded one may be a view of the file)."""
         Index = _usearch()
         return Index.restore(str(self.root / INDEX), view=False)
+
+    def catalog_sources(self) -> list[Path]:
+        """Where the scans of the DB's cards are: the catalog it was built from and every one added
+        since. Each is looked for relative to the DB folder first (a moved or copied tree), then at
+        its absolute path (a DB moved alone); a DB from before this was recorded names one catalog,
+        relative to the folder it was built from."""
+        refs = self.meta.get("catalogs") or (
+            [{"path": self.meta["catalog"]}] if self.meta.get("catalog") else []
+        )
+        out = []
+        for ref in refs:
+            tries = [self.root / ref["relative"]] if ref.get("relative") else []
+            tries.append(Path(ref["path"]))
+            out.append(next((p for p in tries if p.exists()), tries[-1]))
+        return out
 
     def save_meta(self, **updates: Any) -> None:
         """Update fields of ``db.json`` (e.g. calibration) atomically."""
@@ -397,6 +418,14 @@ def _check_meta(root: Path, meta: dict) -> None:
     for key in ("verification", "calibration"):
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             raise DBError(f"{root / META}: field {key!r} must be an object or null")
+
+
+def _catalog_ref(catalog_root: Path, db_root: str | Path) -> dict[str, str]:
+    """How ``db.json`` names a catalog: absolute, and relative to the DB folder."""
+    import os
+
+    path = Path(catalog_root).resolve()
+    return {"path": str(path), "relative": os.path.relpath(path, Path(db_root).resolve())}
 
 
 def _materialise(feats: GalleryFeatures | None) -> GalleryFeatures:

@@ -13,6 +13,7 @@ import numpy as np
 
 from cardid.catalog.records import Catalog
 from cardid.embed import Embedder
+from cardid.errors import CardIDError
 from cardid.eval.baselines import phash_vectors
 from cardid.eval.queries import QuerySet
 from cardid.eval.retrieval import collapse_diagnostics, loo_nn_accuracy, retrieval_metrics
@@ -85,6 +86,18 @@ def open_gallery(path) -> Catalog:
         path,
         [CardRecord(id=c, name=c, set_id=split_card_id(c)[0], image_file=p.name) for c, p in scans.items()],
     )
+
+
+def open_db_gallery(db, catalog=None) -> Catalog:
+    """The gallery scans of a reference DB's cards: ``catalog`` when given, else every catalog the
+    DB records (the one it was built from and each one added), as one catalog."""
+    if catalog is not None:
+        return open_gallery(catalog)
+    sources = db.catalog_sources()
+    if not sources:
+        raise CardIDError(f"reference DB {db.root} does not record its catalog: give --catalog")
+    cats = [open_gallery(p) for p in sources]
+    return cats[0] if len(cats) == 1 else Catalog.merge(cats)
 
 
 def format_report(report: dict) -> str:
