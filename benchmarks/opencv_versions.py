@@ -24,7 +24,7 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+from common import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / ".." / "shared" / "realdata"
@@ -37,8 +37,17 @@ def run_version(v: str, model: str, work: Path, limit: int | None) -> dict:
         target = work / f"opencv-{v}"
         if not (target / "cv2").is_dir():
             subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                 f"opencv-python-headless=={v}"],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-deps",
+                    "--target",
+                    str(target),
+                    f"opencv-python-headless=={v}",
+                ],
                 check=True,
             )
         env["PYTHONPATH"] = os.pathsep.join([str(target), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -48,8 +57,21 @@ def run_version(v: str, model: str, work: Path, limit: int | None) -> dict:
     if not v.startswith(got):
         raise SystemExit(f"asked for OpenCV {v}, the child process imports {got}")
     out = work / f"eval-{v}"
-    cmd = [sys.executable, "-m", "cardid.cli", "eval", "photos", "--model", model, "--out", str(out),
-           "--realdata", str(REAL), "--detector", "classical"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "cardid.cli",
+        "eval",
+        "photos",
+        "--model",
+        model,
+        "--out",
+        str(out),
+        "--realdata",
+        str(REAL),
+        "--detector",
+        "classical",
+    ]
     if limit:
         cmd += ["--limit", str(limit)]
     subprocess.run(cmd, env=env, check=True)
@@ -69,7 +91,13 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    result = {"machine": machine(), "model": args.model, "finder": "classical", "limit": args.limit, "runs": {}}
+    result = {
+        "machine": machine(),
+        "model": args.model,
+        "finder": "classical",
+        "limit": args.limit,
+        "runs": {},
+    }
     for v in args.version:
         result["runs"][v] = run_version(v, args.model, work, args.limit)
     md = [

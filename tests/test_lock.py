@@ -17,7 +17,7 @@ def test_the_lock_is_made_from_this_pyproject():
     assert lock.check() is None  # else: `make lock`, and commit requirements-lock.txt
     pins = lock.locked_versions()
     assert "opencv-python" not in pins and "opencv-python-headless" in pins  # one cv2, headless
-    assert {"torch", "ultralytics", "pillow-heif", "tesserocr", "setuptools"} <= set(pins)
+    assert {"torch", "ultralytics", "pi-heif", "tesserocr", "setuptools"} <= set(pins)
 
 
 def test_a_dependency_change_makes_the_lock_stale_and_a_comment_does_not(tmp_path):

@@ -27,7 +27,7 @@ from cardid.errors import ImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 #: What a photo may come as (read only; cardid writes IMAGE_EXTENSIONS): phones save HEIC/HEIF
-#: (decoded by the optional ``pillow-heif``, extra ``cardid[heic]``) or AVIF; scanners TIFF.
+#: (decoded by the optional ``pi-heif``, extra ``cardid[heic]``) or AVIF; scanners TIFF.
 PHOTO_EXTENSIONS = (*IMAGE_EXTENSIONS, ".heic", ".heif", ".avif", ".tif", ".tiff", ".gif")
 #: ISO-BMFF brands of HEIF images (the ``ftyp`` box at byte 4); AVIF is Pillow's own.
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
@@ -387,9 +387,9 @@ def decode_rgb(data: bytes, what: str = "upload") -> np.ndarray:
 
 @functools.cache
 def heif_support() -> bool:
-    """Register pillow-heif's HEIC/HEIF opener with Pillow once; False when it is not installed."""
+    """Register pi-heif's HEIC/HEIF decoder with Pillow once; False when it is not installed."""
     try:
-        from pillow_heif import register_heif_opener
+        from pi_heif import register_heif_opener
     except ImportError:
         return False
     register_heif_opener()
@@ -414,9 +414,7 @@ def _heif_brand(fp) -> bool:
 def _decode(fp, what: str) -> np.ndarray:
     limit = max_pixels()
     if not heif_support() and _heif_brand(fp):
-        raise ImageError(
-            f"HEIC/HEIF photo: {what} needs pillow-heif to be decoded: pip install 'cardid[heic]'"
-        )
+        raise ImageError(f"HEIC/HEIF photo: {what} needs pi-heif to be decoded: pip install 'cardid[heic]'")
     try:
         with pil_open(fp) as im:
             if im.width * im.height > limit:
