@@ -156,20 +156,22 @@ def test_resume_by_any_spelling_replaces_errors_and_drops_a_torn_line(setup, tmp
     assert main(["recognize", *first, *_args(model, db, out)]) == 1  # one unreadable
     assert ["error" in json.loads(x) for x in out.read_text().splitlines()] == [False, False, True]
     shutil.copy(work / "p02.png", work / "zz_bad.png")  # the file is fixed
-    with out.open("a") as f:  # and the run was killed mid-write: a torn last line
-        f.write('{"image": "shots/p03.png", "no_ca')
+    first_line = out.read_text().splitlines()[0]
+    with out.open("a") as f:  # an older cardid's duplicate, then a run killed mid-write: a torn line
+        f.write(first_line + "\n" + '{"image": "shots/p03.png", "no_ca')
     capsys.readouterr()
     assert main(["recognize", str(work.resolve()), *_args(model, db, out, "--resume")]) == 0  # absolute
     said = capsys.readouterr()
     err, out_text = " ".join(said.err.split()), " ".join(said.out.split())
-    assert "line 4 is incomplete" in err and "1 photo(s) recorded as unreadable" in err
+    assert "line 5 is incomplete" in err and "1 photo(s) recorded as unreadable" in err
+    assert "1 photo(s) recorded more than once" in err
     n = len(list(work.iterdir()))
     assert f"resumed: 2 of {n} photo(s) were already in" in out_text
     recs = [json.loads(x) for x in out.read_text().splitlines()]  # every line a whole record
     keys = [str((tmp_path / r["image"]).resolve()) for r in recs]
     assert len(recs) == n and len(set(keys)) == n  # each photo once: nothing recognised twice
     assert not any("error" in r for r in recs)  # the error record was replaced by the new one
-    assert recs[0]["image"] == "shots/p00.png"  # the earlier records are kept as they were
+    assert recs[0]["image"] == "shots/p01.png" and recs[1]["image"] == "shots/p00.png"  # kept as they were
 
 
 @pytest.mark.parametrize("line", ["null", "[1, 2]", '{"image": 3}', "{}"])

@@ -386,7 +386,7 @@ def demo_recognition(out: Path, cat: Catalog, model_dir: Path, seed: int = 0, n_
     from cardid.db.store import CardDB
     from cardid.eval.real import render_html
     from cardid.io import save_rgb, write_bytes_atomic
-    from cardid.recognize import Recognizer, recognize_files, save_decision_png
+    from cardid.recognize import Recognizer, prepare_pictures_dir, recognize_files, save_decision_png
 
     ids = cat.ids
     # unknown cards show new art: leave out cards whose art no other printing shares
@@ -415,6 +415,7 @@ def demo_recognition(out: Path, cat: Catalog, model_dir: Path, seed: int = 0, n_
         for r, im in recognize_files(rec, paths)
     ]
     rows = []
+    prepare_pictures_dir(rdir / "show")  # `cardid recognize runs/demo/recognize` skips the pictures
     for (r, d, im), truth in zip(results, q_labels, strict=True):
         save_decision_png(rdir / "show" / f"{Path(r['image']).stem}.png", im, r, cat, truth=truth)
         known = truth in db.row_of

@@ -375,6 +375,7 @@ def read_results(path: str | Path, identity: str) -> tuple[list[str], set[Path],
     lines = text.splitlines()
     notes: list[str] = []
     by_key: dict[Path, tuple[str, bool]] = {}
+    dupes = 0
     for i, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -398,8 +399,10 @@ def read_results(path: str | Path, identity: str) -> tuple[list[str], set[Path],
                 "resume with the same model and DB, or write to another file"
             )
         key = photo_key(r["image"])
-        by_key.pop(key, None)  # the later record stands, in the later place
+        dupes += by_key.pop(key, None) is not None  # the later record stands, in the later place
         by_key[key] = (line, "error" in r)
+    if dupes:
+        notes.append(f"{dupes} photo(s) recorded more than once in {path}: the last record of each is kept")
     retry = sum(err for _, err in by_key.values())
     if retry:
         notes.append(f"{retry} photo(s) recorded as unreadable in {path} are tried again")
