@@ -253,10 +253,8 @@ class CardDB:
         records = [self.records[c] for c in self.ids] + [catalog[c] for c in new]
         meta = dict(self.meta, modified=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
         refs = self.meta.get("catalogs") or [_catalog_ref(p, self.root) for p in self.catalog_sources()]
-        ref = _catalog_ref(catalog.root, self.root)
-        meta["catalogs"] = [r for r in refs if r.get("path") != ref["path"]] + [
-            ref
-        ]  # thumbnails of added cards
+        ref = _catalog_ref(catalog.root, self.root)  # where the added cards' scans are (thumbnails)
+        meta["catalogs"] = [*(r for r in refs if r.get("path") != ref["path"]), ref]
         added = set(new)
         meta["skipped_missing"] = [c for c in self.meta.get("skipped_missing") or [] if c not in added]
         if not is_cardid_dir(self.root):  # a DB from before markers: it loaded, so it is ours
