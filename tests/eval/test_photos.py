@@ -80,9 +80,16 @@ def test_eval_photos_runs_whole_photos_end_to_end(tmp_path, capsys):
         w.writerow(["photos-dev/full.jpg", cat.ids[5], ""])
     out = tmp_path / "out"
     args = ["eval", "photos", "--model", str(make_tiny_model(tmp_path / "m")), "--realdata", str(root)]
-    assert main([*args, "--out", str(out), "--calib-cards", "10"]) == 0
+    assert main([*args, "--out", str(out), "--folds", "9"]) == 1  # too few cards: refused before any work
+    assert not out.exists()
+    assert main([*args, "--out", str(out), "--calib-cards", "10", "--folds", "2"]) == 0
     rep = json.loads((out / "report.json").read_text())
     photos = rep["sets"]["photos-dev"]
+    folds = photos["folds"]  # each card measured in exactly one fold, the figures per fold
+    assert sorted(c for f in folds["split"]["cards"] for c in f) == sorted(set(cat.ids[:4]) | {cat.ids[5]})
+    assert [f["fold"] for f in folds["per_fold"]] == [0, 1] and sum(f["photos"] for f in folds["per_fold"]) == 5
+    pr = photos["printing"]
+    assert pr["photos"] == 5 and pr["card_named"] >= pr["exact_printing"] == photos["recall@1"]
     assert photos["photos"] == 5 and sum(photos["outcomes"].values()) == 5
     assert set(photos["by_notes"]) == {"plain", "non-English", "landscape front+back"}
     assert rep["sets"]["queries-dev"]["photos"] == 4  # the dev crops, recognised as crops

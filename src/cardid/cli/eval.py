@@ -85,17 +85,37 @@ def photos_cmd(
     calib_cards: int = typer.Option(
         300, min=1, help="Gallery cards rendered as simulated calibration views."
     ),
+    folds: int | None = typer.Option(
+        None, min=2, help="Also report photos-dev in K card-disjoint folds (all printings of a card in one)."
+    ),
+    fold_seed: int = typer.Option(0, help="Seed of the fold split."),
 ) -> None:
-    """Whole real photos → decisions: Recall@1, wrong matches, no_card, ms per photo, by notes."""
-    from cardid.eval.photos import evaluate_photos, format_report, load_photo_rows
+    """Whole real photos → decisions: Recall@1, wrong matches, no_card, ms per photo, by notes;
+    the card and its printing counted apart, by crop width; with --folds, per card-disjoint fold."""
+    from cardid.data.photoset import load_photo_set
+    from cardid.eval.folds import card_folds
+    from cardid.eval.photos import evaluate_photos, format_report
     from cardid.progress import progress
 
-    n = len(load_photo_rows(realdata / "photos-dev.csv", limit))
+    photos = load_photo_set(realdata / "photos-dev.csv")  # its errors before the DB is built
+    if folds:
+        card_folds(photos, folds, fold_seed)  # too few cards for the folds: said now, not after the run
+    n = len(photos.sample(limit))
     if (realdata / "queries-dev.csv").is_file():
-        n += len(load_photo_rows(realdata / "queries-dev.csv"))
+        n += len(load_photo_set(realdata / "queries-dev.csv"))
     with progress(n, "photos") as advance:
         report = evaluate_photos(
-            realdata, model, out_dir, detector, calib_cards, limit, fallback, conf, progress=advance
+            realdata,
+            model,
+            out_dir,
+            detector,
+            calib_cards,
+            limit,
+            fallback,
+            conf,
+            progress=advance,
+            folds=folds,
+            fold_seed=fold_seed,
         )
     out.print(format_report(report))
     out.print(f"report: {out_dir / 'report.html'}")

@@ -21,28 +21,23 @@ failure beside its true card.
 from __future__ import annotations
 
 import html
-import random
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from cardid.data.photoset import PhotoSet, load_photo_set
 from cardid.eval.real import _img_tag, build_real_db
-from cardid.io import load_rgb, read_csv_rows, write_bytes_atomic, write_json_atomic
+from cardid.io import load_rgb, write_bytes_atomic, write_json_atomic
 from cardid.recognize import Recognizer, annotate, make_detector
 
 OUTCOMES = ("correct", "wrong", "ambiguous", "ambiguous_other", "unknown", "no_card")
 
 
 def load_photo_rows(csv_path: Path, limit: int | None = None, seed: int = 0) -> list[dict]:
-    """Rows ``file, card_id, notes`` (paths relative to the CSV); ``limit``: a fixed random sample."""
-    rows = read_csv_rows(csv_path, {"file", "card_id"}, "photo list", unique="file")
-    for r in rows:
-        r["path"] = str(csv_path.parent / r["file"])
-        r.setdefault("notes", r.get("kind", ""))
-    if limit and limit < len(rows):
-        rows = sorted(random.Random(seed).sample(rows, limit), key=lambda r: r["file"])
-    return rows
+    """Rows ``path, card_id, notes`` of a labelled photo list (:func:`cardid.data.photoset.load_photo_set`,
+    its checks included); ``limit``: a fixed random sample."""
+    return load_photo_set(csv_path).sample(limit, seed).rows()
 
 
 def note_groups(notes: str) -> list[str]:
@@ -138,6 +133,66 @@ def summarise(per: list[dict]) -> dict:
     }
 
 
+#: Crop-width bands (px of the card as found in the photo) for the printing split.
+WIDTH_BANDS = ((0, 180, "<180"), (180, 260, "180-260"), (260, 10**9, ">260"))
+
+
+def card_width(p: dict) -> float | None:
+    """Width in pixels of the biggest card found in a photo's record (mean of its top and bottom edges)."""
+    widths = []
+    for c in p["cards"]:
+        q = c.get("corners")
+        if q and len(q) == 4:
+            top = float(np.hypot(q[1][0] - q[0][0], q[1][1] - q[0][1]))
+            bottom = float(np.hypot(q[2][0] - q[3][0], q[2][1] - q[3][1]))
+            widths.append((top + bottom) / 2)
+    return max(widths) if widths else None
+
+
+def printing_split(per: list[dict], name_of: Callable[[str], str | None]) -> dict:
+    """The card and its printing, counted apart: ``card_named`` (the truth's card, any printing:
+    right, a wrong printing of it, or an ambiguous set holding the truth), ``exact_printing``,
+    ``wrong_printing`` (another printing of the same card named), ``wrong_card``,
+    ``ambiguous_with_truth``; each as a share of the photos, overall and by crop width."""
+
+    def split(ps: list[dict]) -> dict:
+        n = len(ps)
+        wrong_printing = sum(
+            p["outcome"] == "wrong"
+            and p["named"] is not None
+            and name_of(p["named"]) == name_of(p["card_id"])
+            for p in ps
+        )
+        counts = {
+            "exact_printing": sum(p["outcome"] == "correct" for p in ps),
+            "wrong_printing": wrong_printing,
+            "wrong_card": sum(p["outcome"] == "wrong" for p in ps) - wrong_printing,
+            "ambiguous_with_truth": sum(p["outcome"] == "ambiguous" for p in ps),
+        }
+        counts["card_named"] = counts["exact_printing"] + wrong_printing + counts["ambiguous_with_truth"]
+        return {"photos": n, **{k: (v / n if n else 0.0) for k, v in counts.items()}}
+
+    bands = {}
+    for lo, hi, label in WIDTH_BANDS:
+        bands[label] = split([p for p in per if (w := card_width(p)) is not None and lo <= w < hi])
+    bands["no card found"] = split([p for p in per if card_width(p) is None])
+    return {**split(per), "by_width": bands}
+
+
+def fold_figures(per: list[dict], folds, name_of: Callable[[str], str | None]) -> dict:
+    """Each held-out fold's figures (its cards only) and their mean and spread across folds."""
+    keys = ("exact_printing", "card_named", "wrong_printing", "wrong_card", "ambiguous_with_truth")
+    rows = []
+    for i in range(folds.k):
+        held = set(folds.held_out(i))
+        ps = [p for p in per if p["card_id"] in held]
+        s = printing_split(ps, name_of)
+        rows.append({"fold": i, "cards": len(held), **{k: s[k] for k in ("photos", *keys)}})
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    sd = {k: float(np.std([r[k] for r in rows], ddof=1)) for k in keys}
+    return {"split": folds.to_dict(), "per_fold": rows, "mean": mean, "sd": sd}
+
+
 def threshold_transfer(per: list[dict], calibrated: float) -> dict:
     """How the threshold fitted on simulated views does on the real photos: precision/recall of
     "the best card's fused score ≥ t means its top candidate is right", at the calibrated t and at
@@ -178,13 +233,32 @@ def evaluate_photos(
     fallback: bool = True,
     conf: float = 0.25,
     progress: Callable[[int], None] | None = None,
+    folds: int | None = None,
+    fold_seed: int = 0,
 ) -> dict:
+    """``folds``: also report photos-dev in that many card-disjoint folds (every printing of a card
+    name in one fold): each fold's figures on its own cards, and their spread. Nothing is fitted on
+    real photos yet, so each fold is measured by what simulated views fitted; the split is the one
+    anything fitted on real photos will use (:mod:`cardid.eval.folds`)."""
+    from cardid.catalog.records import name_key
+    from cardid.eval.folds import card_folds
+
     realdata, out = Path(realdata), Path(out)
+    photos = load_photo_set(realdata / "photos-dev.csv")
+    dev = load_photo_set(realdata / "queries-dev.csv") if (realdata / "queries-dev.csv").is_file() else None
     catalog, emb, db, cals, build_s = build_real_db(realdata, model, out, calib_cards)
+    for s_ in (photos, dev):
+        if s_ is not None:
+            s_.require_cards(catalog, f"the gallery of {realdata}")
+
+    def name_of(cid: str) -> str | None:
+        return name_key(catalog[cid]) if cid in catalog else None
+
+    split = card_folds(photos, folds, fold_seed, group=name_of) if folds else None
     rec = Recognizer.open(emb, db, make_detector(detector, conf), fallback=fallback)
-    sets = {"photos-dev": (rec, load_photo_rows(realdata / "photos-dev.csv", limit))}
-    if (realdata / "queries-dev.csv").is_file():  # crops: recognised as crops (no finder)
-        sets["queries-dev"] = (Recognizer(rec.matcher), load_photo_rows(realdata / "queries-dev.csv"))
+    sets: dict[str, tuple[Recognizer, PhotoSet]] = {"photos-dev": (rec, photos.sample(limit))}
+    if dev is not None:  # crops: recognised as crops (no finder)
+        sets["queries-dev"] = (Recognizer(rec.matcher), dev)
     report: dict = {
         "model": str(model),
         "model_identity": emb.identity,
@@ -196,15 +270,18 @@ def evaluate_photos(
         "sets": {},
     }
     threshold = rec.matcher.calibration.threshold
-    for name, (recognizer, rows) in sets.items():
-        per = evaluate_photo_set(recognizer, rows, progress)
+    for name, (recognizer, photo_set) in sets.items():
+        per = evaluate_photo_set(recognizer, photo_set.rows(), progress)
         groups = sorted({g for p in per for g in p["groups"]})
         report["sets"][name] = {
             **summarise(per),
+            "printing": printing_split(per, name_of),
             "by_notes": {g: summarise([p for p in per if g in p["groups"]]) for g in groups},
             "thresholds": threshold_transfer(per, threshold),
             "per_photo": per,
         }
+        if split is not None and name == "photos-dev":
+            report["sets"][name]["folds"] = fold_figures(per, split, name_of)
     write_json_atomic(out / "report.json", report)
     write_bytes_atomic(out / "report.html", render_html(report, catalog).encode())
     return report
@@ -228,6 +305,22 @@ def format_report(report: dict) -> str:
         for g, sg in s["by_notes"].items():
             lines.append(row(f"  {g[:10]}", sg))
     for name, s in report["sets"].items():
+        pr = s.get("printing")
+        if pr:
+            lines.append(
+                f"{name}: card named {pr['card_named']:.3f}, exact printing {pr['exact_printing']:.3f}, "
+                f"ambiguous with truth {pr['ambiguous_with_truth']:.3f}, wrong printing "
+                f"{pr['wrong_printing']:.3f}, wrong card {pr['wrong_card']:.3f}"
+            )
+        f = s.get("folds")
+        if f:
+            m, sd = f["mean"], f["sd"]
+            lines.append(
+                f"{name}, {f['split']['k']} card-disjoint folds (mean ± sd): exact printing "
+                f"{m['exact_printing']:.3f} ± {sd['exact_printing']:.3f}, card named {m['card_named']:.3f} "
+                f"± {sd['card_named']:.3f}, wrong printing {m['wrong_printing']:.3f} ± {sd['wrong_printing']:.3f}, "
+                f"wrong card {m['wrong_card']:.3f} ± {sd['wrong_card']:.3f}"
+            )
         t = s.get("thresholds") or {}
         if t:
             c, r = t["calibrated"], t["real_99_precision"]

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cardid.catalog.records import Catalog, card_id_from_stem
+from cardid.data.photoset import load_photo_set
 from cardid.errors import CardIDError
-from cardid.io import IMAGE_EXTENSIONS, read_csv_rows
+from cardid.io import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,8 @@ def load_queries(spec: str | Path, split: str = "val") -> QuerySet:
     directory (its ``<split>/<card>/*.png``), or a directory of ``<card>/*.png`` class folders."""
     spec = Path(spec)
     if spec.is_file():
-        rows = read_csv_rows(spec, {"file", "card_id"}, "query CSV", unique="file")
-        paths = [(spec.parent / r["file"]) for r in rows]
-        missing = [p for p in paths if not p.is_file()]
-        if missing:
-            raise CardIDError(
-                f"{len(missing)} query image(s) listed in {spec} are missing, e.g. {missing[0]}"
-            )
-        return QuerySet(paths, [r["card_id"] for r in rows], str(spec))
+        photos = load_photo_set(spec)  # the one loader of labelled photos, with its checks
+        return QuerySet(photos.paths, photos.card_ids, str(spec))
     if not spec.is_dir():
         raise CardIDError(f"queries not found: {spec} (a CSV or a directory)")
     root = spec / split if (spec / split).is_dir() else spec

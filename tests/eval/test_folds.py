@@ -1,0 +1,71 @@
+"""Card-disjoint folds: no card in two folds, printings of one card together, refusals."""
+
+import pytest
+
+from cardid.data.photoset import LabelledPhoto, PhotoSet
+from cardid.errors import CardIDError
+from cardid.eval.folds import card_folds, require_disjoint
+from cardid.eval.photos import printing_split
+
+
+def _set(counts: dict[str, int]) -> PhotoSet:
+    return PhotoSet([LabelledPhoto(f"{c}-{i}.jpg", c) for c, n in counts.items() for i in range(n)], "test")
+
+
+def test_every_card_is_in_exactly_one_fold_and_folds_are_balanced():
+    counts = {f"base1-{i}": 10 + (i * 7) % 40 for i in range(1, 52)}  # 51 cards, uneven photo counts
+    photos = _set(counts)
+    folds = card_folds(photos, k=5, seed=0)
+    held = [folds.held_out(i) for i in range(5)]
+    assert sorted(c for h in held for c in h) == sorted(counts)  # each card once
+    for i in range(5):
+        fit, measure = folds.split(photos, i)
+        assert not set(fit.card_ids) & set(measure.card_ids) and len(fit) + len(measure) == len(photos)
+    sizes = folds.to_dict(photos)["photos"]
+    assert max(sizes) - min(sizes) <= max(counts.values())  # greedy by photos: within one card's worth
+    assert card_folds(photos, 5, seed=0) == folds and card_folds(photos, 5, seed=1) != folds
+
+
+def test_printings_of_one_card_stay_in_one_fold():
+    counts = {"base1-4": 5, "xy12-11": 5, "base1-58": 3, "xy12-35": 3} | {f"sv2-{i}": 2 for i in range(8)}
+    name = {"base1-4": "charizard", "xy12-11": "charizard", "base1-58": "pikachu", "xy12-35": "pikachu"}
+    folds = card_folds(_set(counts), k=3, group=lambda c: name.get(c, c))
+    assert folds.fold_of["base1-4"] == folds.fold_of["xy12-11"]
+    assert folds.fold_of["base1-58"] == folds.fold_of["xy12-35"]
+
+
+def test_too_few_cards_and_overlapping_fits_are_refused():
+    with pytest.raises(CardIDError, match="3 card group"):
+        card_folds(_set({"a-1": 2, "a-2": 2, "a-3": 2}), k=2)
+    with pytest.raises(CardIDError, match="at least 2"):
+        card_folds(_set({f"a-{i}": 1 for i in range(10)}), k=1)
+    with pytest.raises(CardIDError, match=r"refusing to fit and measure on the same cards \(1, e.g. a-2\)"):
+        require_disjoint(["a-1", "a-2"], ["a-2", "a-3"], "calibration")
+    require_disjoint(["a-1"], ["a-2"])  # disjoint: fine
+
+
+def test_the_printing_split_counts_the_card_and_its_printing_apart():
+    def photo(truth, outcome, named=None, width=None):
+        corners = [[0, 0], [width, 0], [width, 1.4 * width], [0, 1.4 * width]] if width else None
+        return {
+            "card_id": truth,
+            "outcome": outcome,
+            "named": named,
+            "cards": [{"corners": corners}] if width else [],
+        }
+
+    per = [
+        photo("base1-4", "correct", "base1-4", 300),
+        photo("base1-4", "wrong", "xy12-11", 150),  # another printing of Charizard
+        photo("base1-4", "wrong", "base1-2", 200),  # another card
+        photo("base1-4", "ambiguous", None, 200),
+        photo("base1-4", "unknown"),
+    ]
+    name = {"base1-4": "charizard", "xy12-11": "charizard", "base1-2": "blastoise"}.get
+    s = printing_split(per, name)
+    assert s["photos"] == 5 and s["exact_printing"] == 0.2 and s["wrong_printing"] == 0.2
+    assert (
+        s["wrong_card"] == 0.2 and s["ambiguous_with_truth"] == 0.2 and s["card_named"] == pytest.approx(0.6)
+    )
+    assert [s["by_width"][b]["photos"] for b in ("<180", "180-260", ">260", "no card found")] == [1, 2, 1, 1]
+    assert s["by_width"]["<180"]["wrong_printing"] == 1.0
