@@ -87,7 +87,9 @@ def test_eval_photos_runs_whole_photos_end_to_end(tmp_path, capsys):
     photos = rep["sets"]["photos-dev"]
     folds = photos["folds"]  # each card measured in exactly one fold, the figures per fold
     assert sorted(c for f in folds["split"]["cards"] for c in f) == sorted(set(cat.ids[:4]) | {cat.ids[5]})
-    assert [f["fold"] for f in folds["per_fold"]] == [0, 1] and sum(f["photos"] for f in folds["per_fold"]) == 5
+    assert [f["fold"] for f in folds["per_fold"]] == [0, 1] and sum(
+        f["photos"] for f in folds["per_fold"]
+    ) == 5
     pr = photos["printing"]
     assert pr["photos"] == 5 and pr["card_named"] >= pr["exact_printing"] == photos["recall@1"]
     assert photos["photos"] == 5 and sum(photos["outcomes"].values()) == 5
