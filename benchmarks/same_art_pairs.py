@@ -26,32 +26,15 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 
 from cardid.catalog.records import name_key
-from cardid.db.verify import Features, VerifyConfig, extract, match
+from cardid.db.verify import ART_BOX, VerifyConfig, art_features, extract
+from cardid.db.verify import mutual_inliers as inliers
 from cardid.eval.evaluate import open_gallery
 
 ROOT = Path(__file__).resolve().parents[1]
-ART_BOX = (0.09, 0.56, 0.06, 0.94)  # y0, y1, x0, x1 as shares of the card
-
-
-def art_features(rgb: np.ndarray) -> Features:
-    g = cv2.cvtColor(cv2.resize(rgb, (400, 560), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
-    y0, y1, x0, x1 = ART_BOX
-    crop = cv2.createCLAHE(2.0, (8, 8)).apply(g[int(y0 * 560) : int(y1 * 560), int(x0 * 400) : int(x1 * 400)])
-    kps, desc = cv2.ORB_create(nfeatures=800, fastThreshold=10).detectAndCompute(crop, None)
-    pts = np.float32([k.pt for k in kps]).reshape(-1, 2)
-    return Features(pts, np.zeros((0, 32), np.uint8) if desc is None else desc, np.uint64(0))
-
-
-def inliers(a: Features, b: Features, cfg: VerifyConfig) -> int:
-    """The smaller of the two directions' inlier counts."""
-    return min(match(a, b.points, b.descriptors, cfg).inliers, match(b, a.points, a.descriptors, cfg).inliers)
 
 
 def main() -> None:

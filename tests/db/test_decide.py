@@ -4,7 +4,17 @@ import pytest
 from tests.conftest import make_tiny_model
 
 from cardid.db.calibrate import calibrate_db, synthetic_queries
-from cardid.db.decide import AMBIGUOUS, MATCH, UNKNOWN, Calibration, Candidate, calibrate, decide, fit_fusion
+from cardid.db.decide import (
+    AMBIGUOUS,
+    MATCH,
+    UNKNOWN,
+    Calibration,
+    Candidate,
+    Decision,
+    calibrate,
+    decide,
+    fit_fusion,
+)
 from cardid.db.match import Matcher
 from cardid.db.store import CardDB
 from cardid.embed import load_embedder
@@ -201,3 +211,79 @@ def test_the_strips_are_compared_only_where_they_differ_at_the_photos_resolution
     assert strip_scores([fine, fine], [base, fine], scale=0.25) is None  # at a quarter: they do not
     s = strip_scores([coarse, coarse], [base, coarse], scale=0.25)
     assert s is not None and s[1] > 0.5 > s[0]  # the photo shows the block: card 1 leads
+
+
+def test_a_same_name_card_with_other_art_is_decided_by_art_never_by_the_strip(reprints, tmp_path):
+    """Fossil's Gastly is not a printing of base1's: a card that shares a name but not the art
+    never joins the printings sent to the strips, and a set holding one is not settled by them."""
+    from cardid.catalog.records import Catalog
+
+    cat, emb, _db, ids, printings = reprints
+    a = ids[0]  # a card with a same-art reprint
+    other = next(c for c in cat.ids if c not in printings)  # a card with art of its own
+    recs = [r.model_copy(update={"name": cat[a].name}) if r.id == other else r for r in cat]
+    renamed = Catalog(cat.root, recs)
+    renamed.save(tmp_path / "cat")  # image paths rewritten to the original scans
+    db2 = CardDB.build(emb, Catalog.load(tmp_path / "cat"), tmp_path / "db")
+    assert db2.printings_of(db2.row_of[a]) and db2.row_of[other] in db2.printings_of(db2.row_of[a])
+    cal = Calibration(
+        "fused", threshold=-math.inf, margin=0.0, fusion={"weights": [2.0, 0.5, 4.0, 0], "bias": 0}
+    )
+    m = Matcher(db2, emb, calibration=cal)
+    ra, ro = db2.row_of[a], db2.row_of[other]
+    assert m.art_differs(ra, ro) and not any(m.art_differs(ra, db2.row_of[p]) for p in printings[a])
+    q = m.prepare(_scan_views(cat, [a]))[0]
+    d = decide(m.candidates(q), cal)
+    assert d.kind == MATCH and d.card_id == a
+    sent = m.printings(q, d)
+    assert sent.kind == AMBIGUOUS and other not in {c.card_id for c in sent.cards}  # its reprint only
+    # an ambiguous set holding the other-art card stays ambiguous: no strip decides it
+    by_row = {c.row: c for c in d.candidates}
+    mixed = Decision(
+        AMBIGUOUS, [by_row[ra], by_row.get(ro) or Candidate(ro, other, 0.5, 0.5)], d.score, d.candidates
+    )
+    assert m.resolve(q, mixed) is mixed
+
+
+def test_scans_of_the_same_art_are_never_told_apart_as_other_art(reprints):
+    """Without art ids (a folder of scans), the art boxes are compared scan to scan; a reprint of
+    the same art must never count as other art, or its strip would not be looked at."""
+    _cat, emb, db, ids, printings = reprints
+    m = Matcher(db, emb)
+    bare = {c: r.model_copy(update={"art_id": None}) for c, r in db.records.items()}
+    m.db = replace_records(db, bare)
+    assert db.features.art is not None and len(db.features.art.offsets) == len(db) + 1
+    for a in ids:
+        for b in printings[a] - {a}:
+            assert not m.art_differs(db.row_of[a], db.row_of[b])
+
+
+def replace_records(db, records):
+    """The same DB seen with other metadata (a shallow copy)."""
+    import copy
+
+    out = copy.copy(db)
+    out.records = records
+    return out
+
+
+@pytest.mark.realdata
+def test_real_scans_tell_other_art_from_a_reprint_and_from_holo_foil(tmp_path):
+    """base1 against Fossil Gastly: other art; base1 against Evolutions Charizard: the same art in a
+    new frame; Fossil's holo against non-holo Lapras: the same art under foil."""
+    import shutil
+
+    from tests.conftest import realdata
+
+    from cardid.eval.evaluate import open_gallery
+
+    gallery = realdata("gallery")
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    pairs = {("base1-50", "base3-33"): True, ("base1-4", "xy12-11"): False, ("base3-10", "base3-25"): False}
+    for c in {c for p in pairs for c in p}:
+        shutil.copy(gallery / f"{c}.jpg", scans / f"{c}.jpg")
+    emb = load_embedder(make_tiny_model(tmp_path / "model"), "cpu")
+    db = CardDB.build(emb, open_gallery(scans), tmp_path / "db")
+    m = Matcher(db, emb)
+    assert {p: m.art_differs(db.row_of[p[0]], db.row_of[p[1]]) for p in pairs} == pairs

@@ -23,6 +23,7 @@ from cardid.db.verify import (
     card_hash,
     extract,
     match,
+    mutual_inliers,
     strip_scores,
     warp_strip,
 )
@@ -91,6 +92,7 @@ class Matcher:
                 calibration = Calibration(mode, threshold=math.inf)
         self.calibration = calibration
         self._hashes = db.features.hashes if db.features is not None else None
+        self._art_differs: dict[tuple[int, int], bool] = {}  # gallery pairs, compared once
         #: (card crop, corners to read, accept=) → PrintedReading; Tesseract by default (None: not read)
         self.reader = reader if reader is not None else _default_reader(config)
 
@@ -199,10 +201,41 @@ class Matcher:
             q.cache[row] = match(q.features, np.asarray(pts), np.asarray(desc), feats.cfg)
         return q.cache[row]
 
+    #: Two gallery scans whose art boxes share at most this many inliers …
+    ART_DIFFERS_INLIERS = 8
+    #: … and whose whole cards share fewer than this (holo foil hides a shared art box) show
+    #: different art: on the real gallery, different art 0-6 art-box inliers, the same art in a
+    #: new frame 26-380, holo against non-holo 13-17 with 131-166 on the whole card.
+    SAME_CARD_WHOLE_INLIERS = 60
+
+    def art_differs(self, a: int, b: int) -> bool:
+        """Whether DB rows ``a`` and ``b`` show different art: by their ``art_id`` where the
+        metadata has one (synthetic catalogs), else scan against scan, art box and whole card.
+        False when it cannot be told (a DB without art features): the strips decide, as before."""
+        ra, rb = self.db.records[self.db.ids[a]], self.db.records[self.db.ids[b]]
+        art_a, art_b = getattr(ra, "art_id", None), getattr(rb, "art_id", None)
+        if art_a is not None and art_b is not None:
+            return art_a != art_b
+        feats = self.db.features
+        if feats is None or feats.art is None:
+            return False
+        key = (min(a, b), max(a, b))
+        if key not in self._art_differs:
+            differs = mutual_inliers(feats.art[a], feats.art[b], feats.cfg) <= self.ART_DIFFERS_INLIERS
+            if differs:  # the art boxes disagree: unless the whole cards agree (holo foil)
+                whole = [Features(*map(np.asarray, feats.keypoints(r)), np.uint64(0)) for r in key]
+                differs = mutual_inliers(*whole, feats.cfg) < self.SAME_CARD_WHOLE_INLIERS
+            self._art_differs[key] = differs
+        return self._art_differs[key]
+
     def resolve(self, q: Query, d: Decision) -> Decision:
         """An ambiguous set of verified cards (same art): let the bottom strips decide, comparing
-        the query only where those cards' strips differ (collector number, set symbol)."""
+        the query only where those cards' strips differ (collector number, set symbol). A set
+        holding a card whose art differs from the leader's stays ambiguous: art is judged by the
+        embedding and the verifier, which left it in doubt, never by a strip."""
         if d.kind != AMBIGUOUS or q.features is None or self.calibration.mode != "fused":
+            return d
+        if any(self.art_differs(d.cards[0].row, c.row) for c in d.cards[1:]):
             return d
         hs = [q.cache[c.row].homography if c.row in q.cache else None for c in d.cards]
         if any(h is None for h in hs):
@@ -224,17 +257,19 @@ class Matcher:
         return d
 
     def printings(self, q: Query, d: Decision) -> Decision:
-        """A match whose shortlist also holds another printing of the same card (same name, also
-        verified) is not yet a decision: art confirms the Pokémon, not the printing. The set goes
+        """A match whose shortlist also holds another printing of the same card (same name and
+        art, also verified) is not yet a decision: art confirms the Pokémon, not the printing. A
+        same-name card with other art (Fossil's Gastly beside base1's) is not a printing of it:
+        the art, which the match was decided on, tells them apart. The set goes
         to the bottom-strip check (:meth:`resolve`), which names one printing or says
         ``ambiguous`` — never the confident wrong printing that art alone gives (on real listing
         photos, base1 vs its Evolutions reprint: 16 % of same-name cases wrong by art, 2.5 % after)."""
         if d.kind != MATCH or q.features is None or self.calibration.mode != "fused":
             return d
         top = d.cards[0]
-        printings = set(self.db.printings_of(top.row))
+        printings = {r for r in self.db.printings_of(top.row) if not self.art_differs(top.row, r)}
         siblings = [c for c in d.candidates if c.row != top.row and c.verified and c.row in printings]
-        siblings += self._unverified_printings(q, top, d, {c.row for c in siblings})
+        siblings += self._unverified_printings(q, top, d, {c.row for c in siblings}, printings)
         if not siblings:  # verified ones only: their homographies (in q.cache) place the strips
             return d
         return Decision(AMBIGUOUS, [top, *siblings], d.score, d.candidates)
@@ -247,11 +282,13 @@ class Matcher:
     #: printings of the card outside the shortlist that are verified, nearest by embedding first
     SIBLING_OUTSIDE = 3
 
-    def _unverified_printings(self, q: Query, top: Candidate, d: Decision, seen: set[int]) -> list[Candidate]:
-        """Same-name printings of the match that verification has not looked at (early stop ended
+    def _unverified_printings(
+        self, q: Query, top: Candidate, d: Decision, seen: set[int], printings: set[int]
+    ) -> list[Candidate]:
+        """Same-art printings of the match that verification has not looked at (early stop ended
         before them, or they were not shortlisted): verified now, kept when their art matches."""
         by_row = {c.row: c for c in d.candidates}
-        rows = [r for r in self.db.printings_of(top.row) if r != top.row and r not in seen]
+        rows = [r for r in self.db.printings_of(top.row) if r in printings and r != top.row and r not in seen]
         inside = [r for r in rows if r in by_row and not by_row[r].verified]
         outside = sorted(
             (r for r in rows if r not in by_row),

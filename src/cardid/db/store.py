@@ -23,7 +23,7 @@ import numpy as np
 
 from cardid import __version__
 from cardid.catalog.records import CardRecord, Catalog, name_key
-from cardid.db.verify import FEATURE_FILES, GalleryFeatures, VerifyConfig
+from cardid.db.verify import GalleryFeatures, VerifyConfig
 from cardid.embed import Embedder
 from cardid.errors import CardIDError, DBError
 from cardid.io import (
@@ -219,7 +219,7 @@ class CardDB:
         # verification features (zeroed descriptors) included
         names = [EMBEDDINGS, INDEX, IDS, METADATA]
         if feats is not None:
-            names += [f"{FEATURES}/{n}" for n in FEATURE_FILES]
+            names += [f"{FEATURES}/{n}" for n in feats.files()]
         meta = dict(meta, count=len(ids), files={n: sha256_file(root / n) for n in names})
         write_json_atomic(root / META, meta)
 
@@ -428,5 +428,4 @@ def _catalog_ref(catalog_root: Path, db_root: str | Path) -> dict[str, str]:
 
 def _materialise(feats: GalleryFeatures | None) -> GalleryFeatures:
     assert feats is not None
-    arrays = [np.array(a) for a in feats._arrays()]
-    return GalleryFeatures(*arrays, feats.cfg)
+    return feats.materialised()

@@ -202,6 +202,71 @@ def strip_scores(
 
 
 FEATURE_FILES = ("points.npy", "descriptors.npy", "offsets.npy", "strips.npy", "hashes.npy")
+#: Art-box keypoints (optional: DBs built before them have none, and art is then not compared).
+ART_FILES = ("art_points.npy", "art_descriptors.npy", "art_offsets.npy")
+#: The art box as shares of the card (y0, y1, x0, x1): where every era prints the artwork.
+ART_BOX = (0.09, 0.56, 0.06, 0.94)
+
+
+def art_features(rgb: np.ndarray) -> Features:
+    """Keypoints of the art box alone (800 ORB on a 400×560 CLAHE-equalised grey card). Scan against
+    scan they tell a reprint of the same art in a new frame (26-380 inliers on the real gallery)
+    from a same-name card with other art (0-6), which the whole card's keypoints do not: frame,
+    name and attack text match across different art (``benchmarks/same_art_pairs.py``)."""
+    g = _grey(rgb, (400, 560))
+    y0, y1, x0, x1 = ART_BOX
+    crop = _clahe().apply(
+        np.ascontiguousarray(g[int(y0 * 560) : int(y1 * 560), int(x0 * 400) : int(x1 * 400)])
+    )
+    kps, desc = cv2.ORB_create(nfeatures=800, fastThreshold=10).detectAndCompute(crop, None)
+    pts = np.array([k.pt for k in kps], np.float32).reshape(-1, 2)
+    return Features(pts, np.zeros((0, 32), np.uint8) if desc is None else desc, np.uint64(0))
+
+
+def mutual_inliers(a: Features, b: Features, cfg: VerifyConfig) -> int:
+    """Inliers between two images' keypoints, the smaller of the two directions."""
+    return min(match(a, b.points, b.descriptors, cfg).inliers, match(b, a.points, a.descriptors, cfg).inliers)
+
+
+@dataclass
+class KeypointTable:
+    """Keypoints of many images stored flat, with row offsets (memory-mappable)."""
+
+    points: np.ndarray
+    descriptors: np.ndarray
+    offsets: np.ndarray
+
+    def __getitem__(self, row: int) -> Features:
+        a, b = int(self.offsets[row]), int(self.offsets[row + 1])
+        return Features(np.asarray(self.points[a:b]), np.asarray(self.descriptors[a:b]), np.uint64(0))
+
+    @classmethod
+    def of(cls, feats: list[Features]) -> KeypointTable:
+        offsets = np.concatenate([[0], np.cumsum([len(f.points) for f in feats])]).astype(np.int64)
+        return cls(
+            np.concatenate([f.points for f in feats] or [np.zeros((0, 2), np.float32)]),
+            np.concatenate([f.descriptors for f in feats] or [np.zeros((0, 32), np.uint8)]),
+            offsets,
+        )
+
+    def concat(self, other: KeypointTable) -> KeypointTable:
+        return KeypointTable(
+            np.concatenate([self.points, other.points]),
+            np.concatenate([self.descriptors, other.descriptors]),
+            np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]]),
+        )
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.points, self.descriptors, self.offsets
+
+    def consistent(self, count: int) -> bool:
+        off = self.offsets
+        return (
+            len(off) == count + 1
+            and off[0] == 0
+            and off[-1] == len(self.points) == len(self.descriptors)
+            and not np.any(np.diff(off) < 0)
+        )
 
 
 class GalleryFeatures:
@@ -216,9 +281,11 @@ class GalleryFeatures:
         strips: np.ndarray,
         hashes: np.ndarray,
         cfg: VerifyConfig,
+        art: KeypointTable | None = None,
     ):
         self.points, self.descriptors, self.offsets = points, descriptors, offsets
         self.strips, self.hashes, self.cfg = strips, hashes, cfg
+        self.art = art  # art-box keypoints per row (None: a DB from before them)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -242,20 +309,24 @@ class GalleryFeatures:
         decoders and OpenCV release the GIL); the order of ``items`` is kept, and at most
         ``workers`` images are decoded at a time."""
 
-        def one(item) -> Features:
-            return extract(load(item) if load else item, cfg)
+        def one(item) -> tuple[Features, Features]:
+            rgb = load(item) if load else item
+            return extract(rgb, cfg), art_features(rgb)
 
-        feats = []
+        feats, arts = [], []
         threaded = load is not None and workers > 1
         with ThreadPoolExecutor(workers) if threaded else contextlib.nullcontext() as pool:
-            for f in (pool.map if threaded else map)(one, items):
+            for f, a in (pool.map if threaded else map)(one, items):
                 feats.append(f)
+                arts.append(a)
                 if progress:
                     progress(1)
-        return cls.from_features(feats, cfg)
+        return cls.from_features(feats, cfg, arts)
 
     @classmethod
-    def from_features(cls, feats: list[Features], cfg: VerifyConfig) -> GalleryFeatures:
+    def from_features(
+        cls, feats: list[Features], cfg: VerifyConfig, arts: list[Features] | None = None
+    ) -> GalleryFeatures:
         counts = [len(f.points) for f in feats]
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         sh = cfg.strip_shape
@@ -266,6 +337,7 @@ class GalleryFeatures:
             np.stack([f.strip for f in feats]) if feats else np.zeros((0, *sh), np.uint8),
             np.array([f.hash for f in feats], np.uint64),
             cfg,
+            KeypointTable.of(arts) if arts is not None else None,
         )
 
     def concat(self, other: GalleryFeatures) -> GalleryFeatures:
@@ -278,12 +350,25 @@ class GalleryFeatures:
             np.concatenate([self.strips, other.strips]),
             np.concatenate([self.hashes, other.hashes]),
             self.cfg,
+            self.art.concat(other.art) if self.art is not None and other.art is not None else None,
         )
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for name, arr in zip(FEATURE_FILES, self._arrays(), strict=True):
             np.save(folder / name, arr)
+        if self.art is not None:
+            for name, arr in zip(ART_FILES, self.art.arrays(), strict=True):
+                np.save(folder / name, arr)
+
+    def files(self) -> tuple[str, ...]:
+        """The files :meth:`save` writes."""
+        return FEATURE_FILES + (ART_FILES if self.art is not None else ())
+
+    def materialised(self) -> GalleryFeatures:
+        """An in-memory copy (the loaded arrays may be views of files about to be replaced)."""
+        art = KeypointTable(*(np.array(a) for a in self.art.arrays())) if self.art is not None else None
+        return GalleryFeatures(*(np.array(a) for a in self._arrays()), self.cfg, art)
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
         return self.points, self.descriptors, self.offsets, self.strips, self.hashes
@@ -296,13 +381,21 @@ class GalleryFeatures:
                 arrays.append(np.load(folder / name, mmap_mode="r"))
             except (OSError, ValueError) as e:
                 raise DBError(f"verification features unreadable: {folder / name} ({e})") from e
-        gf = cls(*arrays, cfg)
+        art = None
+        if all((folder / n).is_file() for n in ART_FILES):
+            try:
+                art = KeypointTable(*(np.load(folder / n, mmap_mode="r") for n in ART_FILES))
+            except (OSError, ValueError) as e:
+                raise DBError(f"art features unreadable in {folder} ({e})") from e
+        gf = cls(*arrays, cfg, art)
         pts, desc, off, strips, hashes = arrays
         problems = []
         if len(off) != count + 1 or len(strips) != count or len(hashes) != count:
             problems.append(f"rows: offsets {len(off) - 1}, strips {len(strips)}, hashes {len(hashes)}")
         elif off[0] != 0 or off[-1] != len(pts) or len(pts) != len(desc) or np.any(np.diff(off) < 0):
             problems.append("keypoint offsets do not match the keypoint arrays")
+        if art is not None and not art.consistent(count):
+            problems.append("art keypoint offsets do not match the art keypoints or the rows")
         if strips.shape[1:] != cfg.strip_shape:
             problems.append(f"strip shape {strips.shape[1:]} != {cfg.strip_shape}")
         if problems:
