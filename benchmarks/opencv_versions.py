@@ -24,7 +24,7 @@ from importlib.metadata import version as installed_version
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine
+from common import machine, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / ".." / "shared" / "realdata"
@@ -115,9 +115,7 @@ def main() -> None:
             f"{s['top1_no_threshold']:.3f} | {s['no_card_rate']:.3f} | {amb:.3f} | {s['ms_p50']:.0f} | "
             f"{q.get('recall@1', float('nan')):.3f} |"
         )
-    res = ROOT / "benchmarks" / "results"
-    (res / "opencv_versions.json").write_text(json.dumps(result, indent=1) + "\n")
-    (res / "opencv_versions.md").write_text("\n".join(md) + "\n")
+    write_results(ROOT / "benchmarks" / "results" / "opencv_versions", result, "\n".join(md) + "\n")
     print("\n".join(md))
 
 

@@ -22,12 +22,11 @@ from __future__ import annotations
 import argparse
 import collections
 import itertools
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine
+from common import machine, write_results
 
 from cardid.catalog.records import name_key
 from cardid.db.verify import ART_BOX, VerifyConfig, art_features, extract
@@ -96,9 +95,7 @@ def main() -> None:
         f"All pairs, inliers in bands of 5 (60 = 60 or more): whole card {result['histogram_whole']}; "
         f"art box {result['histogram_art']}.",
     ]
-    res = ROOT / "benchmarks" / "results"
-    (res / "same_art_pairs.json").write_text(json.dumps(result, indent=1) + "\n")
-    (res / "same_art_pairs.md").write_text("\n".join(md) + "\n")
+    write_results(ROOT / "benchmarks" / "results" / "same_art_pairs", result, "\n".join(md) + "\n")
     print("\n".join(md))
 
 
