@@ -204,8 +204,8 @@ class Matcher:
     #: Two gallery scans whose art boxes share at most this many inliers …
     ART_DIFFERS_INLIERS = 8
     #: … and whose whole cards share fewer than this (holo foil hides a shared art box) show
-    #: different art: on the real gallery, different art 0-6 art-box inliers, the same art in a
-    #: new frame 26-380, holo against non-holo 13-17 with 131-166 on the whole card.
+    #: different art: on the real gallery, different art 4-6 art-box inliers, the same art in a
+    #: new frame 24-370, holo against non-holo 12-14 with 131-166 on the whole card.
     SAME_CARD_WHOLE_INLIERS = 60
 
     def art_differs(self, a: int, b: int) -> bool:

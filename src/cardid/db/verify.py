@@ -210,8 +210,8 @@ ART_BOX = (0.09, 0.56, 0.06, 0.94)
 
 def art_features(rgb: np.ndarray) -> Features:
     """Keypoints of the art box alone (800 ORB on a 400×560 CLAHE-equalised grey card). Scan against
-    scan they tell a reprint of the same art in a new frame (26-380 inliers on the real gallery)
-    from a same-name card with other art (0-6), which the whole card's keypoints do not: frame,
+    scan they tell a reprint of the same art in a new frame (24-370 inliers on the real gallery)
+    from a same-name card with other art (4-6), which the whole card's keypoints do not: frame,
     name and attack text match across different art (``benchmarks/same_art_pairs.py``)."""
     g = _grey(rgb, (400, 560))
     y0, y1, x0, x1 = ART_BOX
