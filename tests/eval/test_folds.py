@@ -69,3 +69,35 @@ def test_the_printing_split_counts_the_card_and_its_printing_apart():
     )
     assert [s["by_width"][b]["photos"] for b in ("<180", "180-260", ">260", "no card found")] == [1, 2, 1, 1]
     assert s["by_width"]["<180"]["wrong_printing"] == 1.0
+
+
+def test_the_strip_margin_is_fitted_on_other_cards_only():
+    from cardid.eval.folds import CardFolds
+    from cardid.eval.photos import fit_strip_margin, redecide_strip
+
+    def photo(truth, lead, named):
+        other = "x-" + truth
+        card = {"card_id": named, "strip": lead}
+        rival = {"card_id": other if named == truth else truth, "strip": -lead}
+        rec = {
+            "decision": "match",
+            "card": card,
+            "ambiguous_between": [],
+            "resolved_by": "strip",
+            "top": [card, rival],
+            "score": 1.0,
+        }
+        return {"card_id": truth, "outcome": "correct" if named == truth else "wrong", "cards": [rec]}
+
+    cards = [f"c-{i}" for i in range(10)]
+    per = [photo(c, 0.6, c) for c in cards for _ in range(9)] + [photo(c, 0.3, "x-" + c) for c in cards]
+    assert redecide_strip(per[0], 0.5) == "correct" and redecide_strip(per[0], 0.7) == "ambiguous"
+    assert redecide_strip(per[-1], 0.25) == "wrong" and redecide_strip(per[-1], 0.35) == "ambiguous"
+    folds = CardFolds(2, 0, {c: i % 2 for i, c in enumerate(cards)})
+    fitted = fit_strip_margin(per, folds, max_wrong=0.01)
+    # above the wrong leads, not above the right ones (of equals, the most cautious)
+    assert [r["margin"] for r in fitted["per_fold"]] == [0.6, 0.6]
+    assert fitted["pooled"] == {"exact": 0.9, "wrong": 0.0, "ambiguous": 0.1}
+    # what only fold 0's own cards show never moves fold 0's margin
+    per2 = per + [photo("c-0", 0.55, "x-c-0")] * 5
+    assert fit_strip_margin(per2, folds, max_wrong=0.01)["per_fold"][0]["margin"] == 0.6

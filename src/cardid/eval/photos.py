@@ -193,6 +193,71 @@ def fold_figures(per: list[dict], folds, name_of: Callable[[str], str | None]) -
     return {"split": folds.to_dict(), "per_fold": rows, "mean": mean, "sd": sd}
 
 
+#: Strip margins tried when one is fitted on real photos (``fit_strip_margin``).
+STRIP_MARGINS = tuple(round(0.05 * i, 2) for i in range(1, 13))
+
+
+def redecide_strip(p: dict, margin: float) -> str:
+    """A photo's outcome had the strip check named a printing only with a lead of ``margin``:
+    from the strip scores its record keeps (the set's cards within the top three)."""
+    cards = []
+    for c in p["cards"]:
+        c = dict(c)
+        scored = {
+            x["card_id"]: x
+            for x in [*(c.get("ambiguous_between") or []), c.get("card") or {}, *c.get("top", [])]
+            if x.get("strip") is not None
+        }
+        strip_decided = c.get("resolved_by") == "strip" or (c["decision"] == "ambiguous" and scored)
+        if strip_decided and scored:
+            best = max(scored.values(), key=lambda x: x["strip"])
+            if best["strip"] >= margin:
+                c.update(decision="match", card=best, ambiguous_between=[])
+            else:
+                c.update(decision="ambiguous", card=None, ambiguous_between=list(scored.values()))
+        cards.append(c)
+    return photo_outcome({"cards": cards, "no_card": p["outcome"] == "no_card"}, p["card_id"])[0]
+
+
+def fit_strip_margin(per: list[dict], folds, max_wrong: float = 0.01, margins=STRIP_MARGINS) -> dict:
+    """The strip margin fitted on real photos, card-disjointly: for each fold, the margin that
+    names the most photos right on the *other* folds' cards with at most ``max_wrong`` of them
+    wrong; measured on the fold's own cards. Returns each fold's margin and held-out figures."""
+    from cardid.eval.folds import require_disjoint
+
+    outcomes = {m: [redecide_strip(p, m) for p in per] for m in margins}
+    rows = []
+    for i in range(folds.k):
+        held = set(folds.held_out(i))
+        fit_idx = [j for j, p in enumerate(per) if p["card_id"] not in held]
+        test_idx = [j for j, p in enumerate(per) if p["card_id"] in held]
+        require_disjoint(
+            {per[j]["card_id"] for j in fit_idx}, {per[j]["card_id"] for j in test_idx}, f"fold {i}"
+        )
+
+        def rates(m, idx):
+            o = [outcomes[m][j] for j in idx]
+            n = max(len(o), 1)
+            return o.count("correct") / n, o.count("wrong") / n, o.count("ambiguous") / n
+
+        ok = [m for m in margins if rates(m, fit_idx)[1] <= max_wrong] or [max(margins)]
+        m = max(ok, key=lambda m: (rates(m, fit_idx)[0], m))
+        right, wrong, amb = rates(m, test_idx)
+        rows.append(
+            {
+                "fold": i,
+                "margin": m,
+                "photos": len(test_idx),
+                "exact": right,
+                "wrong": wrong,
+                "ambiguous": amb,
+            }
+        )
+    w = [r["photos"] for r in rows]
+    pooled = {k: float(np.average([r[k] for r in rows], weights=w)) for k in ("exact", "wrong", "ambiguous")}
+    return {"max_wrong": max_wrong, "margins_tried": list(margins), "per_fold": rows, "pooled": pooled}
+
+
 def threshold_transfer(per: list[dict], calibrated: float) -> dict:
     """How the threshold fitted on simulated views does on the real photos: precision/recall of
     "the best card's fused score ≥ t means its top candidate is right", at the calibrated t and at
@@ -282,6 +347,7 @@ def evaluate_photos(
         }
         if split is not None and name == "photos-dev":
             report["sets"][name]["folds"] = fold_figures(per, split, name_of)
+            report["sets"][name]["folds"]["strip_margin_fitted"] = fit_strip_margin(per, split)
     write_json_atomic(out / "report.json", report)
     write_bytes_atomic(out / "report.html", render_html(report, catalog).encode())
     return report
@@ -321,6 +387,13 @@ def format_report(report: dict) -> str:
                 f"± {sd['card_named']:.3f}, wrong printing {m['wrong_printing']:.3f} ± {sd['wrong_printing']:.3f}, "
                 f"wrong card {m['wrong_card']:.3f} ± {sd['wrong_card']:.3f}"
             )
+            fit = f.get("strip_margin_fitted")
+            if fit:
+                lines.append(
+                    f"{name}, strip margin fitted on the other folds' cards (wrong ≤ {fit['max_wrong']:.1%}): "
+                    f"margins {[r['margin'] for r in fit['per_fold']]}, held out: exact "
+                    f"{fit['pooled']['exact']:.3f}, wrong {fit['pooled']['wrong']:.3f}"
+                )
         t = s.get("thresholds") or {}
         if t:
             c, r = t["calibrated"], t["real_99_precision"]
