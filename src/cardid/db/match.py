@@ -223,8 +223,8 @@ class Matcher:
         if key not in self._art_differs:
             differs = mutual_inliers(feats.art[a], feats.art[b], feats.cfg) <= self.ART_DIFFERS_INLIERS
             if differs:  # the art boxes disagree: unless the whole cards agree (holo foil)
-                whole = [Features(*map(np.asarray, feats.keypoints(r)), np.uint64(0)) for r in key]
-                differs = mutual_inliers(*whole, feats.cfg) < self.SAME_CARD_WHOLE_INLIERS
+                whole = mutual_inliers(feats.whole[a], feats.whole[b], feats.cfg)
+                differs = whole < self.SAME_CARD_WHOLE_INLIERS
             self._art_differs[key] = differs
         return self._art_differs[key]
 

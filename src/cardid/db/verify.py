@@ -230,15 +230,20 @@ def mutual_inliers(a: Features, b: Features, cfg: VerifyConfig) -> int:
 
 @dataclass
 class KeypointTable:
-    """Keypoints of many images stored flat, with row offsets (memory-mappable)."""
+    """Keypoints of many images stored flat, with row offsets (memory-mappable): the whole cards'
+    (verification) and the art boxes' (same art or not) alike."""
 
     points: np.ndarray
     descriptors: np.ndarray
     offsets: np.ndarray
 
-    def __getitem__(self, row: int) -> Features:
+    def span(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         a, b = int(self.offsets[row]), int(self.offsets[row + 1])
-        return Features(np.asarray(self.points[a:b]), np.asarray(self.descriptors[a:b]), np.uint64(0))
+        return self.points[a:b], self.descriptors[a:b]
+
+    def __getitem__(self, row: int) -> Features:
+        pts, desc = self.span(row)
+        return Features(np.asarray(pts), np.asarray(desc), np.uint64(0))
 
     @classmethod
     def of(cls, feats: list[Features]) -> KeypointTable:
@@ -283,16 +288,15 @@ class GalleryFeatures:
         cfg: VerifyConfig,
         art: KeypointTable | None = None,
     ):
-        self.points, self.descriptors, self.offsets = points, descriptors, offsets
+        self.whole = KeypointTable(points, descriptors, offsets)  # the whole card's, for verification
         self.strips, self.hashes, self.cfg = strips, hashes, cfg
         self.art = art  # art-box keypoints per row (None: a DB from before them)
 
     def __len__(self) -> int:
-        return len(self.offsets) - 1
+        return len(self.whole.offsets) - 1
 
     def keypoints(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        a, b = int(self.offsets[row]), int(self.offsets[row + 1])
-        return self.points[a:b], self.descriptors[a:b]
+        return self.whole.span(row)
 
     @classmethod
     def compute(
@@ -327,13 +331,9 @@ class GalleryFeatures:
     def from_features(
         cls, feats: list[Features], cfg: VerifyConfig, arts: list[Features] | None = None
     ) -> GalleryFeatures:
-        counts = [len(f.points) for f in feats]
-        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         sh = cfg.strip_shape
         return cls(
-            np.concatenate([f.points for f in feats] or [np.zeros((0, 2), np.float32)]),
-            np.concatenate([f.descriptors for f in feats] or [np.zeros((0, 32), np.uint8)]),
-            offsets,
+            *KeypointTable.of(feats).arrays(),
             np.stack([f.strip for f in feats]) if feats else np.zeros((0, *sh), np.uint8),
             np.array([f.hash for f in feats], np.uint64),
             cfg,
@@ -344,9 +344,7 @@ class GalleryFeatures:
         if other.cfg != self.cfg:
             raise CardIDError("cannot append gallery features computed with a different VerifyConfig")
         return GalleryFeatures(
-            np.concatenate([self.points, other.points]),
-            np.concatenate([self.descriptors, other.descriptors]),
-            np.concatenate([self.offsets, other.offsets[1:] + self.offsets[-1]]),
+            *self.whole.concat(other.whole).arrays(),
             np.concatenate([self.strips, other.strips]),
             np.concatenate([self.hashes, other.hashes]),
             self.cfg,
@@ -371,7 +369,7 @@ class GalleryFeatures:
         return GalleryFeatures(*(np.array(a) for a in self._arrays()), self.cfg, art)
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
-        return self.points, self.descriptors, self.offsets, self.strips, self.hashes
+        return (*self.whole.arrays(), self.strips, self.hashes)
 
     @classmethod
     def load(cls, folder: Path, cfg: VerifyConfig, count: int) -> GalleryFeatures:
@@ -388,11 +386,11 @@ class GalleryFeatures:
             except (OSError, ValueError) as e:
                 raise DBError(f"art features unreadable in {folder} ({e})") from e
         gf = cls(*arrays, cfg, art)
-        pts, desc, off, strips, hashes = arrays
+        _, _, off, strips, hashes = arrays
         problems = []
         if len(off) != count + 1 or len(strips) != count or len(hashes) != count:
             problems.append(f"rows: offsets {len(off) - 1}, strips {len(strips)}, hashes {len(hashes)}")
-        elif off[0] != 0 or off[-1] != len(pts) or len(pts) != len(desc) or np.any(np.diff(off) < 0):
+        elif not gf.whole.consistent(count):
             problems.append("keypoint offsets do not match the keypoint arrays")
         if art is not None and not art.consistent(count):
             problems.append("art keypoint offsets do not match the art keypoints or the rows")
