@@ -93,16 +93,13 @@ def photos_cmd(
     """Whole real photos → decisions: Recall@1, wrong matches, no_card, ms per photo, by notes;
     the card and its printing counted apart, by crop width; with --folds, per card-disjoint fold."""
     from cardid.data.photoset import load_photo_set
-    from cardid.eval.folds import card_folds
     from cardid.eval.photos import evaluate_photos, format_report
     from cardid.progress import progress
 
-    photos = load_photo_set(realdata / "photos-dev.csv")  # its errors before the DB is built
-    if folds:
-        card_folds(photos, folds, fold_seed)  # too few cards for the folds: said now, not after the run
-    n = len(photos.sample(limit))
+    # for the progress bar only: evaluate_photos reads and checks the lists (and the folds) itself
+    n = len(load_photo_set(realdata / "photos-dev.csv", check_images=False).sample(limit))
     if (realdata / "queries-dev.csv").is_file():
-        n += len(load_photo_set(realdata / "queries-dev.csv"))
+        n += len(load_photo_set(realdata / "queries-dev.csv", check_images=False))
     with progress(n, "photos") as advance:
         report = evaluate_photos(
             realdata,

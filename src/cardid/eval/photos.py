@@ -172,10 +172,12 @@ def printing_split(per: list[dict], name_of: Callable[[str], str | None]) -> dic
         counts["card_named"] = counts["exact_printing"] + wrong_printing + counts["ambiguous_with_truth"]
         return {"photos": n, **{k: (v / n if n else 0.0) for k, v in counts.items()}}
 
-    bands = {}
-    for lo, hi, label in WIDTH_BANDS:
-        bands[label] = split([p for p in per if (w := card_width(p)) is not None and lo <= w < hi])
-    bands["no card found"] = split([p for p in per if card_width(p) is None])
+    widths = [card_width(p) for p in per]
+    bands = {
+        label: split([p for p, w in zip(per, widths, strict=True) if w is not None and lo <= w < hi])
+        for lo, hi, label in WIDTH_BANDS
+    }
+    bands["no card found"] = split([p for p, w in zip(per, widths, strict=True) if w is None])
     return {**split(per), "by_width": bands}
 
 
@@ -226,6 +228,12 @@ def fit_strip_margin(per: list[dict], folds, max_wrong: float = 0.01, margins=ST
     from cardid.eval.folds import require_disjoint
 
     outcomes = {m: [redecide_strip(p, m) for p in per] for m in margins}
+
+    def rates(m: float, idx: list[int]) -> tuple[float, float, float]:
+        o = [outcomes[m][j] for j in idx]
+        n = max(len(o), 1)
+        return o.count("correct") / n, o.count("wrong") / n, o.count("ambiguous") / n
+
     rows = []
     for i in range(folds.k):
         held = set(folds.held_out(i))
@@ -234,14 +242,9 @@ def fit_strip_margin(per: list[dict], folds, max_wrong: float = 0.01, margins=ST
         require_disjoint(
             {per[j]["card_id"] for j in fit_idx}, {per[j]["card_id"] for j in test_idx}, f"fold {i}"
         )
-
-        def rates(m, idx):
-            o = [outcomes[m][j] for j in idx]
-            n = max(len(o), 1)
-            return o.count("correct") / n, o.count("wrong") / n, o.count("ambiguous") / n
-
-        ok = [m for m in margins if rates(m, fit_idx)[1] <= max_wrong] or [max(margins)]
-        m = max(ok, key=lambda m: (rates(m, fit_idx)[0], m))
+        on_fit = {m: rates(m, fit_idx) for m in margins}
+        ok = [m for m in margins if on_fit[m][1] <= max_wrong] or [max(margins)]
+        m = max(ok, key=lambda m: (on_fit[m][0], m))
         right, wrong, amb = rates(m, test_idx)
         rows.append(
             {
@@ -311,6 +314,8 @@ def evaluate_photos(
     realdata, out = Path(realdata), Path(out)
     photos = load_photo_set(realdata / "photos-dev.csv")
     dev = load_photo_set(realdata / "queries-dev.csv") if (realdata / "queries-dev.csv").is_file() else None
+    if folds:
+        card_folds(photos, folds, fold_seed)  # too few cards: said before the DB is built, not after
     catalog, emb, db, cals, build_s = build_real_db(realdata, model, out, calib_cards)
     for s_ in (photos, dev):
         if s_ is not None:
@@ -373,19 +378,12 @@ def format_report(report: dict) -> str:
     for name, s in report["sets"].items():
         pr = s.get("printing")
         if pr:
-            lines.append(
-                f"{name}: card named {pr['card_named']:.3f}, exact printing {pr['exact_printing']:.3f}, "
-                f"ambiguous with truth {pr['ambiguous_with_truth']:.3f}, wrong printing "
-                f"{pr['wrong_printing']:.3f}, wrong card {pr['wrong_card']:.3f}"
-            )
+            lines.append(f"{name}: {_printing_figures(pr)}")
         f = s.get("folds")
         if f:
-            m, sd = f["mean"], f["sd"]
             lines.append(
-                f"{name}, {f['split']['k']} card-disjoint folds (mean ± sd): exact printing "
-                f"{m['exact_printing']:.3f} ± {sd['exact_printing']:.3f}, card named {m['card_named']:.3f} "
-                f"± {sd['card_named']:.3f}, wrong printing {m['wrong_printing']:.3f} ± {sd['wrong_printing']:.3f}, "
-                f"wrong card {m['wrong_card']:.3f} ± {sd['wrong_card']:.3f}"
+                f"{name}, {f['split']['k']} card-disjoint folds (mean ± sd): "
+                + _printing_figures(f["mean"], f["sd"])
             )
             fit = f.get("strip_margin_fitted")
             if fit:
@@ -403,6 +401,14 @@ def format_report(report: dict) -> str:
                 f"(recall {r['recall']:.3f})"
             )
     return "\n".join(lines)
+
+
+def _printing_figures(figures: dict, sd: dict | None = None) -> str:
+    """The card/printing split in words, with its spread across folds when ``sd`` is given."""
+    keys = ("card_named", "exact_printing", "ambiguous_with_truth", "wrong_printing", "wrong_card")
+    return ", ".join(
+        f"{k.replace('_', ' ')} {figures[k]:.3f}" + (f" ± {sd[k]:.3f}" if sd else "") for k in keys
+    )
 
 
 def render_html(report: dict, catalog) -> str:
