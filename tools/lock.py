@@ -62,14 +62,19 @@ def recorded_digest(lock: Path = LOCK) -> str | None:
     return None
 
 
-def locked_versions(lock: Path = LOCK) -> dict[str, str]:
-    """`{normalised name: version}` for every `name==version` line of the lock."""
+def _pins(lock: Path) -> dict[str, tuple[str, str | None]]:
+    """`{normalised name: (version, environment marker or None)}` for every `name==version` line."""
     pins = {}
     for line in lock.read_text().splitlines():
-        m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", line)
+        m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$", line)
         if m:
-            pins[_norm(m.group(1))] = m.group(2)
+            pins[_norm(m.group(1))] = (m.group(2), m.group(3))
     return pins
+
+
+def locked_versions(lock: Path = LOCK) -> dict[str, str]:
+    """`{normalised name: version}` for every `name==version` line of the lock."""
+    return {name: version for name, (version, _) in _pins(lock).items()}
 
 
 def check(lock: Path = LOCK, pyproject: Path = PYPROJECT) -> str | None:
@@ -113,12 +118,11 @@ def sync(lock: Path = LOCK) -> list[str]:
 
 def problems(lock: Path = LOCK) -> list[str]:
     """How this environment differs from the lock: versions, and more or less than one cv2."""
-    pins = locked_versions(lock)
     have = installed()
     problems = [
         f"{name}: locked {version}, installed {have.get(name, 'nothing')}"
-        for name, version in sorted(pins.items())
-        if have.get(name) != version and _applies(lock, name)
+        for name, (version, marker) in sorted(_pins(lock).items())
+        if have.get(name) != version and _applies(marker)
     ]
     cv2 = [d for d in CV2_DISTS if d in have]
     if len(cv2) != 1:
@@ -126,17 +130,15 @@ def problems(lock: Path = LOCK) -> list[str]:
     return problems
 
 
-def _applies(lock: Path, name: str) -> bool:
+def _applies(marker: str | None) -> bool:
     """False for a locked line whose environment marker excludes this interpreter/platform."""
-    for line in lock.read_text().splitlines():
-        if _norm(line.split("==")[0]) == name and ";" in line:
-            marker = line.split(";", 1)[1].rstrip(" \\")
-            try:
-                from pip._vendor.packaging.markers import Marker
-            except ImportError:  # pragma: no cover - pip always vendors packaging
-                return True
-            return Marker(marker).evaluate()
-    return True
+    if not marker:
+        return True
+    try:
+        from pip._vendor.packaging.markers import Marker
+    except ImportError:  # pragma: no cover - pip always vendors packaging
+        return True
+    return Marker(marker).evaluate()
 
 
 def main(argv: list[str]) -> int:

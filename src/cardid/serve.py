@@ -118,9 +118,12 @@ class _Served:
     replaced (``index add`` writes a new folder; ``calibrate`` a new ``db.json``). The old ones
     keep answering until the new ones have loaded; a DB that fails to load is reported, not served."""
 
-    def __init__(self, recognizer, catalog, explicit_catalog: bool, check_every: float):
-        self.recognizer, self.catalog = recognizer, catalog
-        self.explicit_catalog = explicit_catalog
+    def __init__(self, recognizer, catalog, db_catalog: bool, check_every: float):
+        """``db_catalog``: serve the scans of the catalogs the DB records (looked up again with
+        each DB); else ``catalog`` as given (or none)."""
+        self.recognizer = recognizer
+        self.explicit_catalog = not db_catalog
+        self.catalog = _gallery(recognizer.matcher.db) if db_catalog else catalog
         self.check_every = check_every
         self.stamp = _db_stamp(recognizer.matcher.db.root)
         self.checked = time.monotonic()
@@ -202,9 +205,7 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig(), db
 
     from cardid.track import CardTracker, sightings_from_record
 
-    if db_catalog:
-        catalog = _gallery(recognizer.matcher.db)
-    served = _Served(recognizer, catalog, not db_catalog, config.reload_check_s)
+    served = _Served(recognizer, catalog, db_catalog, config.reload_check_s)
     app = FastAPI(title="cardid", version=__version__, description=__doc__)
     pool = ThreadPoolExecutor(config.workers, thread_name_prefix="cardid-recognize")
     lock = threading.Lock()  # the recognizer is used by one thread at a time
