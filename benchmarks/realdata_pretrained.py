@@ -37,7 +37,7 @@ REAL = ROOT / ".." / "shared" / "realdata"
 
 
 def evaluate_model(path: str, sets: dict, work: Path, calib_cards: int) -> dict:
-    _, emb, db, _, _ = build_real_db(REAL, load_embedder(path, device="cpu"), work, calib_cards)
+    _, emb, db, _, _, _ = build_real_db(REAL, load_embedder(path, device="cpu"), work, calib_cards)
     matcher = Matcher(db, emb)
     res = {"model": str(path), "identity": emb.identity, "dim": emb.dim}
     for name, qs in sets.items():

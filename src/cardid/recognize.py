@@ -43,6 +43,10 @@ def decision_record(db: CardDB, d: Decision, top: int = 5, **extra) -> dict:
         "card": _card(db, d.cards[0]) if d.kind == "match" else None,
         "ambiguous_between": [_card(db, c) for c in d.cards] if d.kind == "ambiguous" else [],
         "resolved_by": d.resolved_by,
+        # the printing's probability when the card has several printings in sight, and the set
+        # weighed (each printing's evidence and probability); None: one printing, no doubt
+        "probability": None if d.probability is None else round(d.probability, 4),
+        "printing": d.printing,
         "printed": d.printed,
         "score": round(d.score, 4),
         "top": [_card(db, c) for c in d.candidates[:top]],
@@ -75,6 +79,8 @@ def render_decision(
     decision's colour (green match, orange ambiguous), the true card (if known) underlined blue."""
     chosen = {c["card_id"] for c in ([record["card"]] if record["card"] else record["ambiguous_between"])}
     head = record["decision"] + (f" ({record['resolved_by']})" if record.get("resolved_by") else "")
+    if record.get("probability") is not None:
+        head += f" p {record['probability']:.2f}"
     tiles = [_label(_thumb(query, height), ["query", head], COLORS[record["decision"]])]
     for c in record["top"]:
         if catalog is not None and c["card_id"] in catalog:

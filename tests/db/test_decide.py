@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -287,3 +288,65 @@ def test_real_scans_tell_other_art_from_a_reprint_and_from_holo_foil(tmp_path):
     db = CardDB.build(emb, open_gallery(scans), tmp_path / "db")
     m = Matcher(db, emb)
     assert {p: m.art_differs(db.row_of[p[0]], db.row_of[p[1]]) for p in pairs} == pairs
+
+
+def test_the_printing_model_weighs_each_reprint_and_names_only_the_truth(reprints):
+    """The model path: once the card is decided, its printings in sight form a set with their
+    evidence (the strips compared between same-art printings); a model that trusts the strips
+    names the truth with its probability or leaves the set ambiguous, never another printing."""
+    from cardid.db.match import MatchConfig
+    from cardid.printing.model import PrintingModel
+    from cardid.recognize import decision_record
+
+    cat, emb, db, ids, printings = reprints
+    cal = Calibration(
+        "fused", threshold=-math.inf, margin=0.0, fusion={"weights": [2.0, 0.5, 4.0, 0], "bias": 0}
+    )
+    strips_only = PrintingModel([0, 0, 0, 10.0, 10.0, 0], p_min=0.9)
+    m = Matcher(db, emb, MatchConfig(read_numbers=False), calibration=cal, printing_model=strips_only)
+    named = 0
+    for q, t in zip(m.prepare(_scan_views(cat, ids)), ids, strict=True):
+        found = m.printing_set(q, decide(m.candidates(q), cal))
+        assert found is not None
+        s, _members, printed = found
+        assert printed is None  # no reader: nothing read
+        ev = {e.card_id: e for e in s.members}
+        assert printings[t] <= set(ev) and s.width == 360
+        strips = {c: e.strip for c, e in ev.items() if c in printings[t]}
+        assert None not in strips.values() and max(strips, key=strips.get) == t
+        d = m.decide(q)
+        assert d.printing is not None and {x["card_id"] for x in d.printing["members"]} == set(ev)
+        assert abs(sum(x["p"] for x in d.printing["members"]) - 1) < 1e-3
+        rec = json.loads(json.dumps(decision_record(db, d)))  # what `recognize` prints and serves
+        assert rec["probability"] == round(d.probability, 4) and rec["printing"] == d.printing
+        if d.kind == MATCH:
+            assert d.card_id == t and d.resolved_by == "strip" and d.probability >= 0.9
+            named += 1
+        else:
+            assert d.kind == AMBIGUOUS and t in {c.card_id for c in d.cards} and d.probability < 0.9
+    assert named >= len(ids) // 2
+    # a card with no other printing in the DB: no set, no probability
+    lone = next(c for c in cat.ids if c not in printings)
+    q = m.prepare(_scan_views(cat, [lone]))[0]
+    assert m.printing_set(q, decide(m.candidates(q), cal)) is None
+    d = m.decide(q)
+    assert d.probability is None and d.printing is None
+
+
+def test_the_printing_model_is_fitted_on_simulated_views_and_stored_with_the_db(reprints, tmp_path):
+    from cardid.db.calibrate import fit_printing, printing_sets_on_views
+    from cardid.printing.model import FEATURES
+
+    cat, emb, _db, _ids, printings = reprints
+    db2 = CardDB.build(emb, cat, tmp_path / "db")
+    assert fit_printing(db2, emb, cat) == (None, [])  # no fused calibration yet: nothing decides the card
+    images, labels = synthetic_queries(cat, cat.ids, seed=1)
+    calibrate_db(db2, emb, images, labels)
+    sets = printing_sets_on_views(db2, emb, cat, cards=None)
+    assert sets and all(s.truth in printings and len(s.members) >= 2 for s in sets)
+    assert {s.width for s in sets} <= {150, 190, 230, 280, 360}
+    model, fitted_on = fit_printing(db2, emb, cat, cards=None)
+    assert model is not None and len(fitted_on) == len(sets) and model.fitted["source"] == "simulated views"
+    stored = CardDB.load(db2.root, emb).calibration["fused"]["printing"]
+    assert stored["weights"] == model.weights and stored["features"] == list(FEATURES)
+    assert Matcher(CardDB.load(db2.root, emb), emb).printing_model.weights == model.weights

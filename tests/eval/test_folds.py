@@ -101,3 +101,40 @@ def test_the_strip_margin_is_fitted_on_other_cards_only():
     # what only fold 0's own cards show never moves fold 0's margin
     per2 = per + [photo("c-0", 0.55, "x-c-0")] * 5
     assert fit_strip_margin(per2, folds, max_wrong=0.01)["per_fold"][0]["margin"] == 0.6
+
+
+def test_the_printing_model_is_fitted_on_other_cards_only():
+    """Each fold's model and p_min come from the simulated sets and the other folds' photos; what
+    only a fold's own cards show never moves its model."""
+    from cardid.eval.folds import CardFolds
+    from cardid.eval.photos import fit_printing_folds, redecide_printing
+    from cardid.printing.model import Evidence, PrintingModel, PrintingSet
+
+    def photo(truth, lead, width=250):
+        s = PrintingSet((Evidence(truth, 0.8, 50, lead), Evidence("x-" + truth, 0.8, 50, -lead)), width)
+        rec = {"decision": "match", "card": {"card_id": truth}, "ambiguous_between": [], "score": 1.0}
+        return {"card_id": truth, "outcome": "correct", "cards": [rec | {"printing": s.to_dict()}]}
+
+    cards = [f"c-{i}" for i in range(10)]
+    per = [photo(c, 0.3) for c in cards for _ in range(9)] + [photo(c, -0.1) for c in cards]
+    sure = PrintingModel([0, 0, 0, 10.0, 0, 0], p_min=0.9)
+    assert redecide_printing(per[0], sure)["outcome"] == "correct"  # 6 · 10 → p 0.998
+    assert redecide_printing(per[-1], sure)["outcome"] == "ambiguous"  # p 0.88 for the reprint
+    assert redecide_printing(per[-1], sure, p_min=0.5) | {"cards": None} == per[-1] | {
+        "outcome": "wrong",
+        "named": "x-c-9",
+        "cards": None,
+    }
+    simulated = [PrintingSet.from_dict(photo(c, 0.4)["cards"][0]["printing"], truth=c) for c in cards]
+    folds = CardFolds(2, 0, {c: i % 2 for i, c in enumerate(cards)})
+    fitted = fit_printing_folds(per, folds, simulated, name_of=lambda c: c.removeprefix("x-"), max_wrong=0.01)
+    assert [m["fitted"]["real_photos"] for m in fitted["models"]] == [50, 50]
+    assert all(m["weights"][3] + 0.625 * m["weights"][4] > 0 for m in fitted["models"])  # the strip learnt
+    # held out: nine photos of ten named right, the tenth (the strip favours the reprint) not named
+    assert fitted["mean"]["exact_printing"] == pytest.approx(0.9)
+    assert fitted["mean"]["wrong_printing"] == 0.0
+    # what only fold 0's own cards show never moves fold 0's model
+    per2 = per + [photo("c-0", -0.5)] * 20
+    again = fit_printing_folds(per2, folds, simulated, name_of=lambda c: c.removeprefix("x-"))
+    assert again["models"][0]["weights"] == fitted["models"][0]["weights"]
+    assert again["models"][1]["weights"] != fitted["models"][1]["weights"]

@@ -243,3 +243,34 @@ def test_a_corrupt_model_file_is_an_ocr_error_not_a_crash(monkeypatch, tmp_path)
     monkeypatch.setenv("TESSDATA_PREFIX", str(tmp_path))
     got = read_printed(np.full((1024, 733, 3), 200, np.uint8), ("left",))
     assert got.readings == [] and got.skipped.startswith("ocr_error: Tesseract could not load")
+
+
+def test_the_number_is_evidence_for_the_printing_model(world):
+    """Model path: a legible number that agrees with one printing gives it +1 and the others -1; an
+    illegible one or a number no printing agrees with gives nothing (a misread costs nothing)."""
+    from cardid.printing.model import FEATURES, PrintingModel
+
+    cat, emb, db, pairs = world
+    number_only = PrintingModel([0.0] * (len(FEATURES) - 1) + [5.0], p_min=0.9)
+    truth = {}
+    for text_of, expect in (
+        (lambda image: printed_text(cat[truth["id"]]), "named"),
+        (lambda image: "", "none"),
+        (lambda image: "999/998", "none"),
+    ):
+        reader = fake_reader(text_of)
+        for _, q, d, t in ambiguous_cases(cat, emb, db, pairs, reader)[:4]:
+            truth["id"] = t
+            model_matcher = Matcher(
+                db, emb, MatchConfig(), calibration=TIE, reader=reader, printing_model=number_only
+            )
+            s, _, printed = model_matcher.printing_set(q, d)
+            numbers = {e.card_id: e.number for e in s.members}
+            r = model_matcher.printing(q, d)
+            if expect == "named":
+                assert numbers[t] == 1.0 and all(v == -1.0 for c, v in numbers.items() if c != t)
+                assert (r.kind, r.card_id, r.resolved_by) == (MATCH, t, "number")
+                assert r.printed["agrees"] is True and r.probability > 0.99
+            else:
+                assert set(numbers.values()) == {0.0} and r.kind == AMBIGUOUS
+                assert printed["agreeing"] == [] and r.printed["agrees"] is None

@@ -89,6 +89,10 @@ def photos_cmd(
         None, min=2, help="Also report photos-dev in K card-disjoint folds (all printings of a card in one)."
     ),
     fold_seed: int = typer.Option(0, help="Seed of the fold split."),
+    printing: str = typer.Option(
+        "model",
+        help="How the printing is decided: 'model' (calibrated probabilities) or 'rules' (to compare).",
+    ),
 ) -> None:
     """Whole real photos → decisions: Recall@1, wrong matches, no_card, ms per photo, by notes;
     the card and its printing counted apart, by crop width; with --folds, per card-disjoint fold."""
@@ -113,6 +117,7 @@ def photos_cmd(
             progress=advance,
             folds=folds,
             fold_seed=fold_seed,
+            printing=printing,
         )
     out.print(format_report(report))
     out.print(f"report: {out_dir / 'report.html'}")

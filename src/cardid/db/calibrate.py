@@ -6,18 +6,21 @@ are calibrated and stored in ``db.json`` under ``calibration.embedding`` / ``cal
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from cardid.catalog.records import Catalog
-from cardid.db.decide import Calibration, calibrate, check_target_precision
+from cardid.db.decide import Calibration, calibrate, check_target_precision, decide
 from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB
 from cardid.db.verify import SAME_ART_BITS
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
+from cardid.printing.model import PrintingModel, PrintingSet, fit_printing_model
 from cardid.synth.photo import PhotoSimConfig, photo_preset, prepare_scan, render_crop
 
 #: Calibration views are rendered larger than training crops: the strip check needs the digits.
@@ -25,6 +28,9 @@ CALIBRATION_CROP_WIDTH = 360
 #: ... and at the sizes real photos show cards (a listing photo: ~150 px wide; a close-up: 360+),
 #: so thresholds fitted on simulated views transfer to small, soft photos too.
 CALIBRATION_CROP_WIDTHS = (150, 220, CALIBRATION_CROP_WIDTH)
+#: The printing model is fitted on views at the widths real photos show cards: photos-dev's crops
+#: are 150-400 px wide, most of them 180-260 (`cardid eval photos`, by crop width).
+PRINTING_CROP_WIDTHS = (150, 190, 230, 280, 360)
 
 
 def synthetic_queries(
@@ -114,9 +120,11 @@ def calibrate_on_views(
     seed: int = 0,
     target_precision: float = 0.95,
     progress: Callable[[int], None] | None = None,
+    printing: bool = True,
 ) -> dict[str, Calibration]:
     """Calibrate ``db`` on simulated camera views of up to ``cards`` of its cards (one view each),
-    rendered from ``catalog``'s scans: what `index build` does unless told not to."""
+    rendered from ``catalog``'s scans: what `index build` does unless told not to; ``printing``:
+    then fit its printing model (:func:`fit_printing`) on views of cards with several printings."""
     import random
 
     check_target_precision(target_precision)
@@ -127,4 +135,66 @@ def calibrate_on_views(
         raise CardIDError(f"none of the DB's cards is in the catalog {catalog.root}")
     ids = random.Random(seed).sample(ids, min(cards, len(ids)))
     images, labels = synthetic_queries(catalog, ids, seed=seed)
-    return calibrate_db(db, embedder, images, labels, target_precision, progress=progress)
+    result = calibrate_db(db, embedder, images, labels, target_precision, progress=progress)
+    if printing and "fused" in result:
+        model, _ = fit_printing(db, embedder, catalog, cards, seed)
+        if model is not None:
+            result["fused"].printing = model.to_dict()
+    return result
+
+
+def printing_sets_on_views(
+    db: CardDB,
+    embedder: Embedder,
+    catalog: Catalog,
+    cards: int | None = 300,
+    seed: int = 0,
+    widths: Sequence[int] = PRINTING_CROP_WIDTHS,
+    config: MatchConfig = MatchConfig(),
+    progress: Callable[[int], None] | None = None,
+) -> list[PrintingSet]:
+    """Printing sets (:mod:`cardid.printing.model`) with their truth, from one simulated view of
+    each of up to ``cards`` cards that have another printing in the DB, rendered at real photos'
+    widths and decided with the DB's fused calibration, its threshold aside (``cards=None``: every
+    such card): what the printing model is fitted on."""
+    import random
+
+    ids = [c for c in db.ids if c in catalog and len(db.printings_of(db.row_of[c])) > 1]
+    ids = random.Random(seed).sample(ids, len(ids) if cards is None else min(cards, len(ids)))
+    if not ids:
+        return []
+    images, labels = synthetic_queries(catalog, ids, seed=seed + 1, crop_width=widths)
+    matcher = Matcher(db, embedder, config)
+    # every view's best card counts, named or not: its printings' evidence is what is fitted
+    opened = replace(matcher.calibration, threshold=-math.inf)
+    sets = []
+    for q, cid in zip(matcher.prepare(images, progress), labels, strict=True):
+        found = matcher.printing_set(q, decide(matcher.candidates(q), opened))
+        if found is not None:
+            sets.append(replace(found[0], truth=cid))
+    return sets
+
+
+def fit_printing(
+    db: CardDB,
+    embedder: Embedder,
+    catalog: Catalog,
+    cards: int | None = 300,
+    seed: int = 0,
+    max_wrong: float = 0.01,
+    save: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[PrintingModel | None, list[PrintingSet]]:
+    """Fit the DB's printing model on simulated views (:func:`printing_sets_on_views`) and store it
+    with its fused calibration. None (and the hand-set defaults stay) when the DB has no card with
+    two printings, or no fused calibration to decide the card with."""
+    fused = (db.calibration or {}).get("fused")
+    if not fused:
+        return None, []
+    sets = printing_sets_on_views(db, embedder, catalog, cards, seed, progress=progress)
+    if not any(s.truth in {m.card_id for m in s.members} for s in sets):
+        return None, sets
+    model = fit_printing_model(sets, max_wrong, source="simulated views", widths=list(PRINTING_CROP_WIDTHS))
+    if save:
+        db.save_meta(calibration={**db.calibration, "fused": {**fused, "printing": model.to_dict()}})
+    return model, sets

@@ -63,6 +63,9 @@ class Calibration:
     # a wrong printing is the costlier error, so 0.25 (the number, when legible, decides first)
     strip_margin: float = 0.25
     fusion: dict = field(default_factory=lambda: dict(DEFAULT_FUSION))
+    #: the printing model's weights and p_min (:class:`cardid.printing.model.PrintingModel`), fitted
+    #: with the fused calibration; None: its hand-set defaults
+    printing: dict | None = None
     target_precision: float | None = None
     stats: dict = field(default_factory=dict)
 
@@ -92,10 +95,16 @@ class Decision:
     cards: list[Candidate]  # the match, or every card of the ambiguous set; empty when unknown
     score: float
     candidates: list[Candidate]  # the ranked shortlist
-    resolved_by: str | None = None  # "strip" / "number": what separated an ambiguous set
+    #: what named the printing: "strip" / "number" (rules), or the printing model's leading cue
+    #: ("art": embedding and inliers, "strip", "number")
+    resolved_by: str | None = None
     #: what was read off the card's bottom strip (`cardid.printing`) and whether it agreed with
     #: the decision; None when nothing was read (no doubt about the printing, or no OCR)
     printed: dict | None = None
+    #: the printing's probability (:mod:`cardid.printing.model`) when the card has several
+    #: printings in sight; ``printing``: the set weighed, each member's evidence and probability
+    probability: float | None = None
+    printing: dict | None = None
 
     @property
     def card_id(self) -> str | None:

@@ -29,6 +29,7 @@ from cardid.db.verify import (
 )
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
+from cardid.printing.model import Evidence, PrintingModel, PrintingSet
 from cardid.printing.number import agrees
 from cardid.printing.ocr import PrintedReading, layout_of, read_printed, tesseract_available
 from cardid.search import topk_cosine
@@ -54,6 +55,14 @@ class MatchConfig:
     # with another printing of the same name in its shortlist or sharing its art. Off, or without
     # Tesseract: not read.
     read_numbers: bool = True
+    #: how the printing is decided once the card is known: "model" (one calibrated probability per
+    #: printing, :mod:`cardid.printing.model`) or "rules" (printings → number → strip margin, as
+    #: before the model: kept to compare the two on the same photos)
+    printing: str = "model"
+
+    def __post_init__(self) -> None:
+        if self.printing not in ("model", "rules"):
+            raise CardIDError(f"MatchConfig.printing must be 'model' or 'rules', got {self.printing!r}")
 
 
 @dataclass
@@ -75,6 +84,7 @@ class Matcher:
         config: MatchConfig = MatchConfig(),
         calibration: Calibration | None = None,
         reader: Callable[..., PrintedReading] | None = None,
+        printing_model: PrintingModel | None = None,
     ):
         db.check_embedder(embedder)
         self.db, self.embedder, self.config = db, embedder, config
@@ -91,6 +101,10 @@ class Matcher:
                 self.calibrated = False
                 calibration = Calibration(mode, threshold=math.inf)
         self.calibration = calibration
+        if printing_model is None:
+            stored = calibration.printing
+            printing_model = PrintingModel.from_dict(stored) if stored else PrintingModel()
+        self.printing_model = printing_model
         self._hashes = db.features.hashes if db.features is not None else None
         self._art_differs: dict[tuple[int, int], bool] = {}  # gallery pairs, compared once
         #: (card crop, corners to read, accept=) → PrintedReading; Tesseract by default (None: not read)
@@ -379,8 +393,113 @@ class Matcher:
             return False
         return any(x.total is not None and agrees(x, rec) for x in reading.readings)  # exact, not loose
 
+    def printing_set(self, q: Query, d: Decision) -> tuple[PrintingSet, list[Candidate], dict | None] | None:
+        """The printings of the decided card in sight of the crop, with their evidence: the match
+        (or the tied set), every same-name card the shortlist verified (whatever its art), and
+        same-art printings verified now; the strip compared between those sharing the leader's art,
+        the number read where legible. None when there is one printing only (nothing to decide)."""
+        if d.kind not in (MATCH, AMBIGUOUS) or q.features is None or self.calibration.mode != "fused":
+            return None
+        top = d.cards[0]
+        named = set(self.db.printings_of(top.row))
+        cands = {c.row: c for c in d.cards}
+        for c in d.candidates:
+            if c.row not in cands and c.verified and c.row in named:
+                cands[c.row] = c
+        same_art = {r for r in named if not self.art_differs(top.row, r)}
+        for c in self._unverified_printings(q, top, d, set(cands), same_art):
+            cands[c.row] = c
+        if len(cands) < 2:
+            return None
+        members = list(cands.values())
+        strips = self._strips(q, [c for c in members if not self.art_differs(top.row, c.row)])
+        numbers, printed = self._numbers(q, members)
+        width = float(q.image.shape[1]) if q.image is not None else self.db.features.cfg.strip_width
+        evidence = tuple(
+            Evidence(c.card_id, c.cos, int(c.inliers or 0), strips.get(c.row), numbers.get(c.row, 0.0))
+            for c in members
+        )
+        return PrintingSet(evidence, width), members, printed
+
+    def _strips(self, q: Query, cards: list[Candidate]) -> dict[int, float]:
+        """Bottom-strip leads among same-art cards verified against the crop (their homographies
+        place the strip), compared at the crop's own resolution."""
+        cards = [c for c in cards if c.row in q.cache and q.cache[c.row].homography is not None]
+        if len(cards) < 2:
+            return {}
+        feats = self.db.features
+        warped = [warp_strip(q.features, q.cache[c.row].homography, feats.cfg) for c in cards]
+        scale = q.image.shape[1] / feats.cfg.strip_width if q.image is not None else 1.0
+        scores = strip_scores(warped, [np.asarray(feats.strips[c.row]) for c in cards], scale=scale)
+        return {} if scores is None else {c.row: s for c, s in zip(cards, scores, strict=True)}
+
+    def _numbers(self, q: Query, cards: list[Candidate]) -> tuple[dict[int, float], dict | None]:
+        """The collector number read off the crop, as evidence for each card: +1 it agrees, +0.5
+        agrees but for a total one off, -1 legible and another card agrees but not this one."""
+        if self.reader is None or q.image is None:
+            return {}, None
+        members = [self.db.records[c.card_id] for c in cards]
+        layouts = tuple(sorted({k for m in members for k in layout_of(m.series)}))
+        reading = self.reader(q.image, layouts, accept=lambda x: any(agrees(x, m) for m in members))
+        printed = reading.to_dict()
+        exact = {
+            c.row for c, m in zip(cards, members, strict=True) if any(agrees(x, m) for x in reading.readings)
+        }
+        loose = {
+            c.row
+            for c, m in zip(cards, members, strict=True)
+            if any(agrees(x, m, loose_total=True) for x in reading.readings)
+        }
+        agreeing = exact or loose
+        printed["agreeing"] = [self.db.ids[r] for r in agreeing]
+        if not reading.legible or not agreeing:  # a misread must not cost a right answer
+            return {}, printed
+        hit = 1.0 if exact else 0.5
+        return {c.row: hit if c.row in agreeing else -1.0 for c in cards}, printed
+
+    def printing(self, q: Query, d: Decision) -> Decision:
+        """The printing of a decided card, by the printing model: the printing named with its
+        probability when that reaches the model's ``p_min``, else ``ambiguous`` between the
+        printings still plausible. A card with one printing in sight is left as decided."""
+        found = self.printing_set(q, d)
+        if found is None:
+            return d
+        s, members, printed = found
+        call = self.printing_model.decide(s)
+        by_id = {c.card_id: c for c in members}
+        record = s.to_dict()
+        for m in record["members"]:
+            m["p"] = call.probabilities[m["card_id"]]
+        if printed is not None:
+            legible = bool(printed["readings"]) and call.card_id is not None
+            printed["agrees"] = call.card_id in printed["agreeing"] if legible else None
+        if call.card_id is None:
+            cards = [by_id[c] for c in call.plausible]
+            return Decision(
+                AMBIGUOUS,
+                cards,
+                d.score,
+                d.candidates,
+                printed=printed,
+                probability=call.probability,
+                printing=record,
+            )
+        return Decision(
+            MATCH,
+            [by_id[call.card_id]],
+            d.score,
+            d.candidates,
+            resolved_by=self.printing_model.leading_cue(s, call.card_id),
+            printed=printed,
+            probability=call.probability,
+            printing=record,
+        )
+
     def decide(self, q: Query, exclude: Iterable[int] = ()) -> Decision:
-        d = self.printings(q, decide(self.candidates(q, exclude), self.calibration))
+        d = decide(self.candidates(q, exclude), self.calibration)
+        if self.config.printing == "model":
+            return self.printing(q, d)
+        d = self.printings(q, d)
         if self.config.read_numbers:  # the number first: it named no wrong printing where the strip did
             d = self.by_number(q, d)
         return self.resolve(q, d)

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from cardid.data.photoset import PhotoSet, load_photo_set
+from cardid.db.match import MatchConfig
+from cardid.errors import CardIDError
 from cardid.eval.real import _img_tag, build_real_db
 from cardid.io import load_rgb, write_bytes_atomic, write_json_atomic
 from cardid.recognize import Recognizer, annotate, make_detector
@@ -261,6 +263,75 @@ def fit_strip_margin(per: list[dict], folds, max_wrong: float = 0.01, margins=ST
     return {"max_wrong": max_wrong, "margins_tried": list(margins), "per_fold": rows, "pooled": pooled}
 
 
+def redecide_printing(p: dict, model, p_min: float | None = None) -> dict:
+    """A photo's record had the printing been decided by ``model`` (at ``p_min``, else its own): from
+    the printing sets its card records keep (each printing's evidence). Returns the record with its
+    ``outcome`` and ``named`` card replaced."""
+    from cardid.printing.model import PrintingSet
+
+    cards = []
+    for c in p["cards"]:
+        if c.get("printing"):
+            call = model.decide(PrintingSet.from_dict(c["printing"]), p_min)
+            if call.card_id is not None:
+                c = {**c, "decision": "match", "card": {"card_id": call.card_id}, "ambiguous_between": []}
+            else:
+                amb = [{"card_id": x} for x in call.plausible]
+                c = {**c, "decision": "ambiguous", "card": None, "ambiguous_between": amb}
+        cards.append(c)
+    outcome, card = photo_outcome({"cards": cards, "no_card": p["outcome"] == "no_card"}, p["card_id"])
+    named = (card.get("card") or {}).get("card_id") if card else None
+    return {**p, "cards": cards, "outcome": outcome, "named": named}
+
+
+def real_printing_sets(per: list[dict]) -> list:
+    """The printing sets of labelled photos' card records, each with the photo's card as its truth."""
+    from cardid.printing.model import PrintingSet
+
+    return [
+        PrintingSet.from_dict(c["printing"], truth=p["card_id"])
+        for p in per
+        for c in p["cards"]
+        if c.get("printing")
+    ]
+
+
+def fit_printing_folds(
+    per: list[dict], folds, simulated: list, name_of: Callable[[str], str | None], max_wrong: float = 0.01
+) -> dict:
+    """The printing model fitted card-disjointly: for each fold, its weights on the ``simulated``
+    printing sets plus the *other* folds' real photos, and its ``p_min`` the one naming the most of
+    those photos right with at most ``max_wrong`` of them wrong (a card or a printing); measured on
+    the fold's own cards. Returns each fold's model and held-out figures, and their mean and spread."""
+    from cardid.eval.folds import require_disjoint
+    from cardid.printing.model import P_MINS, PrintingModel, fit_weights
+
+    held_out_records, models = [], []
+    for i in range(folds.k):
+        held = set(folds.held_out(i))
+        fit = [p for p in per if p["card_id"] not in held]
+        test = [p for p in per if p["card_id"] in held]
+        require_disjoint({p["card_id"] for p in fit}, {p["card_id"] for p in test}, f"fold {i}")
+        real = real_printing_sets(fit)
+        # the real photos (fewer) weigh as much as the simulated views together
+        weights = [1.0] * len(simulated) + [max(len(simulated), 1) / max(len(real), 1)] * len(real)
+        try:
+            model = PrintingModel([float(w) for w in fit_weights([*simulated, *real], set_weights=weights)])
+        except CardIDError:  # nothing to fit on (no printing set holds its truth): the hand-set model
+            model = PrintingModel()
+        best = None
+        for p_min in P_MINS:
+            o = [redecide_printing(p, model, p_min)["outcome"] for p in fit]
+            right, wrong = o.count("correct"), o.count("wrong")
+            if wrong <= max_wrong * len(fit) and (best is None or right > best[1]):
+                best = (p_min, right)
+        model.p_min = best[0] if best else max(P_MINS)
+        model.fitted = {"simulated_sets": len(simulated), "real_sets": len(real), "real_photos": len(fit)}
+        models.append({"fold": i, **model.to_dict()})
+        held_out_records += [redecide_printing(p, model) for p in test]
+    return {"max_wrong": max_wrong, "models": models, **fold_figures(held_out_records, folds, name_of)}
+
+
 def threshold_transfer(per: list[dict], calibrated: float) -> dict:
     """How the threshold fitted on simulated views does on the real photos: precision/recall of
     "the best card's fused score ≥ t means its top candidate is right", at the calibrated t and at
@@ -303,20 +374,24 @@ def evaluate_photos(
     progress: Callable[[int], None] | None = None,
     folds: int | None = None,
     fold_seed: int = 0,
+    printing: str = "model",
 ) -> dict:
     """``folds``: also report photos-dev in that many card-disjoint folds (every printing of a card
-    name in one fold): each fold's figures on its own cards, and their spread. Nothing is fitted on
-    real photos yet, so each fold is measured by what simulated views fitted; the split is the one
-    anything fitted on real photos will use (:mod:`cardid.eval.folds`)."""
+    name in one fold, :mod:`cardid.eval.folds`): each fold's figures on its own cards, and their
+    spread, as decided with what simulated views fitted; then the printing model refitted on the
+    simulated sets plus the other folds' real photos, measured on each fold's own cards
+    (``printing="model"``), or the strip margin fitted so (``printing="rules"``: the printing decided
+    by the rules the model replaced, to compare the two on the same folds)."""
     from cardid.catalog.records import name_key
     from cardid.eval.folds import card_folds
 
     realdata, out = Path(realdata), Path(out)
+    config = MatchConfig(printing=printing)  # a bad value said before any work
     photos = load_photo_set(realdata / "photos-dev.csv")
     dev = load_photo_set(realdata / "queries-dev.csv") if (realdata / "queries-dev.csv").is_file() else None
     if folds:
         card_folds(photos, folds, fold_seed)  # too few cards: said before the DB is built, not after
-    catalog, emb, db, cals, build_s = build_real_db(realdata, model, out, calib_cards)
+    catalog, emb, db, cals, build_s, simulated = build_real_db(realdata, model, out, calib_cards)
     for s_ in (photos, dev):
         if s_ is not None:
             s_.require_cards(catalog, f"the gallery of {realdata}")
@@ -325,7 +400,7 @@ def evaluate_photos(
         return name_key(catalog[cid]) if cid in catalog else None
 
     split = card_folds(photos, folds, fold_seed, group=name_of) if folds else None
-    rec = Recognizer.open(emb, db, make_detector(detector, conf), fallback=fallback)
+    rec = Recognizer.open(emb, db, make_detector(detector, conf), config, fallback=fallback)
     sets: dict[str, tuple[Recognizer, PhotoSet]] = {"photos-dev": (rec, photos.sample(limit))}
     if dev is not None:  # crops: recognised as crops (no finder)
         sets["queries-dev"] = (Recognizer(rec.matcher), dev)
@@ -337,6 +412,9 @@ def evaluate_photos(
         "gallery": len(db),
         "db_build_s": round(build_s, 1),
         "calibration": {k: v.to_dict() for k, v in cals.items()},
+        "printing": printing,
+        # the simulated printing sets the DB's printing model was fitted on (and the folds' models)
+        "printing_sets_simulated": [{"truth": x.truth, **x.to_dict()} for x in simulated],
         "sets": {},
     }
     threshold = rec.matcher.calibration.threshold
@@ -352,7 +430,12 @@ def evaluate_photos(
         }
         if split is not None and name == "photos-dev":
             report["sets"][name]["folds"] = fold_figures(per, split, name_of)
-            report["sets"][name]["folds"]["strip_margin_fitted"] = fit_strip_margin(per, split)
+            if printing == "rules":
+                report["sets"][name]["folds"]["strip_margin_fitted"] = fit_strip_margin(per, split)
+            else:
+                report["sets"][name]["folds"]["printing_model_fitted"] = fit_printing_folds(
+                    per, split, simulated, name_of
+                )
     write_json_atomic(out / "report.json", report)
     write_bytes_atomic(out / "report.html", render_html(report, catalog).encode())
     return report
@@ -385,6 +468,13 @@ def format_report(report: dict) -> str:
                 f"{name}, {f['split']['k']} card-disjoint folds (mean ± sd): "
                 + _printing_figures(f["mean"], f["sd"])
             )
+            pm = f.get("printing_model_fitted")
+            if pm:
+                lines.append(
+                    f"{name}, printing model fitted on simulated views + the other folds' cards "
+                    f"(p_min {[m['p_min'] for m in pm['models']]}), held out (mean ± sd): "
+                    + _printing_figures(pm["mean"], pm["sd"])
+                )
             fit = f.get("strip_margin_fitted")
             if fit:
                 lines.append(

@@ -14,13 +14,15 @@ import html
 import random
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
 from cardid.catalog.folder import catalog_from_folder
-from cardid.db.calibrate import calibrate_db, synthetic_queries
-from cardid.db.decide import MATCH, UNKNOWN, decide, score
+from cardid.catalog.records import Catalog
+from cardid.db.calibrate import calibrate_db, fit_printing, synthetic_queries
+from cardid.db.decide import MATCH, UNKNOWN, score
 from cardid.db.match import Matcher
 from cardid.db.store import CardDB
 from cardid.db.verify import extract, match
@@ -47,8 +49,18 @@ def _stage(ranks, times) -> dict:
     }
 
 
-def build_real_db(realdata: Path, model: str | Path | Embedder, out: Path, calib_cards: int = 300) -> tuple:
-    """The real gallery as a catalog, a DB built with ``model`` and calibrated on simulated views."""
+class RealDB(NamedTuple):
+    catalog: Catalog
+    embedder: Embedder
+    db: CardDB
+    calibrations: dict
+    build_s: float
+    printing_sets: list  # the simulated printing sets its printing model was fitted on
+
+
+def build_real_db(realdata: Path, model: str | Path | Embedder, out: Path, calib_cards: int = 300) -> RealDB:
+    """The real gallery as a catalog, a DB built with ``model`` and calibrated on simulated views
+    (its printing model too)."""
     if not (realdata / "gallery.csv").is_file():
         raise CardIDError(f"not a realdata folder (no gallery.csv): {realdata}")
     catalog = catalog_from_folder(
@@ -61,7 +73,10 @@ def build_real_db(realdata: Path, model: str | Path | Embedder, out: Path, calib
     ids = random.Random(0).sample(db.ids, min(calib_cards, len(db)))
     images, labels = synthetic_queries(catalog, ids, seed=0)
     cals = calibrate_db(db, emb, images, labels)  # stored in db.json and in db.meta
-    return catalog, emb, db, cals, build_s
+    model, sets = fit_printing(db, emb, catalog, cards=None)  # every card with another printing
+    if model is not None:
+        cals["fused"].printing = model.to_dict()
+    return RealDB(catalog, emb, db, cals, build_s, sets)
 
 
 def evaluate_real(
@@ -73,7 +88,7 @@ def evaluate_real(
     progress=None,
 ) -> dict:
     realdata, out = Path(realdata), Path(out)
-    catalog, emb, db, cals, build_s = build_real_db(realdata, model, out, calib_cards)
+    catalog, emb, db, cals, build_s, _ = build_real_db(realdata, model, out, calib_cards)
     qs = load_queries(realdata / "queries-dev.csv")
     matcher = Matcher(db, emb)
     names = ("embedding", "phash", "orb_shortlist", "fused", "orb_brute_force")
@@ -96,8 +111,8 @@ def evaluate_real(
         ranks["phash"].append(_rank([db.ids[i] for i in order], truth))
         t = time.perf_counter()
         q = matcher.prepare([im])[0]
-        cands = matcher.candidates(q)
-        d = matcher.resolve(q, decide(cands, matcher.calibration))
+        d = matcher.decide(q)  # what `recognize` decides, the printing included
+        cands = d.candidates
         t_fused = time.perf_counter() - t
         times["fused"].append(t_fused)
         times["orb_shortlist"].append(t_fused - t_emb)  # features + verification of the shortlist
