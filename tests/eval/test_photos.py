@@ -82,9 +82,16 @@ def test_eval_photos_runs_whole_photos_end_to_end(tmp_path, capsys):
     args = ["eval", "photos", "--model", str(make_tiny_model(tmp_path / "m")), "--realdata", str(root)]
     assert main([*args, "--out", str(out), "--folds", "9"]) == 1  # too few cards: refused before any work
     assert not out.exists()
-    assert main([*args, "--out", str(out), "--calib-cards", "10", "--folds", "2"]) == 0
+    assert main([*args, "--out", str(out), "--adapter"]) == 1  # an adapter needs folds to be fitted on
+    assert not out.exists()
+    assert main([*args, "--out", str(out), "--calib-cards", "10", "--folds", "2", "--adapter"]) == 0
     rep = json.loads((out / "report.json").read_text())
     photos = rep["sets"]["photos-dev"]
+    # each fold recognised again with an adapter fitted on the other fold's photos only
+    ad = photos["adapter"]
+    assert [f["fold"] for f in ad["fits"]] == [0, 1] and ad["photos"] == 5
+    assert sorted(p["file"] for p in ad["per_photo"]) == sorted(p["file"] for p in photos["per_photo"])
+    assert "printing_model_fitted" in ad["folds"] and "printing_model_fitted" in photos["folds"]
     folds = photos["folds"]  # each card measured in exactly one fold, the figures per fold
     assert sorted(c for f in folds["split"]["cards"] for c in f) == sorted(set(cat.ids[:4]) | {cat.ids[5]})
     assert [f["fold"] for f in folds["per_fold"]] == [0, 1] and sum(

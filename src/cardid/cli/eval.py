@@ -93,15 +93,22 @@ def photos_cmd(
         "model",
         help="How the printing is decided: 'model' (calibrated probabilities) or 'rules' (to compare).",
     ),
+    adapter: bool = typer.Option(
+        False,
+        help="With --folds: recognise each fold again with a query adapter fitted on the other folds' photos.",
+    ),
 ) -> None:
     """Whole real photos → decisions: Recall@1, wrong matches, no_card, ms per photo, by notes;
-    the card and its printing counted apart, by crop width; with --folds, per card-disjoint fold."""
+    the card and its printing counted apart, by crop width; with --folds, per card-disjoint fold,
+    and the printing model (and with --adapter, a query adapter) fitted on the other folds' photos."""
     from cardid.data.photoset import load_photo_set
     from cardid.eval.photos import evaluate_photos, format_report
     from cardid.progress import progress
 
     # for the progress bar only: evaluate_photos reads and checks the lists (and the folds) itself
     n = len(load_photo_set(realdata / "photos-dev.csv", check_images=False).sample(limit))
+    if adapter:
+        n *= 2  # photos-dev twice: without, then with each fold's adapter
     if (realdata / "queries-dev.csv").is_file():
         n += len(load_photo_set(realdata / "queries-dev.csv", check_images=False))
     with progress(n, "photos") as advance:
@@ -118,6 +125,7 @@ def photos_cmd(
             folds=folds,
             fold_seed=fold_seed,
             printing=printing,
+            adapter=adapter,
         )
     out.print(format_report(report))
     out.print(f"report: {out_dir / 'report.html'}")

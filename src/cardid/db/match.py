@@ -105,6 +105,9 @@ class Matcher:
             stored = calibration.printing
             printing_model = PrintingModel.from_dict(stored) if stored else PrintingModel()
         self.printing_model = printing_model
+        #: maps query embeddings towards their scans' (:mod:`cardid.embed.adapter`): the DB's, if
+        #: one was fitted on labelled real photos; settable (fold evaluation sets one per fold)
+        self.adapter = db.adapter
         self._hashes = db.features.hashes if db.features is not None else None
         self._art_differs: dict[tuple[int, int], bool] = {}  # gallery pairs, compared once
         #: (card crop, corners to read, accept=) → PrintedReading; Tesseract by default (None: not read)
@@ -126,6 +129,8 @@ class Matcher:
         return out
 
     def query(self, image: np.ndarray, embedding: np.ndarray) -> Query:
+        if self.adapter is not None:  # learned on real photo ↔ scan pairs: queries only
+            embedding = self.adapter(embedding[None])[0]
         cfg = self.db.features.cfg if self.db.features is not None else None
         feats, h = None, None
         if self.verifying:

@@ -34,6 +34,7 @@ from cardid.io import (
     read_json,
     recover_dir,
     sha256_file,
+    write_bytes_atomic,
     write_json_atomic,
     write_marker,
 )
@@ -50,6 +51,8 @@ EMBEDDINGS, INDEX, IDS, METADATA, META, FEATURES = (
     "db.json",
     "features",
 )
+#: the query adapter learned from real photo ↔ scan pairs (:mod:`cardid.embed.adapter`), when fitted
+ADAPTER = "adapter.npy"
 
 
 @dataclass(frozen=True)
@@ -282,6 +285,43 @@ class CardDB:
             tries.append(Path(ref["path"]))
             out.append(next((p for p in tries if p.exists()), tries[-1]))
         return out
+
+    @functools.cached_property
+    def adapter(self):
+        """The query adapter fitted for this DB's model on labelled real photos
+        (:class:`cardid.embed.adapter.QueryAdapter`), or None."""
+        from cardid.embed.adapter import QueryAdapter
+
+        info = self.meta.get("adapter")
+        if not info:
+            return None
+        try:
+            m = np.load(self.root / ADAPTER)
+        except (OSError, ValueError) as e:
+            raise DBError(f"reference DB {self.root}: {ADAPTER} is unreadable ({e})") from e
+        if m.shape != (self.dim, self.dim) or not np.isfinite(m).all():
+            raise DBError(
+                f"reference DB {self.root}: {ADAPTER} is {m.shape}, not a finite ({self.dim}, {self.dim})"
+            )
+        return QueryAdapter(m.astype(np.float64), float(info["lam"]), int(info["pairs"]))
+
+    def save_adapter(self, adapter, **info: Any) -> None:
+        """Store a query adapter (its matrix hashed with the DB's files; ``info``: what it was fitted
+        on); None removes it."""
+        import io
+
+        files = dict(self.meta.get("files", {}))
+        if adapter is None:
+            files.pop(ADAPTER, None)
+            self.__dict__.pop("adapter", None)
+            self.save_meta(adapter=None, files=files)
+            return
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(adapter.matrix, np.float32))
+        write_bytes_atomic(self.root / ADAPTER, buf.getvalue())
+        files[ADAPTER] = sha256_file(self.root / ADAPTER)
+        self.__dict__.pop("adapter", None)
+        self.save_meta(adapter={"lam": adapter.lam, "pairs": adapter.pairs, **info}, files=files)
 
     def save_meta(self, **updates: Any) -> None:
         """Update fields of ``db.json`` (e.g. calibration) atomically."""

@@ -332,6 +332,38 @@ def fit_printing_folds(
     return {"max_wrong": max_wrong, "models": models, **fold_figures(held_out_records, folds, name_of)}
 
 
+def adapted_by_fold(rec, db, emb, per, photo_set, split, simulated, name_of, printing, progress=None) -> dict:
+    """photos-dev recognised again, each fold's photos with a query adapter fitted on the other
+    folds' photos (their first-pass corners; λ on their own inner folds): its figures, and the
+    printing model refitted on these records card-disjointly as before."""
+    from cardid.db.adapt import fit_db_adapter, photo_pairs
+
+    q, rows, used = photo_pairs(db, emb, per)
+    fold_of = np.array([split.fold_of[per[i]["card_id"]] for i in used])
+    adapted, fits = [], []
+    try:
+        for i in range(split.k):
+            a, stats = fit_db_adapter(db, q[fold_of != i], rows[fold_of != i], fold_of[fold_of != i])
+            fits.append({"fold": i, **stats})
+            rec.matcher.adapter = a
+            held = set(split.held_out(i))
+            adapted += evaluate_photo_set(
+                rec, [r for r in photo_set.rows() if r["card_id"] in held], progress
+            )
+    finally:
+        rec.matcher.adapter = db.adapter
+    out = {
+        "fits": fits,
+        **summarise(adapted),
+        "printing": printing_split(adapted, name_of),
+        "folds": fold_figures(adapted, split, name_of),
+        "per_photo": adapted,
+    }
+    if printing == "model":
+        out["folds"]["printing_model_fitted"] = fit_printing_folds(adapted, split, simulated, name_of)
+    return out
+
+
 def threshold_transfer(per: list[dict], calibrated: float) -> dict:
     """How the threshold fitted on simulated views does on the real photos: precision/recall of
     "the best card's fused score ≥ t means its top candidate is right", at the calibrated t and at
@@ -375,13 +407,17 @@ def evaluate_photos(
     folds: int | None = None,
     fold_seed: int = 0,
     printing: str = "model",
+    adapter: bool = False,
 ) -> dict:
     """``folds``: also report photos-dev in that many card-disjoint folds (every printing of a card
     name in one fold, :mod:`cardid.eval.folds`): each fold's figures on its own cards, and their
     spread, as decided with what simulated views fitted; then the printing model refitted on the
     simulated sets plus the other folds' real photos, measured on each fold's own cards
     (``printing="model"``), or the strip margin fitted so (``printing="rules"``: the printing decided
-    by the rules the model replaced, to compare the two on the same folds)."""
+    by the rules the model replaced, to compare the two on the same folds). ``adapter`` (with
+    ``folds``): photos-dev again, each fold's photos with a query adapter fitted on the other folds'
+    photos (:mod:`cardid.db.adapt`; λ on their own inner folds), and the printing model refitted on
+    those records likewise."""
     from cardid.catalog.records import name_key
     from cardid.eval.folds import card_folds
 
@@ -389,6 +425,8 @@ def evaluate_photos(
     config = MatchConfig(printing=printing)  # a bad value said before any work
     photos = load_photo_set(realdata / "photos-dev.csv")
     dev = load_photo_set(realdata / "queries-dev.csv") if (realdata / "queries-dev.csv").is_file() else None
+    if adapter and not folds:
+        raise CardIDError("an adapter is fitted on other folds' photos: give --folds with --adapter")
     if folds:
         card_folds(photos, folds, fold_seed)  # too few cards: said before the DB is built, not after
     catalog, emb, db, cals, build_s, simulated = build_real_db(realdata, model, out, calib_cards)
@@ -436,6 +474,10 @@ def evaluate_photos(
                 report["sets"][name]["folds"]["printing_model_fitted"] = fit_printing_folds(
                     per, split, simulated, name_of
                 )
+            if adapter:
+                report["sets"][name]["adapter"] = adapted_by_fold(
+                    recognizer, db, emb, per, photo_set, split, simulated, name_of, printing, progress
+                )
     write_json_atomic(out / "report.json", report)
     write_bytes_atomic(out / "report.html", render_html(report, catalog).encode())
     return report
@@ -481,6 +523,19 @@ def format_report(report: dict) -> str:
                     f"{name}, strip margin fitted on the other folds' cards (wrong ≤ {fit['max_wrong']:.1%}): "
                     f"margins {[r['margin'] for r in fit['per_fold']]}, held out: exact "
                     f"{fit['pooled']['exact']:.3f}, wrong {fit['pooled']['wrong']:.3f}"
+                )
+        ad = s.get("adapter")
+        if ad:
+            lines.append(
+                f"{name}, query adapter fitted on the other folds' photos (λ {[f['lam'] for f in ad['fits']]}), "
+                f"R@1 {ad['recall@1']:.3f}, wrong {ad['wrong_rate']:.3f}; held out (mean ± sd): "
+                + _printing_figures(ad["folds"]["mean"], ad["folds"]["sd"])
+            )
+            pm = ad["folds"].get("printing_model_fitted")
+            if pm:
+                lines.append(
+                    f"{name}, adapter + printing model fitted on the other folds' cards, held out: "
+                    + _printing_figures(pm["mean"], pm["sd"])
                 )
         t = s.get("thresholds") or {}
         if t:
