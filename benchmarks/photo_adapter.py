@@ -135,6 +135,14 @@ def main() -> None:
         "without": figures(sq, srows),
         "with": figures(a_all(sq), srows),
     }
+    # the sharpest test of a learned "prefer base1": other printings of base1's own cards
+    base1_names = {names[db.row_of[c]] for c in db.ids if c.startswith("base1-")}
+    twins = [i for i, c in enumerate(labels) if names[db.row_of[c]] in base1_names]
+    checks["simulated_reprints_of_base1"] = {
+        "views": len(twins),
+        "without": figures(sq[twins], [srows[i] for i in twins]),
+        "with": figures(a_all(sq[twins]), [srows[i] for i in twins]),
+    }
     result = {
         "machine": machine(),
         "model": args.model,

@@ -145,6 +145,12 @@ def engine_line(e: dict) -> str:
     return f"Tesseract {e.get('version', '5')} (the `tesseract` program)"
 
 
+def _model_cell(r: dict) -> str:
+    if "model_right" not in r:  # results from before the printing model
+        return "—"
+    return f"**{r['model_right']} / {r['model_wrong']}**"
+
+
 def render_md(o: dict) -> str:
     c, p = o["real_crops"], o["photos_dev"]
     lines = [
@@ -168,15 +174,15 @@ def render_md(o: dict) -> str:
         f"`{first.get('model', '?')}`; one simulated photo of each, decided with every same-art printing tied "
         "(an ambiguous set), then resolved:\n",
         "| photo width | ambiguous sets | by the strip (pixels): right / wrong | by the number (OCR) | number, then strip "
-        "(`decide`) | still ambiguous | OCR ms p50 / p95 |",
-        "|---|---|---|---|---|---|---|",
+        "(the rules) | still ambiguous | printing model (fitted on another synthetic catalog) | OCR ms p50 / p95 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for w, r in runs.items():
         s = r["sets"]
         lines.append(
             f"| {w} px | {s} | {r['strip_right']} / {r['strip_wrong']} | {r['number_right']} / {r['number_wrong']} "
             f"| **{r['both_right']} / {r['both_wrong']}** | {s - r['both_right'] - r['both_wrong']} "
-            f"| {r['ocr_ms_p50']} / {r['ocr_ms_p95']} |"
+            f"| {_model_cell(r)} | {r['ocr_ms_p50']} / {r['ocr_ms_p95']} |"
         )
     lines += [
         "",

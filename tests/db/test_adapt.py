@@ -47,6 +47,7 @@ def test_an_adapter_is_fitted_stored_applied_and_removed(world):
     q = m.query(np.zeros((224, 160, 3), np.uint8), e)
     np.testing.assert_allclose(q.embedding, m.adapter(e[None])[0], rtol=1e-5)
     assert not np.allclose(q.embedding, e)
+    np.testing.assert_array_equal(q.raw_embedding, e)  # the printing is weighed on the raw embedding
     # an altered adapter is refused with the DB
     path = db / "adapter.npy"
     good = path.read_bytes()

@@ -72,6 +72,9 @@ class Query:
     hash_sims: np.ndarray  # vs every DB row
     cache: dict = field(default_factory=dict)  # row → Verification
     image: np.ndarray | None = None  # the crop at full resolution (the collector number is read off it)
+    #: the embedding before the query adapter (None: no adapter): the printing is weighed on it, so
+    #: an adapter fitted on photos of some printings cannot tilt the choice between printings
+    raw_embedding: np.ndarray | None = None
 
 
 class Matcher:
@@ -129,8 +132,9 @@ class Matcher:
         return out
 
     def query(self, image: np.ndarray, embedding: np.ndarray) -> Query:
+        raw = None
         if self.adapter is not None:  # learned on real photo ↔ scan pairs: queries only
-            embedding = self.adapter(embedding[None])[0]
+            raw, embedding = embedding, self.adapter(embedding[None])[0]
         cfg = self.db.features.cfg if self.db.features is not None else None
         feats, h = None, None
         if self.verifying:
@@ -142,7 +146,7 @@ class Matcher:
             sims = 1.0 - np.bitwise_count(np.asarray(self._hashes) ^ h).astype(np.float32) / 64.0
         else:
             sims = np.zeros(len(self.db), np.float32)
-        return Query(embedding, feats, sims, image=image)
+        return Query(embedding, feats, sims, image=image, raw_embedding=raw)
 
     def candidates(
         self, q: Query, exclude: Iterable[int] = (), verify: bool | None = None
@@ -420,8 +424,12 @@ class Matcher:
         strips = self._strips(q, [c for c in members if not self.art_differs(top.row, c.row)])
         numbers, printed = self._numbers(q, members)
         width = float(q.image.shape[1]) if q.image is not None else self.db.features.cfg.strip_width
+        if q.raw_embedding is not None:  # the adapter finds the card; the printing is weighed without it
+            cos = {c.row: float(self.db.embeddings[c.row] @ q.raw_embedding) for c in members}
+        else:
+            cos = {c.row: c.cos for c in members}
         evidence = tuple(
-            Evidence(c.card_id, c.cos, int(c.inliers or 0), strips.get(c.row), numbers.get(c.row, 0.0))
+            Evidence(c.card_id, cos[c.row], int(c.inliers or 0), strips.get(c.row), numbers.get(c.row, 0.0))
             for c in members
         )
         return PrintingSet(evidence, width), members, printed

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from cardid.db.calibrate import synthetic_queries
+from cardid.db.calibrate import printing_sets_on_views, synthetic_queries
 from cardid.db.decide import AMBIGUOUS, MATCH, Calibration, decide
 from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB
 from cardid.embed import Embedder
+from cardid.printing.model import PrintingModel, fit_printing_model
 from cardid.printing.ocr import engine_info, tesseract_available
 from cardid.synth.cards import synth_cards
 
@@ -28,6 +29,16 @@ def pct(xs, q) -> float | None:
 #: fused score on inliers alone, wide margin: every same-art printing of the card ties with it,
 #: so each photo of a reprinted card gives an ambiguous set to resolve (what the test suite does)
 TIE = Calibration("fused", threshold=-math.inf, margin=0.5, fusion={"weights": [0, 0, 4.0, 0], "bias": 0})
+
+
+def fit_on_other_catalog(emb: Embedder, work: Path, n: int, crop_width: int, seed: int) -> PrintingModel:
+    """The printing model fitted as a DB's would be, on simulated views (at ``crop_width``) of another
+    synthetic catalog than the one measured (same recipe, another seed), every same-art printing tied."""
+    cat = synth_cards(work / "cat", n=n, seed=seed + 100, height=1024, reprint_fraction=0.4, overwrite=True)
+    db = CardDB.build(emb, cat, work / "db", overwrite=True, workers=2)
+    db.save_meta(calibration={"fused": TIE.to_dict()})
+    sets = printing_sets_on_views(db, emb, cat, cards=None, seed=seed + 100, widths=(crop_width,))
+    return fit_printing_model(sets, source="simulated views of another synthetic catalog")
 
 
 def evaluate_reprints(
@@ -42,15 +53,18 @@ def evaluate_reprints(
     share art and name but not their number) in a DB built with ``emb`` under ``work``, one
     simulated photo (``crop_width`` px wide) of every printing, decided with every same-art
     printing tied (:data:`TIE`); each ambiguous set is resolved by the bottom strip (pixels), by
-    the collector number (OCR), and by both in turn (what :meth:`Matcher.decide` does: the
-    number first, the strip where it said nothing)."""
+    the collector number (OCR), by both in turn (the rules: the number first, the strip where it
+    said nothing), and by the printing model (what :meth:`Matcher.decide` does), fitted on another
+    synthetic catalog (:func:`fit_on_other_catalog`)."""
     cat = synth_cards(work / "cat", n=n, seed=seed, height=1024, reprint_fraction=0.4, overwrite=True)
     db = CardDB.build(emb, cat, work / "db", overwrite=True, workers=2)
     ids = sorted({c for r in cat if r.reprint_of for c in (r.id, r.reprint_of)})
     images, labels = synthetic_queries(cat, ids, seed=seed + 2, presets=("default",), crop_width=crop_width)
     strip = Matcher(db, emb, MatchConfig(read_numbers=False), calibration=TIE)
     number = Matcher(db, emb, MatchConfig(read_numbers=True), calibration=TIE)
-    kinds = ("strip", "number", "both")
+    fitted = fit_on_other_catalog(emb, work / "fit", n, crop_width, seed)
+    weighed = Matcher(db, emb, MatchConfig(read_numbers=True), calibration=TIE, printing_model=fitted)
+    kinds = ("strip", "number", "both", "model")
     c = {"sets": 0, "number_illegible": 0, "number_no_member": 0}
     c |= {f"{k}_{o}": 0 for k in kinds for o in ("right", "wrong")}
     ocr_ms, rows = [], []
@@ -63,8 +77,9 @@ def evaluate_reprints(
         c["sets"] += 1
         by_strip = strip.resolve(q, raw)
         by_number = number.by_number(q, raw)
-        both = strip.resolve(q, by_number)  # what `decide` does: the number, then the strip
-        for tag, d in (("strip", by_strip), ("number", by_number), ("both", both)):
+        both = strip.resolve(q, by_number)  # what the rules do: the number, then the strip
+        by_model = weighed.printing(q, raw)  # the printing model, fitted on another catalog
+        for tag, d in (("strip", by_strip), ("number", by_number), ("both", both), ("model", by_model)):
             c[f"{tag}_right"] += d.kind == MATCH and d.card_id == t
             c[f"{tag}_wrong"] += d.kind == MATCH and d.card_id != t
         p = by_number.printed or {}
@@ -78,6 +93,8 @@ def evaluate_reprints(
                 "set": [x.card_id for x in raw.cards],
                 "strip": by_strip.card_id,
                 "number": by_number.card_id,
+                "model": by_model.card_id,
+                "model_probability": by_model.probability,
                 "printed": p,
             }
         )
@@ -88,6 +105,7 @@ def evaluate_reprints(
         "reprinted_cards": len(ids),
         "crop_width": crop_width,
         **c,
+        "printing_model": fitted.to_dict(),
         "ocr_ms_p50": pct(ocr_ms, 50),
         "ocr_ms_p95": pct(ocr_ms, 95),
         "per_set": rows,
