@@ -49,6 +49,7 @@ def test_demo_produces_every_stage(tmp_path):
     assert pr["sets"] >= 4 and pr["strip_wrong"] + pr["number_wrong"] <= 1  # reprints: rarely a wrong name
     if pr["ocr"]:  # tesseract installed: the number tells most printings apart
         assert pr["number_right"] >= pr["sets"] // 2
+    assert pr["model_wrong"] <= 1 and pr["printing_model"]["fitted"]["sets"] > 0  # fitted on other cards
     assert (tmp_path / "demo" / "printings" / "report.json").is_file()
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["stages"] == res.stages

@@ -225,7 +225,8 @@ def run_demo(
 
 def demo_printings(out: Path, model: Path, seed: int = 0) -> dict:
     """Same-art reprints (synthetic, 1024 px scans) photographed and told apart: by the bottom
-    strip's pixels, and by the collector number read with Tesseract (when installed)."""
+    strip's pixels, by the collector number read with Tesseract (when installed), and by the
+    printing model weighing both with the rest of the evidence."""
     from cardid.eval.printings import evaluate_reprints
 
     shutil.rmtree(out / "printings", ignore_errors=True)
@@ -240,7 +241,8 @@ def demo_printings(out: Path, model: Path, seed: int = 0) -> dict:
     return {
         **r,
         "what": f"{r['sets']} photos of same-art reprints, each tied with its printings: by the strip "
-        f"{r['strip_right']} right, {r['strip_wrong']} wrong; {number}",
+        f"{r['strip_right']} right, {r['strip_wrong']} wrong; {number}; by the printing model (fitted on "
+        f"another synthetic catalog) {r['model_right']} right, {r['model_wrong']} wrong",
     }
 
 
