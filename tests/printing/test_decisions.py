@@ -274,3 +274,22 @@ def test_the_number_is_evidence_for_the_printing_model(world):
             else:
                 assert set(numbers.values()) == {0.0} and r.kind == AMBIGUOUS
                 assert printed["agreeing"] == [] and r.printed["agrees"] is None
+
+
+def test_the_printing_model_reads_no_number_when_reading_is_off(world):
+    from cardid.printing.model import PrintingModel
+
+    cat, emb, db, pairs = world
+    reader = fake_reader(lambda image: "001/100")
+    _, q, d, _ = ambiguous_cases(cat, emb, db, pairs, reader)[0]
+    m = Matcher(
+        db,
+        emb,
+        MatchConfig(read_numbers=False),
+        calibration=TIE,
+        reader=reader,
+        printing_model=PrintingModel(),
+    )
+    before = len(reader.calls)
+    s, _, printed = m.printing_set(q, d)
+    assert printed is None and len(reader.calls) == before and {e.number for e in s.members} == {0.0}

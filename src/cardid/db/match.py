@@ -449,7 +449,7 @@ class Matcher:
     def _numbers(self, q: Query, cards: list[Candidate]) -> tuple[dict[int, float], dict | None]:
         """The collector number read off the crop, as evidence for each card: +1 it agrees, +0.5
         agrees but for a total one off, -1 legible and another card agrees but not this one."""
-        if self.reader is None or q.image is None:
+        if self.reader is None or q.image is None or not self.config.read_numbers:
             return {}, None
         members = [self.db.records[c.card_id] for c in cards]
         layouts = tuple(sorted({k for m in members for k in layout_of(m.series)}))
