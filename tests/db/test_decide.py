@@ -350,3 +350,5 @@ def test_the_printing_model_is_fitted_on_simulated_views_and_stored_with_the_db(
     stored = CardDB.load(db2.root, emb).calibration["fused"]["printing"]
     assert stored["weights"] == model.weights and stored["features"] == list(FEATURES)
     assert Matcher(CardDB.load(db2.root, emb), emb).printing_model.weights == model.weights
+    calibrate_db(db2, emb, images, labels)  # thresholds recalibrated: the printing model stays
+    assert CardDB.load(db2.root, emb).calibration["fused"]["printing"] == stored

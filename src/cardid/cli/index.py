@@ -78,6 +78,7 @@ def build_cmd(
                 f"calibrated ({mode}): threshold {cal.threshold:.3f}, precision {st['precision']:.3f}, "
                 f"recall {st['recall']:.3f} on simulated views"
             )
+        _say_printing(cals)
 
 
 @app.command("add")
@@ -249,6 +250,20 @@ def calibrate_cmd(
             "/".join(str(v) for v in s["decisions"].values()),
         )
     out.print(table)
+    _say_printing(result)
+
+
+def _say_printing(cals: dict) -> None:
+    """One line on the printing model fitted with the fused calibration (or why there is none)."""
+    fused = cals.get("fused")
+    pm = fused.printing if fused is not None else None
+    if pm:
+        out.print(
+            f"printing model: fitted on {pm['fitted'].get('sets', 0)} simulated printing sets, names a printing "
+            f"at p ≥ {pm['p_min']} (fit it on real photos card-disjointly with `cardid eval photos --folds 5`)"
+        )
+    elif fused is not None:
+        out.print("printing model: hand-set defaults (no card in the DB has another printing to fit it on)")
 
 
 def unique_stems(paths: list[str]) -> list[str]:

@@ -107,6 +107,8 @@ def calibrate_db(
     result = {"embedding": calibrate(known, unknown, target_precision, mode="embedding")}
     if matcher.verifying:
         result["fused"] = calibrate(known, unknown, target_precision, mode="fused")
+    if "fused" in result:  # thresholds recalibrated: the printing model fitted before still holds
+        result["fused"].printing = ((db.calibration or {}).get("fused") or {}).get("printing")
     if save:
         db.save_meta(calibration={k: v.to_dict() for k, v in result.items()})
     return result
