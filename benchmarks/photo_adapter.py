@@ -42,13 +42,12 @@ def main() -> None:
 
     from cardid.catalog.records import Catalog, name_key
     from cardid.data.photoset import load_photo_set
+    from cardid.db.adapt import fit_db_adapter, photo_pairs
     from cardid.db.calibrate import synthetic_queries
     from cardid.db.store import CardDB
-    from cardid.detect.rectify import rectify
     from cardid.embed import load_embedder
-    from cardid.embed.adapter import choose_lambda, fit_adapter, recall_at
+    from cardid.embed.adapter import recall_at
     from cardid.eval.folds import card_folds, require_disjoint
-    from cardid.eval.photos import card_width
     from cardid.io import load_rgb
 
     report = json.loads((args.report / "report.json").read_text())
@@ -64,16 +63,9 @@ def main() -> None:
     photos = load_photo_set(args.realdata / "photos-dev.csv")
     split = card_folds(photos, args.folds, args.fold_seed, group=name_of)
 
-    crops, truth, cards = [], [], []
-    for p in report["sets"]["photos-dev"]["per_photo"]:
-        with_corners = [c for c in p["cards"] if c.get("corners") and len(c["corners"]) == 4]
-        if not with_corners:
-            continue
-        best = max(with_corners, key=lambda c: card_width({"cards": [c]}) or 0)
-        crops.append(rectify(load_rgb(p["file"]), np.asarray(best["corners"], np.float32)))
-        truth.append(db.row_of[p["card_id"]])
-        cards.append(p["card_id"])
-    q = np.asarray(emb.embed(crops), np.float32)
+    per = report["sets"]["photos-dev"]["per_photo"]
+    q, truth, used = photo_pairs(db, emb, per)  # each photo's widest found card, rectified and embedded
+    cards = [per[i]["card_id"] for i in used]
     truth, cards = np.asarray(truth), np.asarray(cards)
     fold = np.array([split.fold_of[c] for c in cards])
 
@@ -90,14 +82,13 @@ def main() -> None:
     for i in range(args.folds):
         fit, held = fold != i, fold == i
         require_disjoint(set(cards[fit]), set(cards[held]), f"fold {i}")
-        inner = fold[fit]  # inner folds: the other folds themselves (card-disjoint by construction)
-        lam = choose_lambda(q[fit], gallery, truth[fit], inner)
-        a = fit_adapter(q[fit], gallery[truth[fit]], lam)
+        # λ on inner folds that are the other folds themselves (card-disjoint by construction)
+        a, _ = fit_db_adapter(db, q[fit], truth[fit], fold[fit])
         per_fold.append(
             {
                 "fold": i,
                 "photos": int(held.sum()),
-                "lambda": lam,
+                "lambda": a.lam,
                 "without": figures(q[held], truth[held]),
                 "with": figures(a(q[held]), truth[held]),
             }
@@ -115,8 +106,8 @@ def main() -> None:
     }
 
     # does an adapter fitted on all of photos-dev (base1 only) hurt other printings?
-    lam_all = choose_lambda(q, gallery, truth, fold)
-    a_all = fit_adapter(q, gallery[truth], lam_all)
+    a_all, _ = fit_db_adapter(db, q, truth, fold)
+    lam_all = a_all.lam
     checks = {}
     dev = load_photo_set(args.realdata / "queries-dev.csv")
     dq = np.asarray(emb.embed([load_rgb(r.path) for r in dev.photos]), np.float32)

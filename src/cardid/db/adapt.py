@@ -21,18 +21,17 @@ from cardid.errors import CardIDError
 from cardid.io import load_rgb
 
 
-def biggest_card(record: dict) -> list | None:
-    """The corners of the widest card found in a photo's record (None: no card with corners)."""
-    best, width = None, -1.0
+def widest_card(record: dict) -> tuple[list, float] | None:
+    """(corners, width in px: the mean of its top and bottom edges) of the widest card found in a
+    photo's record; None when no card has corners."""
+    best = None
     for c in record.get("cards", []):
         q = c.get("corners")
         if q and len(q) == 4:
-            w = float(
-                np.hypot(q[1][0] - q[0][0], q[1][1] - q[0][1])
-                + np.hypot(q[2][0] - q[3][0], q[2][1] - q[3][1])
-            )
-            if w > width:
-                best, width = q, w
+            top = float(np.hypot(q[1][0] - q[0][0], q[1][1] - q[0][1]))
+            bottom = float(np.hypot(q[2][0] - q[3][0], q[2][1] - q[3][1]))
+            if best is None or (top + bottom) / 2 > best[1]:
+                best = (q, (top + bottom) / 2)
     return best
 
 
@@ -46,9 +45,9 @@ def photo_pairs(
     (``file``, ``card_id``, ``cards`` with corners) whose card was found and is in the DB."""
     crops, rows, used = [], [], []
     for i, r in enumerate(records):
-        corners = biggest_card(r)
-        if corners is not None and r["card_id"] in db.row_of:
-            crops.append(rectify(load_rgb(r["file"]), np.asarray(corners, np.float32)))
+        widest = widest_card(r)
+        if widest is not None and r["card_id"] in db.row_of:
+            crops.append(rectify(load_rgb(r["file"]), np.asarray(widest[0], np.float32)))
             rows.append(db.row_of[r["card_id"]])
             used.append(i)
         if progress:

@@ -194,9 +194,12 @@ def fit_printing(
     if not fused:
         return None, []
     sets = printing_sets_on_views(db, embedder, catalog, cards, seed, progress=progress)
-    if not any(s.truth in {m.card_id for m in s.members} for s in sets):
+    try:
+        model = fit_printing_model(
+            sets, max_wrong, source="simulated views", widths=list(PRINTING_CROP_WIDTHS)
+        )
+    except CardIDError:  # no set holds its truth among two printings: nothing to fit on
         return None, sets
-    model = fit_printing_model(sets, max_wrong, source="simulated views", widths=list(PRINTING_CROP_WIDTHS))
     if save:
         db.save_meta(calibration={**db.calibration, "fused": {**fused, "printing": model.to_dict()}})
     return model, sets

@@ -260,16 +260,12 @@ class Matcher:
             return d
         if any(self.art_differs(d.cards[0].row, c.row) for c in d.cards[1:]):
             return d
-        hs = [q.cache[c.row].homography if c.row in q.cache else None for c in d.cards]
-        if any(h is None for h in hs):
+        if any(c.row not in q.cache or q.cache[c.row].homography is None for c in d.cards):
             return d
-        feats = self.db.features
-        warped = [warp_strip(q.features, h, feats.cfg) for h in hs]
-        # the photo's own resolution: fine print it cannot show is no difference to go by
-        scale = q.image.shape[1] / feats.cfg.strip_width if q.image is not None else 1.0
-        scores = strip_scores(warped, [np.asarray(feats.strips[c.row]) for c in d.cards], scale=scale)
-        if scores is None:  # the printings do not differ where we look: truly ambiguous
+        strips = self._strips(q, d.cards)
+        if not strips:  # the printings do not differ where we look: truly ambiguous
             return d
+        scores = [strips[c.row] for c in d.cards]
         for c, s in zip(d.cards, scores, strict=True):
             c.strip = s
         best = int(np.argmax(scores))
@@ -356,19 +352,7 @@ class Matcher:
             group = [r for r in printings if r == top_row or r in near]
             if len(group) < 2:
                 return d
-        members = [self.db.records[self.db.ids[r]] for r in group]
-        layouts = tuple(sorted({k for m in members for k in layout_of(m.series)}))
-        reading = self.reader(q.image, layouts, accept=lambda x: any(agrees(x, m) for m in members))
-        printed = reading.to_dict()
-        for loose in (False, True):  # a total one digit off counts only when nothing agrees exactly
-            agreeing = [
-                r
-                for r, m in zip(group, members, strict=True)
-                if any(agrees(x, m, loose_total=loose) for x in reading.readings)
-            ]
-            if agreeing:
-                break
-        printed["agreeing"] = [self.db.ids[r] for r in agreeing]
+        reading, printed, agreeing, _ = self._read_number(q, group)
         if not reading.legible:
             printed["agrees"] = None
             d.printed = printed
@@ -391,6 +375,25 @@ class Matcher:
             return Decision(MATCH, [card], d.score, d.candidates, resolved_by="number", printed=printed)
         d.printed = printed
         return d
+
+    def _read_number(self, q: Query, rows: list[int]) -> tuple[PrintedReading, dict, list[int], bool]:
+        """Read the collector number off the crop for these DB rows: (the reading, its record with
+        ``agreeing`` ids, the rows it agrees with, whether only loosely — a total one digit off
+        counts only when nothing agrees exactly)."""
+        members = [self.db.records[self.db.ids[r]] for r in rows]
+        layouts = tuple(sorted({k for m in members for k in layout_of(m.series)}))
+        reading = self.reader(q.image, layouts, accept=lambda x: any(agrees(x, m) for m in members))
+        printed = reading.to_dict()
+        for loose in (False, True):
+            agreeing = [
+                r
+                for r, m in zip(rows, members, strict=True)
+                if any(agrees(x, m, loose_total=loose) for x in reading.readings)
+            ]
+            if agreeing:
+                break
+        printed["agreeing"] = [self.db.ids[r] for r in agreeing]
+        return reading, printed, agreeing, loose
 
     def _sure(self, reading: PrintedReading, row: int, d: Decision) -> bool:
         """Enough to move a match to another printing: that printing was verified against the
@@ -451,23 +454,10 @@ class Matcher:
         agrees but for a total one off, -1 legible and another card agrees but not this one."""
         if self.reader is None or q.image is None or not self.config.read_numbers:
             return {}, None
-        members = [self.db.records[c.card_id] for c in cards]
-        layouts = tuple(sorted({k for m in members for k in layout_of(m.series)}))
-        reading = self.reader(q.image, layouts, accept=lambda x: any(agrees(x, m) for m in members))
-        printed = reading.to_dict()
-        exact = {
-            c.row for c, m in zip(cards, members, strict=True) if any(agrees(x, m) for x in reading.readings)
-        }
-        loose = {
-            c.row
-            for c, m in zip(cards, members, strict=True)
-            if any(agrees(x, m, loose_total=True) for x in reading.readings)
-        }
-        agreeing = exact or loose
-        printed["agreeing"] = [self.db.ids[r] for r in agreeing]
+        reading, printed, agreeing, loose = self._read_number(q, [c.row for c in cards])
         if not reading.legible or not agreeing:  # a misread must not cost a right answer
             return {}, printed
-        hit = 1.0 if exact else 0.5
+        hit = 0.5 if loose else 1.0
         return {c.row: hit if c.row in agreeing else -1.0 for c in cards}, printed
 
     def printing(self, q: Query, d: Decision) -> Decision:

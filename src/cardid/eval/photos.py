@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from cardid.data.photoset import PhotoSet, load_photo_set
+from cardid.db.adapt import widest_card
 from cardid.db.match import MatchConfig
 from cardid.errors import CardIDError
 from cardid.eval.real import _img_tag, build_real_db
@@ -141,14 +142,8 @@ WIDTH_BANDS = ((0, 180, "<180"), (180, 260, "180-260"), (260, 10**9, ">260"))
 
 def card_width(p: dict) -> float | None:
     """Width in pixels of the biggest card found in a photo's record (mean of its top and bottom edges)."""
-    widths = []
-    for c in p["cards"]:
-        q = c.get("corners")
-        if q and len(q) == 4:
-            top = float(np.hypot(q[1][0] - q[0][0], q[1][1] - q[0][1]))
-            bottom = float(np.hypot(q[2][0] - q[3][0], q[2][1] - q[3][1]))
-            widths.append((top + bottom) / 2)
-    return max(widths) if widths else None
+    widest = widest_card(p)
+    return widest[1] if widest else None
 
 
 def printing_split(per: list[dict], name_of: Callable[[str], str | None]) -> dict:
@@ -510,13 +505,7 @@ def format_report(report: dict) -> str:
                 f"{name}, {f['split']['k']} card-disjoint folds (mean ± sd): "
                 + _printing_figures(f["mean"], f["sd"])
             )
-            pm = f.get("printing_model_fitted")
-            if pm:
-                lines.append(
-                    f"{name}, printing model fitted on simulated views + the other folds' cards "
-                    f"(p_min {[m['p_min'] for m in pm['models']]}), held out (mean ± sd): "
-                    + _printing_figures(pm["mean"], pm["sd"])
-                )
+            lines += _refitted(f"{name}, printing model", f)
             fit = f.get("strip_margin_fitted")
             if fit:
                 lines.append(
@@ -531,12 +520,7 @@ def format_report(report: dict) -> str:
                 f"R@1 {ad['recall@1']:.3f}, wrong {ad['wrong_rate']:.3f}; held out (mean ± sd): "
                 + _printing_figures(ad["folds"]["mean"], ad["folds"]["sd"])
             )
-            pm = ad["folds"].get("printing_model_fitted")
-            if pm:
-                lines.append(
-                    f"{name}, adapter + printing model fitted on the other folds' cards, held out: "
-                    + _printing_figures(pm["mean"], pm["sd"])
-                )
+            lines += _refitted(f"{name}, adapter + printing model", ad["folds"])
         t = s.get("thresholds") or {}
         if t:
             c, r = t["calibrated"], t["real_99_precision"]
@@ -546,6 +530,18 @@ def format_report(report: dict) -> str:
                 f"(recall {r['recall']:.3f})"
             )
     return "\n".join(lines)
+
+
+def _refitted(what: str, folds: dict) -> list[str]:
+    """The line for a printing model refitted per fold (simulated views + the other folds' cards)."""
+    pm = folds.get("printing_model_fitted")
+    if not pm:
+        return []
+    return [
+        f"{what} fitted on simulated views + the other folds' cards (p_min "
+        f"{[m['p_min'] for m in pm['models']]}), held out (mean ± sd): "
+        + _printing_figures(pm["mean"], pm["sd"])
+    ]
 
 
 def _printing_figures(figures: dict, sd: dict | None = None) -> str:

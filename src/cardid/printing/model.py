@@ -193,6 +193,11 @@ class PrintingModel:
             ) from e
 
 
+def _usable(s: PrintingSet) -> bool:
+    """Whether a set can teach which printing it is: two or more printings, the truth among them."""
+    return len(s.members) >= 2 and s.truth in {m.card_id for m in s.members}
+
+
 def fit_weights(
     sets: Sequence[PrintingSet],
     l2: float = 1e-3,
@@ -208,10 +213,9 @@ def fit_weights(
         raise CardIDError(f"{len(sets)} printing sets but {len(sw)} weights")
     xs, ts, ws = [], [], []
     for s, v in zip(sets, sw, strict=True):
-        ids = [m.card_id for m in s.members]
-        if s.truth in ids and len(ids) >= 2:
+        if _usable(s):
             xs.append(s.features())
-            ts.append(ids.index(s.truth))
+            ts.append([m.card_id for m in s.members].index(s.truth))
             ws.append(v)
     if not xs:
         raise CardIDError("cannot fit a printing model: no set of two or more printings holds its truth")
@@ -241,8 +245,9 @@ def choose_p_min(model: PrintingModel, sets: Sequence[PrintingSet], max_wrong: f
     labelled = [s for s in sets if s.truth is not None]
     if not labelled:
         return max(P_MINS)
-    best = [float(model.probabilities(s).max()) for s in labelled]
-    named = [s.members[int(np.argmax(model.probabilities(s)))].card_id for s in labelled]
+    probs = [model.probabilities(s) for s in labelled]
+    best = [float(p.max()) for p in probs]
+    named = [s.members[int(np.argmax(p))].card_id for s, p in zip(labelled, probs, strict=True)]
     for p_min in P_MINS:
         wrong = sum(b >= p_min and n != s.truth for b, n, s in zip(best, named, labelled, strict=True))
         if wrong <= max_wrong * len(labelled):
@@ -256,6 +261,5 @@ def fit_printing_model(
     """Weights (:func:`fit_weights`) and ``p_min`` (:func:`choose_p_min`) from labelled printing sets."""
     model = PrintingModel([float(v) for v in fit_weights(sets, l2)])
     model.p_min = choose_p_min(model, sets, max_wrong)
-    usable = sum(s.truth in {m.card_id for m in s.members} and len(s.members) >= 2 for s in sets)
-    model.fitted = {"sets": usable, "max_wrong": max_wrong, "l2": l2, **fitted}
+    model.fitted = {"sets": sum(map(_usable, sets)), "max_wrong": max_wrong, "l2": l2, **fitted}
     return model
