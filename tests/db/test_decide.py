@@ -4,6 +4,7 @@ import math
 import pytest
 from tests.conftest import make_tiny_model
 
+from cardid.db import refine
 from cardid.db.calibrate import calibrate_db, synthetic_queries
 from cardid.db.decide import (
     AMBIGUOUS,
@@ -134,9 +135,11 @@ def _strips_decide(matcher, queries, sets, labels):
     named = 0
     for q, d, t in zip(queries, sets, labels, strict=True):
         if len(d.cards) == 2:
-            assert matcher.resolve(q, d).kind == MATCH
-        r = matcher.resolve(q, d)
-        scores = {c.card_id: c.strip for c in d.cards}
+            assert refine.resolve(matcher, q, d).kind == MATCH
+        r = refine.resolve(matcher, q, d)
+        assert all(c.strip is None for c in d.cards)  # the decision given is left as it was
+        in_set = {c.row for c in d.cards}
+        scores = {c.card_id: c.strip for c in r.candidates if c.row in in_set}
         assert None not in scores.values()  # same-art printings here always differ in their strips
         assert max(scores, key=scores.get) == t, (t, scores)
         if r.kind == MATCH:
@@ -185,14 +188,14 @@ def test_a_match_with_another_printing_in_the_shortlist_goes_to_the_strips(repri
     raw = [decide(matcher.candidates(q), cal) for q in queries]
     matched = [(q, d, t) for q, d, t in zip(queries, raw, ids, strict=True) if d.kind == MATCH]
     assert len(matched) >= len(ids) // 2  # no margin: most are matches (an exact tie is ambiguous)
-    sent = [(q, matcher.printings(q, d), t) for q, d, t in matched]
+    sent = [(q, refine.printings(matcher, q, d), t) for q, d, t in matched]
     assert all(d.kind == AMBIGUOUS and printings[t] <= {c.card_id for c in d.cards} for _, d, t in sent)
     assert _strips_decide(matcher, *zip(*sent, strict=True)) >= 2
     # a card with no other printing in the DB is left alone
     lone = [c for c in cat.ids if c not in printings][:3]
     for q in matcher.prepare(_scan_views(cat, lone)):
         d = decide(matcher.candidates(q), cal)
-        assert matcher.printings(q, d) is d
+        assert refine.printings(matcher, q, d) is d
 
 
 def test_the_strips_are_compared_only_where_they_differ_at_the_photos_resolution():
@@ -232,18 +235,18 @@ def test_a_same_name_card_with_other_art_is_decided_by_art_never_by_the_strip(re
     )
     m = Matcher(db2, emb, calibration=cal)
     ra, ro = db2.row_of[a], db2.row_of[other]
-    assert m.art_differs(ra, ro) and not any(m.art_differs(ra, db2.row_of[p]) for p in printings[a])
+    assert m.art.differs(ra, ro) and not any(m.art.differs(ra, db2.row_of[p]) for p in printings[a])
     q = m.prepare(_scan_views(cat, [a]))[0]
     d = decide(m.candidates(q), cal)
     assert d.kind == MATCH and d.card_id == a
-    sent = m.printings(q, d)
+    sent = refine.printings(m, q, d)
     assert sent.kind == AMBIGUOUS and other not in {c.card_id for c in sent.cards}  # its reprint only
     # an ambiguous set holding the other-art card stays ambiguous: no strip decides it
     by_row = {c.row: c for c in d.candidates}
     mixed = Decision(
         AMBIGUOUS, [by_row[ra], by_row.get(ro) or Candidate(ro, other, 0.5, 0.5)], d.score, d.candidates
     )
-    assert m.resolve(q, mixed) is mixed
+    assert refine.resolve(m, q, mixed) is mixed
 
 
 def test_scans_of_the_same_art_are_never_told_apart_as_other_art(reprints):
@@ -256,7 +259,7 @@ def test_scans_of_the_same_art_are_never_told_apart_as_other_art(reprints):
     assert db.features.art is not None and len(db.features.art.offsets) == len(db) + 1
     for a in ids:
         for b in printings[a] - {a}:
-            assert not m.art_differs(db.row_of[a], db.row_of[b])
+            assert not m.art.differs(db.row_of[a], db.row_of[b])
 
 
 def replace_records(db, records):
@@ -287,7 +290,7 @@ def test_real_scans_tell_other_art_from_a_reprint_and_from_holo_foil(tmp_path):
     emb = load_embedder(make_tiny_model(tmp_path / "model"), "cpu")
     db = CardDB.build(emb, open_gallery(scans), tmp_path / "db")
     m = Matcher(db, emb)
-    assert {p: m.art_differs(db.row_of[p[0]], db.row_of[p[1]]) for p in pairs} == pairs
+    assert {p: m.art.differs(db.row_of[p[0]], db.row_of[p[1]]) for p in pairs} == pairs
 
 
 def test_the_printing_model_weighs_each_reprint_and_names_only_the_truth(reprints):
@@ -306,9 +309,9 @@ def test_the_printing_model_weighs_each_reprint_and_names_only_the_truth(reprint
     m = Matcher(db, emb, MatchConfig(read_numbers=False), calibration=cal, printing_model=strips_only)
     named = 0
     for q, t in zip(m.prepare(_scan_views(cat, ids)), ids, strict=True):
-        found = m.printing_set(q, decide(m.candidates(q), cal))
+        found = refine.printing_set(m, q, decide(m.candidates(q), cal))
         assert found is not None
-        s, _members, printed = found
+        s, _members, printed, _ = found
         assert printed is None  # no reader: nothing read
         ev = {e.card_id: e for e in s.members}
         assert printings[t] <= set(ev) and s.width == 360
@@ -328,7 +331,7 @@ def test_the_printing_model_weighs_each_reprint_and_names_only_the_truth(reprint
     # a card with no other printing in the DB: no set, no probability
     lone = next(c for c in cat.ids if c not in printings)
     q = m.prepare(_scan_views(cat, [lone]))[0]
-    assert m.printing_set(q, decide(m.candidates(q), cal)) is None
+    assert refine.printing_set(m, q, decide(m.candidates(q), cal)) is None
     d = m.decide(q)
     assert d.probability is None and d.printing is None
 

@@ -3,11 +3,13 @@ member agrees with what was read, a match moved to the printing its number names
 changed (but recorded) when the strip is illegible or names no member."""
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from tests.conftest import make_tiny_model
 
+from cardid.db import refine
 from cardid.db.calibrate import synthetic_queries
 from cardid.db.decide import AMBIGUOUS, MATCH, decide
 from cardid.db.match import MatchConfig, Matcher
@@ -82,7 +84,7 @@ def test_a_legible_number_resolves_every_ambiguous_reprint_set_and_never_wrongly
     assert len(cases) >= 0.8 * 2 * len(pairs)
     for m, q, d, t in cases:
         truth["id"] = t
-        r = m.by_number(q, d)
+        r = refine.by_number(m, q, d)
         assert (r.kind, r.card_id, r.resolved_by) == (MATCH, t, "number")
         assert r.printed["agrees"] is True and r.printed["agreeing"] == [t]
         assert r.printed["readings"][0]["number"] == str(int(cat[t].number))
@@ -93,7 +95,7 @@ def test_illegible_or_foreign_numbers_leave_the_decision_and_say_so(world):
     for text, agrees in (("", None), ("HP 120 weakness", None), ("999/998", False)):
         cases = ambiguous_cases(cat, emb, db, pairs, fake_reader(lambda image, text=text: text))
         m, q, d, _ = cases[0]
-        r = m.by_number(q, d)
+        r = refine.by_number(m, q, d)
         assert r.kind == AMBIGUOUS and r.cards == d.cards and r.resolved_by is None
         assert r.printed["agrees"] is agrees and r.printed["agreeing"] == []
 
@@ -109,12 +111,12 @@ def test_a_match_moves_to_the_printing_its_number_names_and_a_lone_card_is_not_r
     top = next(c for c in cands if c.card_id == a)
     from cardid.db.decide import Decision
 
-    d = m.by_number(q, Decision(MATCH, [top], 1.0, cands))
+    d = refine.by_number(m, q, Decision(MATCH, [top], 1.0, cands))
     assert (d.kind, d.card_id, d.resolved_by, d.printed["agrees"]) == (MATCH, b, "number", False)
     # the same number agreeing with the match: kept, and recorded as agreeing
     reader2 = fake_reader(lambda image: printed_text(cat[a]))
     m2 = Matcher(db, emb, calibration=TIE, reader=reader2)
-    d2 = m2.by_number(q, Decision(MATCH, [top], 1.0, cands))
+    d2 = refine.by_number(m2, q, Decision(MATCH, [top], 1.0, cands))
     assert d2.card_id == a and d2.resolved_by is None and d2.printed["agrees"] is True
     # a card with a single printing in the DB is never sent to OCR
     lone = lone_card(cat)
@@ -122,7 +124,7 @@ def test_a_match_moves_to_the_printing_its_number_names_and_a_lone_card_is_not_r
     ql = m2.prepare(li)[0]
     cl = m2.candidates(ql)
     before = len(reader2.calls)
-    d3 = m2.by_number(ql, Decision(MATCH, [next(c for c in cl if c.card_id == lone)], 1.0, cl))
+    d3 = refine.by_number(m2, ql, Decision(MATCH, [next(c for c in cl if c.card_id == lone)], 1.0, cl))
     assert d3.printed is None and len(reader2.calls) == before
 
 
@@ -163,18 +165,18 @@ def test_a_printing_verification_skipped_is_verified_before_a_match_stands(world
     images, _ = synthetic_queries(cat, [a], seed=5, presets=("default",), crop_width=360)
     q = m.prepare(images)[0]
     cands = [c for c in m.candidates(q, verify=False) if c.card_id != b]  # b not even shortlisted
-    top = next(c for c in cands if c.card_id == a)
-    top.inliers, top.verified = m._verify(q, top.row).inliers, True
-    d = m.printings(q, Decision(MATCH, [top], 1.0, cands))
+    i = next(i for i, c in enumerate(cands) if c.card_id == a)
+    cands[i] = top = replace(cands[i], inliers=m.verify(q, cands[i].row).inliers, verified=True)
+    d = refine.printings(m, q, Decision(MATCH, [top], 1.0, cands))
     assert d.kind == AMBIGUOUS and {c.card_id for c in d.cards} >= {a, b}
-    assert all(c.verified and c.inliers >= m.SIBLING_MIN_INLIERS for c in d.cards[1:])
+    assert all(c.verified and c.inliers >= refine.SIBLING_MIN_INLIERS for c in d.cards[1:])
     # a card with no other printing in the DB is left a match
     lone = lone_card(cat)
     li, _ = synthetic_queries(cat, [lone], seed=5, presets=("default",), crop_width=360)
     ql = m.prepare(li)[0]
     cl = m.candidates(ql, verify=False)
     tl = next(c for c in cl if c.card_id == lone)
-    assert m.printings(ql, Decision(MATCH, [tl], 1.0, cl)).kind == MATCH
+    assert refine.printings(m, ql, Decision(MATCH, [tl], 1.0, cl)).kind == MATCH
 
 
 def fake_program(tmp_path, script: str):
@@ -264,9 +266,9 @@ def test_the_number_is_evidence_for_the_printing_model(world):
             model_matcher = Matcher(
                 db, emb, MatchConfig(), calibration=TIE, reader=reader, printing_model=number_only
             )
-            s, _, printed = model_matcher.printing_set(q, d)
+            s, _, printed, _ = refine.printing_set(model_matcher, q, d)
             numbers = {e.card_id: e.number for e in s.members}
-            r = model_matcher.printing(q, d)
+            r = refine.printing(model_matcher, q, d)
             if expect == "named":
                 assert numbers[t] == 1.0 and all(v == -1.0 for c, v in numbers.items() if c != t)
                 assert (r.kind, r.card_id, r.resolved_by) == (MATCH, t, "number")
@@ -291,5 +293,5 @@ def test_the_printing_model_reads_no_number_when_reading_is_off(world):
         printing_model=PrintingModel(),
     )
     before = len(reader.calls)
-    s, _, printed = m.printing_set(q, d)
+    s, _, printed, _ = refine.printing_set(m, q, d)
     assert printed is None and len(reader.calls) == before and {e.number for e in s.members} == {0.0}

@@ -14,10 +14,11 @@ from dataclasses import replace
 import numpy as np
 
 from cardid.catalog.records import Catalog
+from cardid.db.art import same_card_rows
 from cardid.db.decide import Calibration, calibrate, check_target_precision, decide
 from cardid.db.match import MatchConfig, Matcher
+from cardid.db.refine import printing_set
 from cardid.db.store import CardDB
-from cardid.db.verify import SAME_ART_BITS
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
 from cardid.printing.model import PrintingModel, PrintingSet, fit_printing_model
@@ -59,22 +60,6 @@ def synthetic_queries(
     return images, labels
 
 
-def same_art(db: CardDB, row: int) -> set[int]:
-    """The row and every other printing of its card: same ``art_id`` in the metadata (synthetic
-    catalogs), a near-identical gallery scan (pHash), or the same card name (a reprint in a new
-    frame shares the art but not the whole-card hash: base1 and its Evolutions reprint). An
-    unknown card is a new card; a missing printing of a known one is the reprint problem,
-    handled by the printing check (:meth:`~cardid.db.match.Matcher.printings`) instead."""
-    rows = set(db.printings_of(row))
-    art = getattr(db.records[db.ids[row]], "art_id", None)
-    if art is not None:
-        rows |= {i for i, c in enumerate(db.ids) if getattr(db.records[c], "art_id", None) == art}
-    if db.features is not None:
-        h = np.asarray(db.features.hashes)
-        rows |= {int(i) for i in np.flatnonzero(np.bitwise_count(h ^ h[row]) <= SAME_ART_BITS)}
-    return rows
-
-
 def calibrate_db(
     db: CardDB,
     embedder: Embedder,
@@ -101,7 +86,7 @@ def calibrate_db(
             unknown.append(matcher.candidates(q))
         else:
             known.append((matcher.candidates(q), row))
-            unknown.append(matcher.candidates(q, exclude=same_art(db, row)))
+            unknown.append(matcher.candidates(q, exclude=same_card_rows(db, row)))
     if not known:
         raise CardIDError("none of the calibration queries shows a card that is in the DB")
     result = {"embedding": calibrate(known, unknown, target_precision, mode="embedding")}
@@ -171,7 +156,7 @@ def printing_sets_on_views(
     opened = replace(matcher.calibration, threshold=-math.inf)
     sets = []
     for q, cid in zip(matcher.prepare(images, progress), labels, strict=True):
-        found = matcher.printing_set(q, decide(matcher.candidates(q), opened))
+        found = printing_set(matcher, q, decide(matcher.candidates(q), opened))
         if found is not None:
             sets.append(replace(found[0], truth=cid))
     return sets

@@ -17,19 +17,35 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from cardid.errors import CardIDError
 
 MATCH, AMBIGUOUS, UNKNOWN = "match", "ambiguous", "unknown"
+#: verified inliers count as ``sqrt(inliers) / INLIER_SCALE`` everywhere (fused score, leads, the
+#: verifier's early stop, the printing model): a lead of 0.3 is 13 against 4 inliers, or 100 against 49
+INLIER_SCALE = 10.0
 #: Hand-set fusion used until a DB is calibrated: inliers dominate, the embedding breaks ties.
 DEFAULT_FUSION = {"weights": [4.0, 2.0, 4.0, 6.0], "bias": -8.0}
 
 
-@dataclass
+def inlier_evidence(inliers: int | None) -> float:
+    """Verified inliers on the scale every score uses (0 when not verified)."""
+    return math.sqrt(inliers or 0) / INLIER_SCALE
+
+
+def inlier_lead(inliers: float, other: float) -> float:
+    """How far ``inliers`` leads ``other`` on that scale (roots subtracted first, then scaled)."""
+    return (math.sqrt(inliers) - math.sqrt(other)) / INLIER_SCALE
+
+
+@dataclass(frozen=True)
 class Candidate:
+    """One shortlisted card and its evidence. Frozen: a refinement returns new candidates
+    (:func:`dataclasses.replace`), so a decision never changes one another decision holds."""
+
     row: int
     card_id: str
     cos: float
@@ -41,16 +57,18 @@ class Candidate:
     verified: bool = False  # geometric verification ran for this card (else inliers count as 0)
 
     def features(self) -> list[float]:
-        return [self.cos, self.hash_sim, math.sqrt(self.inliers or 0) / 10.0, self.lead]
+        return [self.cos, self.hash_sim, inlier_evidence(self.inliers), self.lead]
 
 
-def _set_leads(cands: Sequence[Candidate]) -> None:
-    """Verification evidence relative to the competition: an unknown card matches nothing well, a
-    known one stands out; reprints that share the art tie (lead ≈ 0)."""
+def with_leads(cands: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates with their verification evidence relative to the competition: an unknown
+    card matches nothing well, a known one stands out; reprints that share the art tie (lead ≈ 0)."""
     roots = [math.sqrt(c.inliers or 0) for c in cands]
+    out = []
     for i, c in enumerate(cands):
         others = max((r for j, r in enumerate(roots) if j != i), default=0.0)
-        c.lead = (roots[i] - others) / 10.0
+        out.append(replace(c, lead=(roots[i] - others) / INLIER_SCALE))
+    return out
 
 
 @dataclass
@@ -89,7 +107,7 @@ class Calibration:
         return cal
 
 
-@dataclass
+@dataclass(frozen=True)
 class Decision:
     kind: str
     cards: list[Candidate]  # the match, or every card of the ambiguous set; empty when unknown
@@ -112,14 +130,14 @@ class Decision:
 
 
 def score(cands: Sequence[Candidate], cal: Calibration) -> list[Candidate]:
-    """Fill ``score`` and return the candidates best first."""
+    """The candidates scored (and, fused, with their leads), best first: new candidates."""
     fused = cal.mode == "fused" and all(c.inliers is not None for c in cands)
     w, b = np.asarray(cal.fusion["weights"], np.float64), float(cal.fusion["bias"])
     if fused:
-        _set_leads(cands)
-    for c in cands:
-        c.score = float(np.dot(w, c.features()) + b) if fused else c.cos
-    return sorted(cands, key=lambda c: -c.score)
+        scored = [replace(c, score=float(np.dot(w, c.features()) + b)) for c in with_leads(cands)]
+    else:
+        scored = [replace(c, score=c.cos) for c in cands]
+    return sorted(scored, key=lambda c: -c.score)
 
 
 def decide(cands: Sequence[Candidate], cal: Calibration) -> Decision:
@@ -140,8 +158,7 @@ def fit_fusion(trials: Sequence[tuple[Sequence[Candidate], int | None]], l2: flo
     for cands, truth in trials:
         if truth is None:
             continue
-        _set_leads(cands)
-        for c in cands:
+        for c in with_leads(cands):
             x.append(c.features())
             y.append(1.0 if c.row == truth else 0.0)
     y_arr = np.asarray(y)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cardid.db import refine
 from cardid.db.calibrate import printing_sets_on_views, synthetic_queries
 from cardid.db.decide import AMBIGUOUS, MATCH, Calibration, decide
 from cardid.db.match import MatchConfig, Matcher
@@ -75,10 +76,10 @@ def evaluate_reprints(
         if raw.kind != AMBIGUOUS or t not in {x.card_id for x in raw.cards}:
             continue
         c["sets"] += 1
-        by_strip = strip.resolve(q, raw)
-        by_number = number.by_number(q, raw)
-        both = strip.resolve(q, by_number)  # what the rules do: the number, then the strip
-        by_model = weighed.printing(q, raw)  # the printing model, fitted on another catalog
+        by_strip = refine.resolve(strip, q, raw)
+        by_number = refine.by_number(number, q, raw)
+        both = refine.resolve(strip, q, by_number)  # what the rules do: the number, then the strip
+        by_model = refine.printing(weighed, q, raw)  # the printing model, fitted on another catalog
         for tag, d in (("strip", by_strip), ("number", by_number), ("both", both), ("model", by_model)):
             c[f"{tag}_right"] += d.kind == MATCH and d.card_id == t
             c[f"{tag}_wrong"] += d.kind == MATCH and d.card_id != t

@@ -1,0 +1,79 @@
+"""The same decisions before and after a change: every photo's JSON record, both printing deciders.
+
+Recognises a fixed sample of labelled photos (finder, rectify, embed, verify, decide) with one model,
+DB and finder, once with the printing model and once with the rules, and writes every photo's
+records without their timings. Run it on two checkouts (``PYTHONPATH=<other checkout>/src``) and
+compare: a refactor that claims not to change behaviour must leave every record as it was.
+
+    .venv/bin/python benchmarks/same_decisions.py --model runs/frozen-lite0 \\
+        --db runs/eval-adapter2-lite0/db --limit 300 --out runs/decisions-after.jsonl
+    .venv/bin/python benchmarks/same_decisions.py --compare runs/decisions-before.jsonl runs/decisions-after.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = ROOT / ".." / "shared" / "realdata"
+TIMINGS = {"ms", "ms_read", "ms_ocr"}
+
+
+def _strip_timings(x):
+    if isinstance(x, dict):
+        return {k: _strip_timings(v) for k, v in x.items() if k not in TIMINGS}
+    if isinstance(x, list):
+        return [_strip_timings(v) for v in x]
+    return x
+
+
+def record(args) -> None:
+    from cardid.data.photoset import load_photo_set
+    from cardid.db.match import MatchConfig
+    from cardid.io import load_rgb
+    from cardid.recognize import Recognizer
+
+    photos = load_photo_set(args.photos).sample(args.limit, seed=0)
+    with open(args.out, "w") as out:
+        for printing in ("model", "rules"):
+            rec = Recognizer.open(args.model, args.db, args.detector, MatchConfig(printing=printing))
+            for i, p in enumerate(photos.photos):
+                r = rec.recognize_photo(load_rgb(p.path))
+                r = {k: v for k, v in r.items() if not k.startswith("_")}
+                row = {"printing": printing, "file": p.path.name, **_strip_timings(r)}
+                out.write(json.dumps(row, sort_keys=True) + "\n")
+                if i % 50 == 0:
+                    print(printing, i, file=sys.stderr, flush=True)
+
+
+def compare(a: Path, b: Path) -> int:
+    ra, rb = a.read_text().splitlines(), b.read_text().splitlines()
+    diff = [i for i, (x, y) in enumerate(zip(ra, rb, strict=False)) if json.loads(x) != json.loads(y)]
+    print(f"{len(ra)} vs {len(rb)} records; {len(diff)} differ")
+    for i in diff[:5]:
+        print(" before:", ra[i][:400], "\n after: ", rb[i][:400])
+    return 0 if not diff and len(ra) == len(rb) else 1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model")
+    ap.add_argument("--db")
+    ap.add_argument("--detector", default="classical")
+    ap.add_argument("--photos", type=Path, default=REAL / "photos-dev.csv")
+    ap.add_argument("--limit", type=int, default=300)
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
+    args = ap.parse_args()
+    if args.compare:
+        sys.exit(compare(*args.compare))
+    if not (args.model and args.db and args.out):
+        ap.error("--model, --db and --out are needed to record decisions")
+    record(args)
+
+
+if __name__ == "__main__":
+    main()
