@@ -55,7 +55,7 @@ def main() -> None:
             out = rec.recognize_photo(img)
             res[f"recognize_{n}_cards_{name}"] = {
                 **lat(lambda rec=rec, img=img: rec.recognize_photo(img), max(3, a.n // 4)),
-                "cards_found": len(out["cards"]),
+                "cards_found": len(out.cards),
             }
     res["simulated_photos_960px"] = accuracy(cat, Recognizer.open(a.model, a.db, dets["pt"]))
     report(res, a.json)
@@ -81,11 +81,11 @@ def accuracy(cat, rec, rounds: int = 4) -> dict:
                 ]
                 scene = render_scene(scans, rng, (960, 960), layout, cfg)
                 cards += n
-                for c in rec.recognize_photo(scene.image)["cards"]:
-                    truth = _overlapping_card(np.array(c["corners"]), scene, ids)
+                for c in rec.recognize_photo(scene.image).cards:
+                    truth = _overlapping_card(np.array(c.corners), scene, ids)
                     if truth is not None:
                         found += 1
-                        named += bool(c["card"]) and c["card"]["card_id"] == truth
+                        named += c.card_id == truth
                         wrong += bool(c["card"]) and c["card"]["card_id"] != truth
         out["refined" if refine else "oriented_box"] = {
             "cards": cards,

@@ -28,10 +28,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, write_results
 
-from cardid.catalog.records import name_key
+from cardid.catalog.records import Catalog, name_key
 from cardid.db.verify import ART_BOX, VerifyConfig, art_features, extract
 from cardid.db.verify import mutual_inliers as inliers
-from cardid.eval.evaluate import open_gallery
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +40,7 @@ def main() -> None:
     ap.add_argument("--catalog", required=True)
     ap.add_argument("--pairs", action="append", default=[], help="same|differs:ID:ID (a pair looked at)")
     args = ap.parse_args()
-    cat = open_gallery(args.catalog)
+    cat = Catalog.open(args.catalog)
     cfg = VerifyConfig()
     by = collections.defaultdict(list)
     for r in cat:

@@ -37,12 +37,14 @@ def record(args) -> None:
     from cardid.recognize import Recognizer
 
     photos = load_photo_set(args.photos).sample(args.limit, seed=0)
+    photos.photos = photos.photos[: args.first]  # a quick check: the first of the same sample
     with open(args.out, "w") as out:
         for printing in ("model", "rules"):
             rec = Recognizer.open(args.model, args.db, args.detector, MatchConfig(printing=printing))
             for i, p in enumerate(photos.photos):
                 r = rec.recognize_photo(load_rgb(p.path))
-                r = {k: v for k, v in r.items() if not k.startswith("_")}
+                # a typed result (PhotoResult), or the dict of checkouts from before it
+                r = r.to_json() if hasattr(r, "to_json") else {k: v for k, v in r.items() if k[0] != "_"}
                 row = {"printing": printing, "file": p.path.name, **_strip_timings(r)}
                 out.write(json.dumps(row, sort_keys=True) + "\n")
                 if i % 50 == 0:
@@ -50,12 +52,19 @@ def record(args) -> None:
 
 
 def compare(a: Path, b: Path) -> int:
-    ra, rb = a.read_text().splitlines(), b.read_text().splitlines()
-    diff = [i for i, (x, y) in enumerate(zip(ra, rb, strict=False)) if json.loads(x) != json.loads(y)]
-    print(f"{len(ra)} vs {len(rb)} records; {len(diff)} differ")
-    for i in diff[:5]:
-        print(" before:", ra[i][:400], "\n after: ", rb[i][:400])
-    return 0 if not diff and len(ra) == len(rb) else 1
+    """Records of the same photo and printing decider, compared (a smaller sample against a
+    larger one compares the photos both hold)."""
+
+    def load(p: Path) -> dict:
+        return {(r["printing"], r["file"]): r for r in map(json.loads, p.read_text().splitlines())}
+
+    ra, rb = load(a), load(b)
+    both = sorted(set(ra) & set(rb))
+    diff = [k for k in both if ra[k] != rb[k]]
+    print(f"{len(both)} records in both ({len(ra)} before, {len(rb)} after); {len(diff)} differ")
+    for k in diff[:5]:
+        print(" before:", json.dumps(ra[k])[:400], "\n after: ", json.dumps(rb[k])[:400])
+    return 0 if both and not diff else 1
 
 
 def main() -> None:
@@ -65,6 +74,7 @@ def main() -> None:
     ap.add_argument("--detector", default="classical")
     ap.add_argument("--photos", type=Path, default=REAL / "photos-dev.csv")
     ap.add_argument("--limit", type=int, default=300)
+    ap.add_argument("--first", type=int, default=None, help="only the first N photos of the sample")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"))
     args = ap.parse_args()

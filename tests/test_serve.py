@@ -287,9 +287,9 @@ def test_a_db_replaced_on_disk_is_served_with_its_new_cards_and_thumbnails(serve
     for i, cid in enumerate(other.ids):
         shutil.copy(other.image_path(cid), scans / f"new-{i + 1}.png")
     assert main(["index", "add", "--model", str(model), "--db", str(live_db), "--catalog", str(scans)]) == 0
-    from cardid.eval.evaluate import open_gallery
+    from cardid.catalog.records import Catalog
 
-    new = open_gallery(scans)
+    new = Catalog.open(scans)
     health = client.get("/healthz").json()
     assert health["cards"] == n + 2 and health["db_reloads"] == 1
     for cid in new.ids:

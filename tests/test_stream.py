@@ -8,7 +8,7 @@ import weakref
 import pytest
 from tests.conftest import build_index
 
-import cardid.recognize as recognize_mod
+import cardid.recognize.inputs as recognize_mod
 from cardid.cli import main
 from cardid.recognize import Recognizer, expand_inputs, recognize_stream
 
@@ -61,7 +61,7 @@ def test_peak_decoded_images_never_exceed_the_workers(setup, monkeypatch, worker
     monkeypatch.setattr(recognize_mod, "load_rgb", counting)
     rec = Recognizer.open(model, db, None)
     files = expand_inputs([photos])
-    out = [r["image"] for r, _ in recognize_stream(rec, files, workers=workers)]
+    out = [it.to_json()["image"] for it in recognize_stream(rec, files, workers=workers)]
     assert out == [str(f) for f in files]  # in order, every one
     assert 1 <= peak[0] <= workers
 

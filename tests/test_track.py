@@ -9,7 +9,7 @@ from cardid.track import (
     CardTracker,
     Sighting,
     TrackerConfig,
-    sightings_from_record,
+    sightings,
 )
 
 A = (100, 100, 200, 240)
@@ -66,19 +66,22 @@ def test_two_cards_are_tracked_apart_even_when_they_move():
     assert len(scenes[-1]["tracks"]) == 2
 
 
-def test_records_become_sightings_and_bad_configs_are_refused():
-    rec = {
-        "cards": [
-            {
-                "decision": "match",
-                "card": {"card_id": "x-1"},
-                "corners": [[10, 20], [60, 20], [60, 90], [10, 90]],
-            },
-            {"decision": "unknown", "card": None, "corners": [[100, 20], [150, 20], [150, 90], [100, 90]]},
-        ]
-    }
-    s = sightings_from_record(rec)
+def test_results_become_sightings_and_bad_configs_are_refused():
+    from cardid.db.decide import MATCH, UNKNOWN, Candidate, Decision
+    from cardid.recognize import CardResult, PhotoResult
+
+    x1 = Candidate(0, "x-1", 0.9, 0.0)
+    matched = Decision(MATCH, [x1], 1.0, [x1])
+    result = PhotoResult(
+        (
+            CardResult(matched, [[10, 20], [60, 20], [60, 90], [10, 90]]),
+            CardResult(Decision(UNKNOWN, [], 0.1, []), [[100, 20], [150, 20], [150, 90], [100, 90]]),
+            CardResult(matched),  # a crop with no corners: nowhere in the frame, no sighting
+        )
+    )
+    s = sightings(result, records=[{"n": 1}, {"n": 2}, {"n": 3}])
     assert [x.card_id for x in s] == ["x-1", None] and s[0].box == (10, 20, 60, 90)
+    assert [x.info for x in s] == [{"n": 1}, {"n": 2}]  # each card's record, passed through
     with pytest.raises(ValueError):
         TrackerConfig(window=3, confirm_votes=4)
 

@@ -307,13 +307,13 @@ def demo_detector(out: Path, cat: Catalog, seed: int = 0) -> dict:
 
 
 def _overlapping_card(corners: np.ndarray, scene, ids: list[str]) -> str | None:
-    from cardid.detect.classical import _iou
+    from cardid.detect.geometry import box_iou, corners_box
 
-    def box(q):
-        return q[:, 0].min(), q[:, 1].min(), q[:, 0].max(), q[:, 1].max()
+    def overlap(c) -> float:
+        return box_iou(corners_box(corners), corners_box(c.corners))
 
-    best = max(scene.cards, key=lambda c: _iou(box(corners), box(c.corners)), default=None)
-    return ids[best.index] if best is not None and _iou(box(corners), box(best.corners)) >= 0.5 else None
+    best = max(scene.cards, key=overlap, default=None)
+    return ids[best.index] if best is not None and overlap(best) >= 0.5 else None
 
 
 def demo_photos(out: Path, cat: Catalog, model: Path, detector: str, seed: int = 0) -> dict:
@@ -344,28 +344,28 @@ def demo_photos(out: Path, cat: Catalog, model: Path, detector: str, seed: int =
         scans = [prepare_scan(cat.load_image(c), cfg.model_copy(update={"crop_width": 360})) for c in ids]
         scene = render_scene(scans, rng, (900, 900), "table", cfg)  # laid out apart on a table
         r = rec.recognize_photo(scene.image)
+        record = r.to_json()
         save_rgb(pdir / f"photo_{i}.jpg", scene.image)
-        save_rgb(pdir / f"photo_{i}_annotated.png", annotate(scene.image, r))
-        lines.append(
-            json.dumps({"image": f"photo_{i}.jpg", **{k: v for k, v in r.items() if not k.startswith("_")}})
-        )
+        save_rgb(pdir / f"photo_{i}_annotated.png", annotate(scene.image, record))
+        lines.append(json.dumps({"image": f"photo_{i}.jpg", **record}))
         if not ids:
-            no_card_on_empty = r["no_card"]
-            named_on_empty = sum(c["decision"] == "match" for c in r["cards"])
+            no_card_on_empty = r.no_card
+            named_on_empty = sum(c.decision.kind == "match" for c in r.cards)
             continue
         n_known += sum(c in db.row_of for c in ids)
         n_unknown += sum(c not in db.row_of for c in ids)
-        for c in r["cards"]:  # which simulated card is this detection? the one it overlaps most
-            truth = _overlapping_card(np.array(c["corners"]), scene, ids)
+        for c in r.cards:  # which simulated card is this detection? the one it overlaps most
+            truth = _overlapping_card(np.array(c.corners), scene, ids)
             if truth is None:
                 continue
             found += 1
+            named_id = c.decision.card_id
             if truth in db.row_of:
-                named += bool(c["card"]) and c["card"]["card_id"] == truth
-                wrong += bool(c["card"]) and c["card"]["card_id"] != truth
+                named += named_id == truth
+                wrong += named_id is not None and named_id != truth
             else:
-                rejected += c["decision"] == "unknown"
-                wrong += c["decision"] == "match"
+                rejected += c.decision.kind == "unknown"
+                wrong += c.decision.kind == "match"
     (pdir / "results.jsonl").write_text("\n".join(lines) + "\n")
     return {
         "photos": 4,
@@ -413,8 +413,12 @@ def demo_recognition(out: Path, cat: Catalog, model_dir: Path, seed: int = 0, n_
     rec = Recognizer.open(emb, db)
     # one card per crop: keep the flat per-card record (image, ms, decision, top…)
     results = [
-        ({"image": r["image"], "ms": r["ms"], **r["cards"][0]}, r["_decisions"][0], im)
-        for r, im in recognize_files(rec, paths)
+        (
+            {"image": str(it.path), "ms": it.result.ms, **it.result.cards[0].to_json()},
+            it.result.decisions[0],
+            it.image,
+        )
+        for it in recognize_files(rec, paths)
     ]
     rows = []
     prepare_pictures_dir(rdir / "show")  # `cardid recognize runs/demo/recognize` skips the pictures

@@ -26,10 +26,14 @@ from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cardid import __version__
 from cardid.errors import CardIDError, ImageError
 from cardid.track import TrackerConfig
+
+if TYPE_CHECKING:
+    from cardid.recognize import PhotoResult
 
 #: Latency histogram buckets (seconds) for ``/metrics``.
 BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -177,10 +181,9 @@ def _db_stamp(root: Path) -> tuple[int, int, int] | None:
 
 def _gallery(db):
     """The DB's gallery scans for thumbnails, or None (then thumbnails are 404, nothing else)."""
-    from cardid.eval.evaluate import open_db_gallery
 
     try:
-        return open_db_gallery(db)
+        return db.gallery()
     except CardIDError as e:
         logging.getLogger(__name__).warning("gallery scans not served: %s", e)
         return None
@@ -203,7 +206,7 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig(), db
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
     from starlette.requests import ClientDisconnect
 
-    from cardid.track import CardTracker, sightings_from_record
+    from cardid.track import CardTracker, sightings
 
     served = _Served(recognizer, catalog, db_catalog, config.reload_check_s)
     app = FastAPI(title="cardid", version=__version__, description=__doc__)
@@ -217,16 +220,17 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig(), db
         metrics.observe(route, status)
         return JSONResponse({"error": message}, status_code=status)
 
-    def work(data: bytes, name: str) -> dict:
+    def work(data: bytes, name: str) -> "tuple[PhotoResult, dict]":
+        """The photo's result and its JSON answer (with the photo's size)."""
         from cardid.io import decode_rgb
 
         image = decode_rgb(data, name)
         with lock:
             served.refresh()
-            rec = served.recognizer.timed(image, config.top)
-        out = {k: v for k, v in rec.items() if not k.startswith("_")}
+            result = served.recognizer.timed(image, config.top)
+        out = result.to_json()
         out["size"] = [int(image.shape[1]), int(image.shape[0])]
-        return out
+        return result, out
 
     async def read_body(request: Request) -> bytes:
         """The whole body, capped in size and in time; no queue place is held while it arrives."""
@@ -293,11 +297,12 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig(), db
             )
         t = time.perf_counter()
         try:
-            out = await run(body, name)
+            found = await run(body, name)
         except ImageError as e:
             return error(400, str(e), route)
-        if out is None:
+        if found is None:
             return busy(route)
+        _, out = found
         metrics.observe(route, 200, time.perf_counter() - t)
         return out
 
@@ -360,16 +365,17 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig(), db
                     continue
                 t = time.perf_counter()
                 try:
-                    rec = await run(data, "frame")
+                    found = await run(data, "frame")
                 except ImageError as e:
                     metrics.observe("/v1/live", 400)
                     await ws.send_json({"error": str(e)})
                     continue
-                if rec is None:  # a live frame is dropped, not queued
+                if found is None:  # a live frame is dropped, not queued
                     await ws.send_json({"error": "busy", "dropped": True})
                     continue
                 metrics.observe("/v1/live", 200, time.perf_counter() - t)
-                scene = tracker.update(sightings_from_record(rec))
+                result, rec = found
+                scene = tracker.update(sightings(result, rec["cards"]))
                 scene.update(cards=rec["cards"], no_card=rec["no_card"], ms=rec["ms"])
                 await ws.send_json(scene)
         except WebSocketDisconnect:
@@ -467,10 +473,10 @@ def serve(
         import uvicorn
     except ImportError as e:
         raise CardIDError("cardid serve needs FastAPI and uvicorn: pip install 'cardid[serve]'") from e
-    from cardid.eval.evaluate import open_gallery
+    from cardid.catalog.records import Catalog
     from cardid.recognize import Recognizer
 
     rec = Recognizer.open(model, db, detector)
-    cat = open_gallery(catalog) if catalog else None  # asked for explicitly: an error if it is not
+    cat = Catalog.open(catalog) if catalog else None  # asked for explicitly: an error if it is not
     app = create_app(rec, cat, config, db_catalog=catalog is None)
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -18,6 +18,12 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cardid.detect.geometry import box_iou, corners_box
+
+if TYPE_CHECKING:
+    from cardid.recognize.results import PhotoResult
 
 NO_CARD, STABILISING, CONFIRMED = "no_card", "stabilising", "confirmed"
 
@@ -76,14 +82,6 @@ class Track:
             "frames_seen": len(self.frames),
             "box": [round(float(v), 1) for v in self.box],
         }
-
-
-def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 class CardTracker:
@@ -181,15 +179,14 @@ class CardTracker:
         return out
 
 
-def sightings_from_record(record: dict) -> list[Sighting]:
-    """The cards of one ``recognize_photo`` record as sightings: a match votes for its card,
-    anything else (ambiguous, unknown) for nothing."""
+def sightings(result: PhotoResult, records: list[dict] | None = None) -> list[Sighting]:
+    """The cards of one photo's result as sightings: a match votes for its card, anything else
+    (ambiguous, unknown) for nothing; each carries its card's JSON record (``records``: the
+    result's, if already written) to pass through to whoever shows the scene."""
+    records = records if records is not None else [c.to_json() for c in result.cards]
     out = []
-    for c in record.get("cards", []):
-        corners = c.get("corners")
-        if not corners:
+    for c, rec in zip(result.cards, records, strict=True):
+        if not c.corners:
             continue
-        xs, ys = [p[0] for p in corners], [p[1] for p in corners]
-        card = c.get("card") if c.get("decision") == "match" else None
-        out.append(Sighting((min(xs), min(ys), max(xs), max(ys)), card["card_id"] if card else None, c))
+        out.append(Sighting(corners_box(c.corners), c.decision.card_id, rec))
     return out

@@ -279,7 +279,7 @@ def test_real_scans_tell_other_art_from_a_reprint_and_from_holo_foil(tmp_path):
 
     from tests.conftest import realdata
 
-    from cardid.eval.evaluate import open_gallery
+    from cardid.catalog.records import Catalog
 
     gallery = realdata("gallery")
     scans = tmp_path / "scans"
@@ -288,7 +288,7 @@ def test_real_scans_tell_other_art_from_a_reprint_and_from_holo_foil(tmp_path):
     for c in {c for p in pairs for c in p}:
         shutil.copy(gallery / f"{c}.jpg", scans / f"{c}.jpg")
     emb = load_embedder(make_tiny_model(tmp_path / "model"), "cpu")
-    db = CardDB.build(emb, open_gallery(scans), tmp_path / "db")
+    db = CardDB.build(emb, Catalog.open(scans), tmp_path / "db")
     m = Matcher(db, emb)
     assert {p: m.art.differs(db.row_of[p[0]], db.row_of[p[1]]) for p in pairs} == pairs
 

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 import yaml
 
-from cardid.data.detection import DetectionDataConfig, obb_label, order_corners, write_detection_dataset
+from cardid.data.detection import DetectionDataConfig, obb_label, write_detection_dataset
 from cardid.detect.classical import ClassicalFinder
 from cardid.detect.evaluate import average_precision, evaluate_detector, yolo_boxes
+from cardid.detect.geometry import order_corners
 from cardid.detect.rectify import orientations, portrait_corners, rectify
 from cardid.synth.cards import synth_cards
 
@@ -111,7 +112,7 @@ def _listing_photo(scans, seed, size=(300, 225)):
 
 def test_classical_finder_finds_the_card_in_small_listing_photos(tmp_path):
     from cardid.detect import Detection
-    from cardid.detect.classical import _iou
+    from cardid.detect.geometry import box_iou
     from cardid.synth.photo import background
 
     cat = synth_cards(tmp_path / "cat", n=4, seed=1, height=352, reprint_fraction=0)
@@ -121,7 +122,7 @@ def test_classical_finder_finds_the_card_in_small_listing_photos(tmp_path):
     for seed in range(12):
         img, corners = _listing_photo(scans, seed)
         truth = Detection(corners, 1.0).box()
-        found += any(_iou(d.box(), truth) >= 0.7 for d in finder.detect(img))
+        found += any(box_iou(d.box(), truth) >= 0.7 for d in finder.detect(img))
     assert found >= 11  # the previous single-threshold finder found 16 of 20 such photos, this one 20
     empty = [background(np.random.default_rng(100 + s), 300, 225) for s in range(6)]
     assert sum(len(finder.detect(im)) for im in empty) == 0
@@ -178,15 +179,19 @@ def test_recognizer_says_no_card_and_names_detected_cards(tmp_path, scan):
     db = CardDB.build(emb, cat, tmp_path / "db")
     rec = Recognizer.open(emb, db, "classical", fallback=False)
     empty = rec.recognize_photo(np.full((480, 640, 3), (40, 90, 40), np.uint8))
-    assert empty["no_card"] and empty["cards"] == []
+    assert empty.no_card and empty.cards == () and empty.to_json() == {"no_card": True, "cards": []}
     photo = _place(scan, [[480, 150], [470, 400], [120, 390], [130, 140]])  # lying on its side
     found = rec.recognize_photo(photo)
-    assert not found["no_card"] and found["cards"][0]["top"][0]["card_id"] == "x-1"
-    assert len(found["cards"][0]["corners"]) == 4
-    assert found["cards"][0]["top"][0]["inliers"] > 20  # verified on the rectified crop
-    assert annotate(photo, found).shape == photo.shape
+    card = found.cards[0]
+    assert not found.no_card and card.decision.candidates[0].card_id == "x-1"
+    assert len(card.corners) == 4 and card.upside_down in (True, False)
+    assert card.decision.candidates[0].inliers > 20  # verified on the rectified crop
+    record = found.to_json()
+    assert record["cards"][0]["corners"] == card.corners and record["cards"][0]["top"][0]["card_id"] == "x-1"
+    assert annotate(photo, record).shape == photo.shape
 
 
+@pytest.mark.slow
 def test_tiny_detector_trains_end_to_end(tmp_path):
     pytest.importorskip("ultralytics")
     from cardid.detect.yolo import DetectorConfig, YoloDetector, train_detector
@@ -265,19 +270,23 @@ def test_whole_image_fallback_engages_only_when_nothing_is_found(tmp_path, scan)
     # a card filling the frame: a finder sees no outline, the photo itself is the card
     frame = cv2.resize(scan, (300, 420))
     res = Recognizer.open(emb, db, _Stub([])).recognize_photo(frame)
-    card = res["cards"][0]
-    assert (
-        res["fallback"] and card["fallback"] == "whole_image" and card["fallback_reason"] == "nothing_found"
-    )
-    assert not res["no_card"] and card["card"]["card_id"] == "x-1" and card["top"][0]["inliers"] > 20
-    assert Recognizer.open(emb, db, _Stub([]), fallback=False).recognize_photo(frame)["no_card"]
+    card = res.cards[0]
+    assert res.fallback and card.fallback == "whole_image" and card.reason == "nothing_found"
+    assert not res.no_card and card.card_id == "x-1" and card.decision.candidates[0].inliers > 20
+    record = res.to_json()
+    assert record["fallback"] is True and record["cards"][0]["fallback_reason"] == "nothing_found"
+    assert record["cards"][0]["corners"] == [[0.0, 0.0], [299.0, 0.0], [299.0, 419.0], [0.0, 419.0]]
+    assert Recognizer.open(emb, db, _Stub([]), fallback=False).recognize_photo(frame).no_card
     # the card is found (and named): no fallback
     corners = [[150, 100], [402, 130], [380, 470], [120, 450]]
     found = Recognizer.open(emb, db, _Stub([Detection(np.float32(corners), 0.9)])).recognize_photo(
         _place(scan, corners)
     )
-    assert "fallback" not in found and all("fallback" not in c for c in found["cards"])
-    assert found["cards"][0]["card"]["card_id"] == "x-1"
+    record = found.to_json()
+    assert (
+        not found.fallback and "fallback" not in record and all("fallback" not in c for c in record["cards"])
+    )
+    assert found.cards[0].card_id == "x-1"
 
 
 def test_detection_dataset_mixes_real_photos_by_photo_and_holds_20_percent_out(tmp_path):

@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 from tests.conftest import make_tiny_model, realdata
 
+from cardid.catalog.records import Catalog
 from cardid.cli import main
 from cardid.embed import TorchEmbedder, load_embedder
 from cardid.errors import CardIDError
 from cardid.eval.baselines import phash_vectors
-from cardid.eval.evaluate import evaluate, open_gallery
+from cardid.eval.evaluate import evaluate
 from cardid.eval.queries import load_queries
 from cardid.io import save_rgb
 
@@ -93,7 +94,7 @@ def test_eval_cli_on_a_plain_scan_folder(tmp_path, tiny_model_dir, distinct_cata
     folder = tmp_path / "scans"
     for c in synth_catalog.ids[:5]:
         save_rgb(folder / f"{c}.png", synth_catalog.load_image(c))
-    assert len(open_gallery(folder)) == 5
+    assert len(Catalog.open(folder)) == 5
     (tmp_path / "q.csv").write_text(
         "file,card_id\n" + "".join(f"scans/{c}.png,{c}\n" for c in synth_catalog.ids[:5])
     )

@@ -226,6 +226,24 @@ class Catalog:
         return root
 
     @classmethod
+    def open(cls, path: str | Path) -> Catalog:
+        """A catalog directory (or a dataset root), or a plain folder of ``<card_id>.<ext>`` scans
+        (read-only folders, e.g. ``../shared/realdata/gallery``, are used as they are)."""
+        from cardid.catalog.folder import scan_folder, split_card_id
+
+        path = Path(path)
+        if (path / METADATA_FILE).is_file():
+            return cls.load(path)
+        scans = scan_folder(path)
+        return cls(
+            path,
+            [
+                CardRecord(id=c, name=c, set_id=split_card_id(c)[0], image_file=p.name)
+                for c, p in scans.items()
+            ],
+        )
+
+    @classmethod
     def load(cls, root: str | Path) -> Catalog:
         root = Path(root)
         if not root.is_dir():

@@ -12,6 +12,8 @@ from rich.logging import RichHandler
 from cardid import __version__
 from cardid.cli import catalog, cloud, data, demo, distill, export, index, synth, train
 from cardid.cli import eval as eval_cli
+from cardid.cli import recognize as recognize_cli
+from cardid.cli import serve as serve_cli
 from cardid.errors import CardIDError
 
 app = typer.Typer(
@@ -28,8 +30,8 @@ app.add_typer(train.app, name="train")
 app.add_typer(eval_cli.app, name="eval")
 app.add_typer(index.app, name="index")
 app.command("distill")(distill.distill_cmd)
-app.command("recognize")(index.recognize_cmd)
-app.command("serve")(index.serve_cmd)
+app.command("recognize")(recognize_cli.recognize_cmd)
+app.command("serve")(serve_cli.serve_cmd)
 app.command("export")(export.export_cmd)
 app.add_typer(cloud.app, name="cloud")
 app.command("cost")(cloud.cost_cmd)

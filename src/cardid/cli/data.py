@@ -68,11 +68,11 @@ def detection_cmd(
     overwrite: bool = typer.Option(False, help="Replace an existing dataset."),
 ) -> None:
     """Multi-card scenes with oriented card labels: images/{train,val,test}, labels/…, pokemon_cards.yaml."""
+    from cardid.catalog.records import Catalog
     from cardid.data.detection import DetectionDataConfig, write_detection_dataset
-    from cardid.eval.evaluate import open_gallery
     from cardid.progress import progress
 
-    cat = open_gallery(catalog)
+    cat = Catalog.open(catalog)
     with progress(scenes, "detection scenes") as advance:
         path = write_detection_dataset(
             cat,

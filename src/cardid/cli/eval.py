@@ -24,14 +24,15 @@ def retrieval_cmd(
     json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON."),
 ) -> None:
     """Recall@1/@5, mAP@R, leave-one-out NN, collapse diagnostics; model vs pHash."""
+    from cardid.catalog.records import Catalog
     from cardid.embed import load_embedder
-    from cardid.eval.evaluate import evaluate, format_report, open_gallery
+    from cardid.eval.evaluate import evaluate, format_report
     from cardid.eval.queries import load_queries
     from cardid.io import write_json_atomic
     from cardid.progress import progress
 
     emb = load_embedder(model, batch_size=batch_size)
-    cat = open_gallery(gallery)
+    cat = Catalog.open(gallery)
     qs = load_queries(queries)
     with progress(len(cat) + len(qs), "embedding") as advance:
         report = evaluate(emb, cat, qs, baseline=baseline, workers=workers, progress=advance)

@@ -29,11 +29,11 @@ def export_cmd(
     ),
 ) -> None:
     """Export a model; an ONNX export that fails its parity check fails the command."""
-    from cardid.eval.evaluate import open_gallery
+    from cardid.catalog.records import Catalog
     from cardid.export import TARGETS, export_model
 
     targets = list(TARGETS) if target == "all" else [t.strip() for t in target.split(",") if t.strip()]
-    cat = open_gallery(catalog) if catalog else None
+    cat = Catalog.open(catalog) if catalog else None
     report = export_model(
         model, out_dir, targets, int8, fp16, cat, hailo_target, calib_size, compile, log=out.print
     )

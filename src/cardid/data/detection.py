@@ -26,6 +26,7 @@ import numpy as np
 import yaml
 
 from cardid.catalog.records import Catalog
+from cardid.detect.geometry import order_corners
 from cardid.errors import CardIDError
 from cardid.io import atomic_dir, load_rgb, save_rgb, write_bytes_atomic, write_json_atomic
 from cardid.synth.objects import DISTRACTORS, distractor
@@ -57,16 +58,6 @@ class DetectionDataConfig:
     real_test_fraction: float = 0.2  # → images/real_test, never trained on
     real_val_fraction: float = 0.1  # of the rest → val (model selection); the others → train
     real_max_side: int = 1280
-
-
-def order_corners(pts: np.ndarray) -> np.ndarray:
-    """Four points as TL, TR, BR, BL (clockwise in image coordinates, starting top-left)."""
-    pts = np.asarray(pts, np.float32).reshape(4, 2)
-    c = pts.mean(0)
-    ang = np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0])
-    pts = pts[np.argsort(ang)]  # clockwise on screen (y down), starting anywhere
-    start = int(np.argmin(pts.sum(1)))  # top-left: smallest x + y
-    return np.roll(pts, -start, axis=0)
 
 
 def obb_label(corners: np.ndarray, width: int, height: int, min_area: float = 16.0) -> np.ndarray | None:

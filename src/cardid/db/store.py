@@ -286,6 +286,17 @@ class CardDB:
             out.append(next((p for p in tries if p.exists()), tries[-1]))
         return out
 
+    def gallery(self, catalog: str | Path | None = None) -> Catalog:
+        """The gallery scans of the DB's cards: ``catalog`` when given, else every catalog the DB
+        records (the one it was built from and each one added), as one catalog."""
+        if catalog is not None:
+            return Catalog.open(catalog)
+        sources = self.catalog_sources()
+        if not sources:
+            raise DBError(f"reference DB {self.root} does not record its catalog: give --catalog")
+        cats = [Catalog.open(p) for p in sources]
+        return cats[0] if len(cats) == 1 else Catalog.merge(cats)
+
     @functools.cached_property
     def adapter(self):
         """The query adapter fitted for this DB's model on labelled real photos

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from cardid.detect import Detection
+from cardid.detect.geometry import box_iou
 from cardid.preprocess import CARD_ASPECT
 
 
@@ -144,18 +145,10 @@ def _four_corners(hull: np.ndarray) -> np.ndarray:
     return cv2.boxPoints(cv2.minAreaRect(hull)).astype(np.float32)
 
 
-def _iou(a: tuple, b: tuple) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _nms(dets: list[Detection], iou: float) -> list[Detection]:
     keep: list[Detection] = []
     for d in sorted(dets, key=lambda d: -d.score):
-        if all(_iou(d.box(), k.box()) < iou for k in keep):
+        if all(box_iou(d.box(), k.box()) < iou for k in keep):
             keep.append(d)
     return keep
 

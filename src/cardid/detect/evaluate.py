@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cardid.detect import Detection
-from cardid.detect.classical import _iou
+from cardid.detect.geometry import box_iou
 from cardid.errors import CardIDError
 from cardid.io import IMAGE_EXTENSIONS, load_rgb
 
@@ -106,7 +106,7 @@ def evaluate_detector(
             box = d.box()
             best, j = 0.0, -1
             for k, g in enumerate(gt):
-                if k not in used and (o := _iou(box, g)) > best:
+                if k not in used and (o := box_iou(box, g)) > best:
                     best, j = o, k
             hit = best >= iou
             if hit:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from cardid.data.detection import order_corners
+from cardid.detect.geometry import order_corners
 from cardid.preprocess import CARD_ASPECT
 
 

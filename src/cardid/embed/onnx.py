@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cardid.embed import embed_in_batches
+from cardid.embed.base import embed_in_batches
 from cardid.errors import CardIDError
 from cardid.preprocess import Preprocess
 

@@ -13,7 +13,6 @@ import numpy as np
 
 from cardid.catalog.records import Catalog
 from cardid.embed import Embedder
-from cardid.errors import CardIDError
 from cardid.eval.baselines import phash_vectors
 from cardid.eval.queries import QuerySet
 from cardid.eval.retrieval import collapse_diagnostics, loo_nn_accuracy, retrieval_metrics
@@ -69,35 +68,6 @@ def evaluate(
         q_hash = phash_vectors(load(x) if load else x for x in q_items)
         report["phash"] = retrieval_metrics(q_hash, q_labels, g_hash, g_labels)
     return report
-
-
-def open_gallery(path) -> Catalog:
-    """A catalog directory (or dataset root), or a plain folder of ``<card_id>.<ext>`` scans."""
-    from pathlib import Path
-
-    from cardid.catalog.folder import scan_folder, split_card_id
-    from cardid.catalog.records import METADATA_FILE, CardRecord
-
-    path = Path(path)
-    if (path / METADATA_FILE).is_file():
-        return Catalog.load(path)
-    scans = scan_folder(path)  # read-only folders (e.g. ../shared/realdata/gallery) work as they are
-    return Catalog(
-        path,
-        [CardRecord(id=c, name=c, set_id=split_card_id(c)[0], image_file=p.name) for c, p in scans.items()],
-    )
-
-
-def open_db_gallery(db, catalog=None) -> Catalog:
-    """The gallery scans of a reference DB's cards: ``catalog`` when given, else every catalog the
-    DB records (the one it was built from and each one added), as one catalog."""
-    if catalog is not None:
-        return open_gallery(catalog)
-    sources = db.catalog_sources()
-    if not sources:
-        raise CardIDError(f"reference DB {db.root} does not record its catalog: give --catalog")
-    cats = [open_gallery(p) for p in sources]
-    return cats[0] if len(cats) == 1 else Catalog.merge(cats)
 
 
 def format_report(report: dict) -> str:

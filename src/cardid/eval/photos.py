@@ -89,7 +89,7 @@ def evaluate_photo_set(
 ) -> list[dict]:
     per = []
     for r in rows:
-        res = rec.timed(load_rgb(r["path"]))
+        res = rec.timed(load_rgb(r["path"])).to_json()
         outcome, card = photo_outcome(res, r["card_id"])
         per.append(
             {

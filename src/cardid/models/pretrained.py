@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from cardid.errors import CardIDError
-from cardid.models.backbones import BACKBONE_PIXELS, Backbone, BackboneSpec, register
+from cardid.models.backbones import Backbone, BackboneSpec, register
 from cardid.models.pooling import FeaturePool
 
 log = logging.getLogger(__name__)
@@ -270,13 +270,12 @@ OPENNSFW_PIXELS = {
     "input_scale": 1.0,
 }
 LITE_PIXELS = {"mean": (0.5, 0.5, 0.5), "std": (0.5, 0.5, 0.5), "channel_order": "RGB", "input_scale": 255.0}
-BACKBONE_PIXELS.update({"opennsfw": OPENNSFW_PIXELS, "efficientnet-lite0": LITE_PIXELS})
 
 
 class ConvBackbone(Backbone):
     """A convolutional trunk cut at one stage, pooled by :class:`FeaturePool` (part of the model).
 
-    The pixel normalisation its weights expect is registered by name in ``BACKBONE_PIXELS``:
+    The pixel normalisation its weights expect is registered with it (:func:`register`):
     training and students build their preprocessing contract with it (sizes come from the run
     config). ``pooling`` ``cls``/``cls+mean`` (the ViT defaults of a run config) mean ``gem+grid3x4``."""
 
@@ -310,7 +309,7 @@ def _config(config: dict[str, Any] | None, stage: int | None, default_stage: int
     return cfg
 
 
-@register("opennsfw")
+@register("opennsfw", pixels=OPENNSFW_PIXELS)
 def opennsfw(
     source=None, pretrained=True, pooling: str = "gem+grid3x4", revision=None, config=None, stage=None
 ) -> Backbone:
@@ -396,7 +395,7 @@ def _lite(variant: str):
         )
         return ConvBackbone(trunk, blocks, trunk.channels, spec, pooling)
 
-    register(name)(build)
+    register(name, pixels=LITE_PIXELS)(build)
 
 
 _lite("lite0")

@@ -1,0 +1,45 @@
+"""``cardid serve``: the recognition service and the browser scanner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cardid.cli.index import DB, MODEL
+
+
+def serve_cmd(
+    model: Path = MODEL,
+    db: Path = DB,
+    detector: str = typer.Option("classical", help="Find cards: 'classical' or a YOLO-OBB .pt/.onnx."),
+    catalog: Path | None = typer.Option(None, help="Gallery scans to serve (default: the one in db.json)."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (default: this machine only)."),
+    port: int = typer.Option(8000, min=1, max=65535),
+    max_upload_mb: float = typer.Option(20.0, min=0.01, help="Largest upload accepted (413 above)."),
+    queue: int = typer.Option(8, min=1, help="Requests waiting or running at once (503 beyond)."),
+    max_pixels: int | None = typer.Option(
+        None, min=1, help="Largest image decoded, in pixels (default CARDID_MAX_PIXELS or 80 MP)."
+    ),
+    body_timeout: float = typer.Option(
+        20.0, min=0.1, help="Seconds an upload's body has to arrive (408 after); no queue place meanwhile."
+    ),
+    allow_origin: list[str] = typer.Option(
+        [],
+        help="Another web origin whose pages may use /v1/live (e.g. https://scan.example.org; '*' any). "
+        "Default: pages of this server only.",
+    ),
+) -> None:
+    """Serve recognition over HTTP: the scanner page at /, POST /v1/recognize, /v1/live,
+    /v1/cards/{id}, /healthz, /metrics, /docs."""
+    import os
+
+    from cardid.serve import ServeConfig, serve
+
+    if max_pixels:
+        os.environ["CARDID_MAX_PIXELS"] = str(max_pixels)  # read by every decode in this process
+
+    config = ServeConfig(
+        int(max_upload_mb * 1024 * 1024), queue, body_timeout=body_timeout, allow_origins=tuple(allow_origin)
+    )
+    serve(model, db, detector, catalog, host, port, config)

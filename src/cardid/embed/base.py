@@ -1,0 +1,69 @@
+"""The :class:`Embedder` protocol and its one batching loop: NumPy only (no torch), so the runtime
+that recognises with an ONNX export never imports a training library."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from cardid.preprocess import Preprocess
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    preprocess: Preprocess
+    dim: int
+    #: Short content hash of the weights: what a reference DB records and checks on every query.
+    identity: str
+    #: What the artefact is (name, kind, backbone, full weights hash, path); recorded in a DB.
+    info: dict
+
+    def embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        """Preprocessed float32 (N, 3, H, W) → float32 (N, dim), rows L2-normalised."""
+
+    def embed(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        """RGB uint8 images (any size) → float32 (N, dim)."""
+
+
+class _Images:
+    """Items → preprocessed arrays (indexable, picklable: a DataLoader's dataset when decoding in
+    worker processes)."""
+
+    def __init__(self, items: Sequence, preprocess: Preprocess, load: Callable | None):
+        self.items, self.preprocess, self.load = items, preprocess, load
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        item = self.items[i]
+        return self.preprocess(self.load(item) if self.load else item)
+
+
+def _batches(images: _Images, size: int, workers: int):
+    if workers > 0:  # decode and preprocess in worker processes (training installs only)
+        from torch.utils.data import DataLoader
+
+        yield from DataLoader(images, batch_size=size, num_workers=workers, collate_fn=np.stack)
+        return
+    for i in range(0, len(images), size):
+        yield np.stack([images[j] for j in range(i, min(i + size, len(images)))])
+
+
+def embed_in_batches(
+    embedder: Embedder,
+    images: Sequence,
+    load: Callable | None = None,
+    workers: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """The one batching loop of every Embedder: decode + preprocess (in ``workers`` processes when
+    > 0), then ``embedder.embed_batch`` per ``embedder.batch_size`` images."""
+    out = [np.zeros((0, embedder.dim), np.float32)]
+    for batch in _batches(_Images(images, embedder.preprocess, load), embedder.batch_size, workers):
+        out.append(embedder.embed_batch(batch))
+        if progress:
+            progress(len(batch))
+    return np.concatenate(out)

@@ -1,0 +1,153 @@
+"""One photo → every card in it, decided: find, rectify, try both ways up, embed, decide.
+
+Inputs are card crops, or — with a detector — whole photos (binder pages included); a photo
+without any card says ``no_card``; a photo where the finder finds nothing it can name is tried
+as a whole. :class:`Recognizer` is the Python API for apps; it returns typed results
+(:mod:`cardid.recognize.results`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from cardid.db.decide import AMBIGUOUS, MATCH, UNKNOWN
+from cardid.db.match import MatchConfig, Matcher
+from cardid.db.store import CardDB
+from cardid.detect.rectify import orientations, rectify, refine_corners
+from cardid.embed import Embedder, load_embedder
+from cardid.recognize.results import CardResult, PhotoResult
+from cardid.search import topk_cosine
+
+
+def make_detector(spec: str | Path, conf: float = 0.25):
+    """``classical`` (OpenCV, no training) or a YOLO-OBB ``.pt`` / ``.onnx``."""
+    if str(spec) == "classical":
+        from cardid.detect.classical import ClassicalFinder
+
+        return ClassicalFinder()
+    from cardid.detect.yolo import YoloDetector
+
+    return YoloDetector(spec, conf=conf)
+
+
+class Recognizer:
+    """Photo → every card in it → decision. ``detector=None`` treats each image as one card crop."""
+
+    #: a photo with at most this many detections, none recognised, is also tried as a whole
+    retry_max_cards = 2
+
+    def __init__(self, matcher: Matcher, detector=None, refine: bool = True, fallback: bool = True):
+        self.matcher, self.detector, self.refine, self.fallback = matcher, detector, refine, fallback
+
+    @classmethod
+    def open(
+        cls, model, db, detector=None, config: MatchConfig = MatchConfig(), fallback: bool = True
+    ) -> Recognizer:
+        embedder = load_embedder(model) if not isinstance(model, Embedder) else model
+        card_db = db if isinstance(db, CardDB) else CardDB.load(db, embedder)
+        det = make_detector(detector) if isinstance(detector, str | Path) else detector
+        return cls(Matcher(card_db, embedder, config), det, fallback=fallback)
+
+    def whole_image(self, image: np.ndarray, top: int = 5, reason: str = "nothing_found") -> CardResult:
+        """Take the photo itself as the card (a card filling the frame has no outline to find, and a
+        finder may then return its art box). The whole image and a centred card-shaped window are
+        embedded; the one closer to its nearest gallery card is verified and decided, flagged
+        ``fallback: whole_image`` with the ``reason`` it ran."""
+        m, db = self.matcher, self.matcher.db
+        crops = [image, *_card_windows(image)]
+        emb = m.embedder.embed(crops)
+        k = int(topk_cosine(emb, db.embeddings, 1)[0][:, 0].argmax())
+        d = m.decide(m.query(crops[k], emb[k]))
+        h, w = image.shape[:2]
+        window = ["whole", "centre"][min(k, 1)]
+        corners = _window_corners(w, h, k)
+        return CardResult(d, corners, fallback="whole_image", reason=reason, window=window, db=db, top=top)
+
+    def timed(self, image: np.ndarray, top: int = 5) -> PhotoResult:
+        """:meth:`recognize_photo` with what every output records beside it: its milliseconds and
+        whether the DB was calibrated."""
+        t = time.perf_counter()
+        r = self.recognize_photo(image, top)
+        ms = round((time.perf_counter() - t) * 1e3, 1)
+        return replace(r, ms=ms, calibrated=self.matcher.calibrated)
+
+    def recognize_photo(self, image: np.ndarray, top: int = 5) -> PhotoResult:
+        """One photo → every card in it, decided.
+
+        All detected cards are embedded in one batch, both ways up; the orientation whose nearest
+        gallery card is closer is kept, and only it is verified."""
+        m, db = self.matcher, self.matcher.db
+        if self.detector is None:
+            return PhotoResult((CardResult(m.decide(m.prepare([image])[0]), db=db, top=top),))
+        dets = sorted(self.detector.detect(image), key=lambda d: (d.box()[1], d.box()[0]))
+        if not dets:
+            if not self.fallback:
+                return PhotoResult((), no_card=True)
+            fb = self.whole_image(image, top)
+            named = fb.decision.kind in (MATCH, AMBIGUOUS)
+            return PhotoResult((fb,), no_card=not named, fallback=True)
+        quads = [refine_corners(image, det.corners) if self.refine else det.corners for det in dets]
+        crops = [o for q in quads for o in orientations(rectify(image, q))]
+        emb = m.embedder.embed(crops)
+        best = topk_cosine(emb, db.embeddings, 1)[0][:, 0].reshape(-1, 2).argmax(1)
+        cards = []
+        for i, det in enumerate(dets):
+            k = 2 * i + int(best[i])
+            cards.append(
+                CardResult(
+                    m.decide(m.query(crops[k], emb[k])),
+                    corners=[[round(float(x), 1), round(float(y), 1)] for x, y in quads[i]],
+                    detection_score=round(det.score, 3),
+                    upside_down=bool(best[i]),
+                    db=db,
+                    top=top,
+                )
+            )
+        if (
+            self.fallback
+            and len(dets) <= self.retry_max_cards
+            and all(c.decision.kind == UNKNOWN for c in cards)
+        ):
+            # one or two things found and none of them is a known card: the finder may have found
+            # a card's art box or a frame inside the photo; the photo as a whole gets a second look
+            fb = self.whole_image(image, top, reason="nothing_recognised")
+            if fb.decision.kind in (MATCH, AMBIGUOUS):
+                return PhotoResult((*cards, fb), fallback=True)
+        return PhotoResult(tuple(cards))
+
+
+def _centre_window(w: int, h: int) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) of the centred card-shaped (portrait) window of a w×h photo, or None when
+    the photo already has the card's aspect."""
+    from cardid.preprocess import CARD_ASPECT
+
+    if abs(w / h - CARD_ASPECT) < 0.05:
+        return None
+    if w / h > CARD_ASPECT:  # too wide: full height, card-wide
+        cw = round(h * CARD_ASPECT)
+        return (w - cw) // 2, 0, (w - cw) // 2 + cw, h
+    ch = round(w / CARD_ASPECT)
+    return 0, (h - ch) // 2, w, (h - ch) // 2 + ch
+
+
+def _card_windows(image: np.ndarray) -> list[np.ndarray]:
+    box = _centre_window(image.shape[1], image.shape[0])
+    if box is None:
+        return []
+    x0, y0, x1, y1 = box
+    return [np.ascontiguousarray(image[y0:y1, x0:x1])]
+
+
+def _window_corners(w: int, h: int, k: int) -> list[list[float]]:
+    """Corners (TL TR BR BL) of window ``k``: 0 the whole photo, 1 the centred card window."""
+    x0, y0, x1, y1 = (_centre_window(w, h) if k == 1 else None) or (0, 0, w, h)
+    return [
+        [float(x0), float(y0)],
+        [float(x1 - 1), float(y0)],
+        [float(x1 - 1), float(y1 - 1)],
+        [float(x0), float(y1 - 1)],
+    ]
