@@ -13,7 +13,7 @@ COMPILE = $(LOCKENV)/bin/pip-compile --quiet --generate-hashes --all-build-deps 
 	--unsafe-package opencv-python --no-emit-find-links --no-emit-index-url --no-emit-trusted-host \
 	--extra $(EXTRAS) -o $(LOCK)
 
-.PHONY: install demo test lint format bench clean lock upgrade
+.PHONY: install demo test test-fast lint format bench clean lock upgrade
 
 $(STAMP): pyproject.toml $(LOCK) tools/lock.py
 	@$(PYTHON) tools/lock.py check
@@ -45,6 +45,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/pytest -q -n 2 --dist loadfile tests
+
+# The edit loop: everything but the tests marked slow (CI runs `make test`: all of them).
+test-fast: $(STAMP)
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not slow" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 sync_api = pytest.importorskip(

@@ -109,6 +109,7 @@ def test_measured_rates_feed_cardid_cost(suite, tmp_path):
     assert lines["detector"].source == "assumed"
 
 
+@pytest.mark.slow
 def test_the_whole_suite_runs_on_cpu_at_toy_sizes(tmp_path):
     """--smoke: the same steps on CPU (tiny models), so the suite's own wiring (one step's output
     as the next one's input, the result files, the summary) is tried here and not on a GPU lease."""

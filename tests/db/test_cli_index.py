@@ -39,6 +39,17 @@ def setup(tmp_path_factory):
     return root, cat, model, paths, labels
 
 
+def _consistent(r: dict) -> bool:
+    """A record says one thing: a match names its card, an ambiguous set lists two or more, an
+    unknown card names none."""
+    named, between = r["card"], r["ambiguous_between"]
+    return {
+        "match": named is not None and not between,
+        "ambiguous": named is None and len(between) >= 2,
+        "unknown": named is None and not between,
+    }[r["decision"]]
+
+
 def test_recognize_writes_json_lines_and_pictures(setup, tmp_path):
     root, _, model, paths, labels = setup
     out = tmp_path / "res.jsonl"
@@ -48,7 +59,7 @@ def test_recognize_writes_json_lines_and_pictures(setup, tmp_path):
     assert [p["image"] for p in photos] == [str(p) for p in paths]
     assert all(not p["no_card"] and len(p["cards"]) == 1 for p in photos)  # no detector: one crop each
     for r, truth in zip([p["cards"][0] for p in photos], labels, strict=True):
-        assert r["decision"] in {"match", "ambiguous", "unknown"} and len(r["top"]) == 5
+        assert len(r["top"]) == 5 and _consistent(r)
         assert {"card_id", "name", "set_id", "number", "similarity", "inliers"} <= set(r["top"][0])
         assert truth in [t["card_id"] for t in r["top"]]  # 8 cards: the shortlist holds them all
     assert len(list((tmp_path / "show").glob("*.png"))) == len(paths)

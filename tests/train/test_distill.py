@@ -155,6 +155,7 @@ def test_student_weights_from_a_local_file(tmp_path):
         create_student("tiny-cnn", 32, pretrained=True, weights=str(tmp_path / "missing.safetensors"))
 
 
+@pytest.mark.slow
 def test_distill_cli_and_ddp(tmp_path, teacher_run):
     import json
 

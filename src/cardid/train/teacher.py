@@ -397,7 +397,7 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
         "global_batch": cfg.batch_size,
         "world_size": d.world,
         "classes": len(classes),
-        "head_in_sync": sync,
+        "rank_fingerprints": sync,  # one per process: equal when the ranks (margin head included) agree
     }
     if d.main:
         if (out / MODEL_JSON).is_file():  # the run finished: the best teacher is final now
@@ -407,17 +407,19 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
     return result
 
 
-def _check_sync(teacher: Teacher, d: Dist) -> bool:
-    """Under DDP every rank must end with identical weights (the margin head included)."""
+def _check_sync(teacher: Teacher, d: Dist) -> list[float]:
+    """Under DDP every rank must end with identical weights (the margin head included): each
+    rank's position-weighted parameter sum, gathered (one per rank; recorded, so a reader can
+    compare them too); differing ones stop the run."""
+    vec = torch.cat([p.detach().double().flatten() for p in teacher.parameters()]).to(d.device)
+    fp = (vec * torch.linspace(1.0, 2.0, len(vec), dtype=torch.float64, device=d.device)).sum().reshape(1)
     if not d.enabled:
-        return True
+        return [float(fp.item())]
     import torch.distributed as dist
 
-    vec = torch.cat([p.detach().float().flatten() for p in teacher.parameters()]).to(d.device)
-    ref = vec.clone()
-    dist.broadcast(ref, 0)
-    ok = torch.tensor([float(torch.equal(vec, ref))], device=d.device)
-    dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-    if ok.item() != 1.0:
-        raise RuntimeError("DDP ranks diverged: parameters differ across processes")
-    return True
+    every = [torch.zeros_like(fp) for _ in range(d.world)]
+    dist.all_gather(every, fp)
+    out = [float(x.item()) for x in every]
+    if len(set(out)) != 1:
+        raise RuntimeError(f"DDP ranks diverged: parameter fingerprints {out}")
+    return out
