@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Installs come from the lock, exactly: every package pinned with its hashes (pip-tools).
 LOCK   := requirements-lock.txt
-EXTRAS := dev,coreml,detect,aws,cloudtest,pretrained,serve,ocr,heic
+EXTRAS := train,runtime,dev,coreml,detect,aws,cloudtest,pretrained,serve,ocr,heic
 LOCKENV := .lockenv
 PIP_TOOLS := pip-tools==7.7.0
 # ultralytics asks for the GUI opencv-python; cardid uses opencv-python-headless only (one cv2).
@@ -14,6 +14,11 @@ COMPILE = $(LOCKENV)/bin/pip-compile --quiet --generate-hashes --all-build-deps 
 	--extra $(EXTRAS) -o $(LOCK)
 
 .PHONY: install demo test test-fast lint format bench clean lock upgrade
+
+# The runtime alone (`cardid recognize`/`serve` with ONNX models, no torch): the same pins, fewer packages.
+RUNTIME_LOCK := requirements-runtime-lock.txt
+COMPILE_RUNTIME = $(LOCKENV)/bin/pip-compile --quiet --generate-hashes --strip-extras --no-emit-find-links \
+	--no-emit-index-url --no-emit-trusted-host --extra runtime -c $(LOCK) -o $(RUNTIME_LOCK)
 
 $(STAMP): pyproject.toml $(LOCK) tools/lock.py
 	@$(PYTHON) tools/lock.py check
@@ -33,10 +38,12 @@ $(LOCKENV)/bin/pip-compile:
 
 lock: $(LOCKENV)/bin/pip-compile
 	$(COMPILE) $(if $(P),--upgrade-package "$(P)") pyproject.toml
+	$(COMPILE_RUNTIME) pyproject.toml
 	$(PYTHON) tools/lock.py stamp
 
 upgrade: $(LOCKENV)/bin/pip-compile
 	$(COMPILE) --upgrade pyproject.toml
+	$(COMPILE_RUNTIME) pyproject.toml
 	$(PYTHON) tools/lock.py stamp
 
 demo: $(STAMP)

@@ -44,10 +44,15 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=300.0, help="stop after this long at most")
     ap.add_argument("--queue", type=int, default=8)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serve_load"))
+    ap.add_argument("--python", default=sys.executable, help="the server's interpreter (another install)")
     args = ap.parse_args()
+    result = run_load(args)
+    write_results(args.out, result, markdown(result))
 
+
+def run_load(args) -> dict:
     port = free_port()
-    cmd = [sys.executable, "-m", "cardid.cli", "serve", "--model", args.model, "--db", args.db]
+    cmd = [args.python, "-m", "cardid.cli", "serve", "--model", args.model, "--db", args.db]
     cmd += ["--detector", args.detector, "--port", str(port), "--queue", str(args.queue)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -55,6 +60,7 @@ def main() -> None:
         if not wait_ready(url, 120):
             raise SystemExit("the server did not come up")
         photos = [(Path(p).name, Path(p).read_bytes()) for p in args.photo]
+        rss_idle = rss_mb(proc.pid)  # up, nothing recognised yet
         warm = httpx.post(url + "/v1/recognize", files={"file": photos[0]}, timeout=60)
         warm.raise_for_status()
         rss_before = rss_mb(proc.pid)
@@ -101,12 +107,14 @@ def main() -> None:
             "throughput_rps": round(codes.get(200, 0) / wall, 2),
             "p50_ms": round(float(np.percentile(ms, 50)), 1) if len(ms) else None,
             "p99_ms": round(float(np.percentile(ms, 99)), 1) if len(ms) else None,
+            "rss_mb_idle": round(rss_idle, 1),
             "rss_mb_before": round(rss_before, 1),
             "rss_mb_after": round(rss_after, 1),
             "queue": args.queue,
             "model": args.model,
             "db": args.db,
             "detector": args.detector,
+            "python": args.python,
             "photos": [n for n, _ in photos],
             "machine": machine(),
         }
@@ -114,15 +122,17 @@ def main() -> None:
         proc.terminate()
         proc.wait(timeout=30)
     print(json.dumps(result, indent=1))
-    write_results(
-        args.out,
-        result,
+    return result
+
+
+def markdown(result: dict) -> str:
+    return (
         "# `cardid serve` under load\n\n"
         f"{result['clients']} concurrent clients on 127.0.0.1, {result['requests']} requests "
         f"({result['machine']}; model `{result['model']}`, finder `{result['detector']}`):\n\n"
         "| ok | 503 busy | errors | req/s | p50 ms | p99 ms | RSS before → after (MB) |\n|---|---|---|---|---|---|---|\n"
         f"| {result['ok']} | {result['busy_503']} | {result['errors']} | {result['throughput_rps']} | "
-        f"{result['p50_ms']} | {result['p99_ms']} | {result['rss_mb_before']} → {result['rss_mb_after']} |\n",
+        f"{result['p50_ms']} | {result['p99_ms']} | {result['rss_mb_before']} → {result['rss_mb_after']} |\n"
     )
 
 

@@ -213,6 +213,43 @@ def test_tiny_detector_trains_end_to_end(tmp_path):
     assert res["onnx"].endswith("best.onnx") and "map50" in res["val"]
     dets = YoloDetector(res["weights"], conf=0.001, imgsz=160).detect(np.zeros((160, 160, 3), np.uint8))
     assert isinstance(dets, list) and all(d.corners.shape == (4, 2) for d in dets)
+    from cardid.detect.onnx_obb import OnnxObbDetector
+
+    assert OnnxObbDetector(res["onnx"], conf=0.01).size == 160  # the export runs without ultralytics too
+
+
+#: rotated boxes (cx, cy, w, h, angle) in the model's 160 px input, and their scores: 1 and 2 overlap
+#: (2 goes), 3 and 5 overlap (5 goes), 4 is below the threshold, 6 stands alone
+OBB_ROWS = [
+    ((80, 80, 60, 90, 0.3), 0.9),
+    ((82, 81, 60, 90, 0.3), 0.8),
+    ((30, 40, 20, 30, 1.2), 0.5),
+    ((120, 120, 40, 40, 0.0), 0.005),
+    ((31, 41, 20, 30, 1.2), 0.4),
+    ((130, 30, 25, 15, 2.5), 0.3),
+]
+
+
+def test_the_onnx_finder_decodes_as_ultralytics_does_without_it(tmp_path):
+    """Letterbox, score threshold, rotated Fast-NMS, back to photo pixels: the same boxes, scores and
+    order as ultralytics' own predictor on the same ONNX file, on photos of three shapes."""
+    pytest.importorskip("ultralytics")
+    from tests.conftest import constant_obb_onnx
+
+    from cardid.detect.onnx_obb import OnnxObbDetector
+    from cardid.detect.yolo import YoloDetector
+
+    path = constant_obb_onnx(tmp_path / "obb.onnx", OBB_ROWS)
+    ours, theirs = OnnxObbDetector(path, conf=0.01), YoloDetector(path, conf=0.01, imgsz=160)
+    for w, h in ((160, 160), (240, 130), (90, 200)):
+        im = np.zeros((h, w, 3), np.uint8)
+        a, b = ours.detect(im), theirs.detect(im)
+        assert [round(d.score, 6) for d in a] == [round(d.score, 6) for d in b] == [0.9, 0.5, 0.3]
+        for x, y in zip(a, b, strict=True):
+            assert np.abs(x.corners - y.corners).max() < 1e-3
+    # 240×130 fills 160×87 at gain 2/3, 36 px from the top: box 1's centre (80, 80) is (120, 66) in the photo
+    centre = ours.detect(np.zeros((130, 240, 3), np.uint8))[0].corners.mean(0)
+    np.testing.assert_allclose(centre, [120.0, (80 - 36) * 130 / 87], atol=1e-3)
 
 
 def test_refine_finds_the_perspective_quad_inside_a_rotated_box(scan):

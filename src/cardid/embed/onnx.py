@@ -20,6 +20,18 @@ from cardid.preprocess import Preprocess
 ONNX_FORMAT = "cardid-onnx/1"
 
 
+def _cardid_meta(props: dict[str, str], path: Path) -> dict:
+    """The ``cardid.*`` entries of an ONNX file's metadata, decoded; an error if it has none."""
+    meta = {k[len("cardid.") :]: v for k, v in props.items() if k.startswith("cardid.")}
+    if meta.get("format") != ONNX_FORMAT:
+        raise CardIDError(f"{path} has no cardid metadata (not exported by `cardid export`)")
+    for k in ("preprocess", "source", "pretrained_weights"):
+        if k in meta:
+            meta[k] = json.loads(meta[k])
+    meta["embed_dim"] = int(meta["embed_dim"])
+    return meta
+
+
 def read_onnx_meta(path: str | Path) -> dict:
     """The ``cardid.*`` metadata of an ONNX file (without loading the weights into a session)."""
     import onnx
@@ -31,14 +43,7 @@ def read_onnx_meta(path: str | Path) -> dict:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:  # onnx raises DecodeError and friends
         raise CardIDError(f"not a readable ONNX model: {path} ({e})") from e
-    meta = {p.key[len("cardid.") :]: p.value for p in model.metadata_props if p.key.startswith("cardid.")}
-    if meta.get("format") != ONNX_FORMAT:
-        raise CardIDError(f"{path} has no cardid metadata (not exported by `cardid export`)")
-    for k in ("preprocess", "source", "pretrained_weights"):
-        if k in meta:
-            meta[k] = json.loads(meta[k])
-    meta["embed_dim"] = int(meta["embed_dim"])
-    return meta
+    return _cardid_meta({p.key: p.value for p in model.metadata_props}, path)
 
 
 class OnnxEmbedder:
@@ -50,7 +55,18 @@ class OnnxEmbedder:
         from cardid.io import sha256_file
 
         self.path = Path(path)
-        meta = read_onnx_meta(self.path)
+        if not self.path.is_file():
+            raise CardIDError(f"ONNX model not found: {self.path}")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), opts, providers=list(providers or ["CPUExecutionProvider"])
+            )
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise CardIDError(f"not a readable ONNX model: {self.path} ({e})") from e
+        # the metadata through onnxruntime itself: the runtime needs no `onnx` package
+        meta = _cardid_meta(self.session.get_modelmeta().custom_metadata_map, self.path)
         self.preprocess = Preprocess.from_dict(meta["preprocess"])
         self.dim = meta["embed_dim"]
         digest = sha256_file(self.path)
@@ -65,11 +81,6 @@ class OnnxEmbedder:
             "source_identity": meta.get("source_identity"),
             "weights_sha256": digest,
         }
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(self.path), opts, providers=list(providers or ["CPUExecutionProvider"])
-        )
         shape = self.session.get_inputs()[0].shape
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
         self.batch_size = self.fixed_batch or batch_size

@@ -342,4 +342,3 @@ def _timm(
     kwargs.pop("pretrained_cfg_overlay", None)
     spec = BackboneSpec(f"timm:{model_name}", weights or model_name, None, {"kwargs": kwargs})
     return TimmBackbone(model, spec, pooling)
-

@@ -24,11 +24,16 @@ from cardid.search import topk_cosine
 
 
 def make_detector(spec: str | Path, conf: float = 0.25):
-    """``classical`` (OpenCV, no training) or a YOLO-OBB ``.pt`` / ``.onnx``."""
+    """``classical`` (OpenCV, no training), a YOLO-OBB ``.onnx`` (onnxruntime alone) or ``.pt``
+    (ultralytics, torch)."""
     if str(spec) == "classical":
         from cardid.detect.classical import ClassicalFinder
 
         return ClassicalFinder()
+    if str(spec).lower().endswith(".onnx"):
+        from cardid.detect.onnx_obb import OnnxObbDetector
+
+        return OnnxObbDetector(spec, conf=conf)
     from cardid.detect.yolo import YoloDetector
 
     return YoloDetector(spec, conf=conf)
