@@ -106,3 +106,17 @@ def test_import_real_pokemontcg_set(tmp_path):
     )
     meta = json.loads((tmp_path / "c" / "card_metadata.json").read_text())
     assert {r["set_id"] for r in meta} == {"xy12"}
+
+
+def test_a_training_command_on_the_runtime_install_says_which_extra_it_needs(
+    tmp_path, synth_catalog, monkeypatch, capsys
+):
+    import sys
+
+    for name in [m for m in sys.modules if m == "torch" or m.startswith("torch.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if not installed: `import torch` fails
+    argv = ["train", "teacher", "--preset", "tiny", "--data", str(synth_catalog.root)]
+    assert main([*argv, "--out", str(tmp_path / "t")]) == 1
+    err = capsys.readouterr().err
+    assert "needs torch" in err and "pip install 'cardid[train]'" in err and "Traceback" not in err

@@ -38,6 +38,23 @@ app.command("cost")(cloud.cost_cmd)
 app.command("demo")(demo.demo)
 
 err = Console(stderr=True)
+#: packages of the optional extras, and the extra that brings each (the base install is the runtime)
+TRAINING_MODULES = {
+    "torch": "train",
+    "torchvision": "train",
+    "timm": "train",
+    "transformers": "train",
+    "safetensors": "train",
+    "matplotlib": "train",
+    "onnx": "train",
+    "onnxscript": "train",
+    "onnxslim": "train",
+    "ultralytics": "detect",
+    "fastapi": "runtime",
+    "uvicorn": "runtime",
+    "coremltools": "coreml",
+    "boto3": "aws",
+}
 
 
 def _version(value: bool) -> None:
@@ -78,6 +95,17 @@ def main(argv: list[str] | None = None) -> int:
     permission, a full disk) are user errors too; anything else is a bug and keeps its traceback."""
     try:
         app(args=argv, standalone_mode=False)
+    except ModuleNotFoundError as e:
+        extra = TRAINING_MODULES.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        err.print(
+            f"[bold red]error:[/] this command needs {e.name}, which the runtime install leaves out: "
+            f"pip install 'cardid\\[{extra}]'",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 1
     except (CardIDError, OSError) as e:
         if isinstance(e, OSError) and logging.getLogger().isEnabledFor(logging.DEBUG):
             raise

@@ -28,8 +28,7 @@ class Embedder(Protocol):
 
 
 class _Images:
-    """Items → preprocessed arrays (indexable, picklable: a DataLoader's dataset when decoding in
-    worker processes)."""
+    """Items → preprocessed arrays, by index."""
 
     def __init__(self, items: Sequence, preprocess: Preprocess, load: Callable | None):
         self.items, self.preprocess, self.load = items, preprocess, load
@@ -43,13 +42,24 @@ class _Images:
 
 
 def _batches(images: _Images, size: int, workers: int):
-    if workers > 0:  # decode and preprocess in worker processes (training installs only)
-        from torch.utils.data import DataLoader
-
-        yield from DataLoader(images, batch_size=size, num_workers=workers, collate_fn=np.stack)
+    """Stacked batches in order; with ``workers`` > 0 each batch is decoded and preprocessed by
+    that many threads (the decoders and OpenCV release the GIL) while the previous one embeds."""
+    spans = [range(i, min(i + size, len(images))) for i in range(0, len(images), size)]
+    if workers <= 0:
+        for span in spans:
+            yield np.stack([images[j] for j in span])
         return
-    for i in range(0, len(images), size):
-        yield np.stack([images[j] for j in range(i, min(i + size, len(images)))])
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="cardid-preprocess") as pool:
+        ahead = None
+        for span in spans:
+            batch = list(pool.map(images.__getitem__, span))
+            if ahead is not None:
+                yield ahead
+            ahead = np.stack(batch)
+        if ahead is not None:
+            yield ahead
 
 
 def embed_in_batches(
@@ -59,7 +69,7 @@ def embed_in_batches(
     workers: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
-    """The one batching loop of every Embedder: decode + preprocess (in ``workers`` processes when
+    """The one batching loop of every Embedder: decode + preprocess (in ``workers`` threads when
     > 0), then ``embedder.embed_batch`` per ``embedder.batch_size`` images."""
     out = [np.zeros((0, embedder.dim), np.float32)]
     for batch in _batches(_Images(images, embedder.preprocess, load), embedder.batch_size, workers):
