@@ -198,25 +198,6 @@ def test_a_match_with_another_printing_in_the_shortlist_goes_to_the_strips(repri
         assert refine.printings(matcher, q, d) is d
 
 
-def test_the_strips_are_compared_only_where_they_differ_at_the_photos_resolution():
-    """Fine print (a one-pixel pattern) that a coarse photo cannot show is no difference to go by;
-    a difference as big as the photo resolves still separates the cards."""
-    import numpy as np
-
-    from cardid.db.verify import strip_scores
-
-    rng = np.random.default_rng(0)
-    base = rng.integers(100, 156, (60, 384)).astype(np.uint8)
-    fine = base.copy()
-    fine[20:40, 300:340] = np.where(np.indices((20, 40)).sum(0) % 2 == 0, 30, 230)  # 1 px checkerboard
-    coarse = base.copy()
-    coarse[20:40, 300:340] = 20  # a 20×40 px block
-    assert strip_scores([fine, fine], [base, fine]) is not None  # at full resolution they differ
-    assert strip_scores([fine, fine], [base, fine], scale=0.25) is None  # at a quarter: they do not
-    s = strip_scores([coarse, coarse], [base, coarse], scale=0.25)
-    assert s is not None and s[1] > 0.5 > s[0]  # the photo shows the block: card 1 leads
-
-
 def test_a_same_name_card_with_other_art_is_decided_by_art_never_by_the_strip(reprints, tmp_path):
     """Fossil's Gastly is not a printing of base1's: a card that shares a name but not the art
     never joins the printings sent to the strips, and a set holding one is not settled by them."""
