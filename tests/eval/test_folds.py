@@ -5,7 +5,7 @@ import pytest
 from cardid.data.photoset import LabelledPhoto, PhotoSet
 from cardid.errors import CardIDError
 from cardid.eval.folds import card_folds, require_disjoint
-from cardid.eval.photos import printing_split
+from cardid.eval.refit import printing_split
 
 
 def _set(counts: dict[str, int]) -> PhotoSet:
@@ -73,7 +73,7 @@ def test_the_printing_split_counts_the_card_and_its_printing_apart():
 
 def test_the_strip_margin_is_fitted_on_other_cards_only():
     from cardid.eval.folds import CardFolds
-    from cardid.eval.photos import fit_strip_margin, redecide_strip
+    from cardid.eval.refit import fit_strip_margin, redecide_strip
 
     def photo(truth, lead, named):
         other = "x-" + truth
@@ -107,7 +107,7 @@ def test_the_printing_model_is_fitted_on_other_cards_only():
     """Each fold's model and p_min come from the simulated sets and the other folds' photos; what
     only a fold's own cards show never moves its model."""
     from cardid.eval.folds import CardFolds
-    from cardid.eval.photos import fit_printing_folds, redecide_printing
+    from cardid.eval.refit import fit_printing_folds, redecide_printing
     from cardid.printing.model import Evidence, PrintingModel, PrintingSet
 
     def photo(truth, lead, width=250):

@@ -1,0 +1,120 @@
+"""One real photo's outcome: what `cardid eval photos` counts for each labelled photo.
+
+Per photo the outcome is the best match in it: ``correct`` (the true card named), ``wrong`` (some
+other card named), ``ambiguous`` (the truth in an ambiguous set; ``ambiguous_other``: not),
+``unknown`` (cards found, none named), ``no_card`` (nothing found, and the fallback named nothing).
+Computed from each photo's record (its result's JSON form) so that a report can be re-decided
+later without the photos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from cardid.data.photoset import load_photo_set
+from cardid.io import load_rgb
+from cardid.recognize import Recognizer
+
+OUTCOMES = ("correct", "wrong", "ambiguous", "ambiguous_other", "unknown", "no_card")
+
+
+def load_photo_rows(csv_path: Path, limit: int | None = None, seed: int = 0) -> list[dict]:
+    """Rows ``path, card_id, notes`` of a labelled photo list (:func:`cardid.data.photoset.load_photo_set`,
+    its checks included); ``limit``: a fixed random sample."""
+    return load_photo_set(csv_path).sample(limit, seed).rows()
+
+
+def note_groups(notes: str) -> list[str]:
+    """The breakdown groups of a photo, from the CSV's free-text notes."""
+    n = (notes or "").lower()
+    groups = [
+        g
+        for g, key in (
+            ("non-English", "non-english"),
+            ("landscape front+back", "landscape"),
+            ("basic-energy art", "basic-energy"),
+        )
+        if key in n
+    ]
+    return groups or ["plain"]
+
+
+def photo_outcome(result: dict, truth: str) -> tuple[str, dict | None]:
+    """(outcome, the card record that decided it) for one photo of one card."""
+    cards = result["cards"]
+    matches = [c for c in cards if c["decision"] == "match"]
+    if any(c["card"]["card_id"] != truth for c in matches):
+        wrong = max((c for c in matches if c["card"]["card_id"] != truth), key=lambda c: c["score"])
+        return "wrong", wrong
+    if matches:
+        return "correct", max(matches, key=lambda c: c["score"])
+    amb = [c for c in cards if c["decision"] == "ambiguous"]
+    if amb:
+        hit = [c for c in amb if truth in {x["card_id"] for x in c["ambiguous_between"]}]
+        return ("ambiguous", hit[0]) if hit else ("ambiguous_other", amb[0])
+    if result["no_card"]:
+        return "no_card", cards[0] if cards else None
+    return "unknown", max(cards, key=lambda c: c["score"]) if cards else None
+
+
+def _top1(result: dict) -> str | None:
+    """The threshold-free answer: the top candidate of the card with the best fused score."""
+    cards = [c for c in result["cards"] if c["top"]]
+    if not cards:
+        return None
+    return max(cards, key=lambda c: c["top"][0]["score"])["top"][0]["card_id"]
+
+
+def evaluate_photo_set(
+    rec: Recognizer, rows: list[dict], progress: Callable[[int], None] | None = None
+) -> list[dict]:
+    per = []
+    for r in rows:
+        res = rec.timed(load_rgb(r["path"])).to_json()
+        outcome, card = photo_outcome(res, r["card_id"])
+        per.append(
+            {
+                "file": r["path"],
+                "card_id": r["card_id"],
+                "notes": r.get("notes", ""),
+                "groups": note_groups(r.get("notes", "")),
+                "outcome": outcome,
+                "top1": _top1(res),
+                "found": len([c for c in res["cards"] if not c.get("fallback")]),
+                "fallback": next((c["fallback_reason"] for c in res["cards"] if c.get("fallback")), None),
+                "ms": res["ms"],
+                "score": card["score"] if card else None,
+                "named": (card["card"] or {}).get("card_id") if card else None,
+                "cards": [
+                    {k: v for k, v in c.items() if k != "top"} | {"top": c["top"][:3]} for c in res["cards"]
+                ],
+            }
+        )
+        if progress:
+            progress(1)
+    return per
+
+
+def summarise(per: list[dict]) -> dict:
+    n = len(per)
+    counts = {o: sum(p["outcome"] == o for p in per) for o in OUTCOMES}
+    ms = [p["ms"] for p in per]
+    return {
+        "photos": n,
+        "recall@1": counts["correct"] / n if n else 0.0,
+        "top1_no_threshold": sum(p["top1"] == p["card_id"] for p in per) / n if n else 0.0,
+        "wrong_rate": counts["wrong"] / n if n else 0.0,
+        "no_card_rate": counts["no_card"] / n if n else 0.0,
+        "finder_missed_rate": sum(p["found"] == 0 for p in per) / n if n else 0.0,
+        "fallback_rate": sum(bool(p["fallback"]) for p in per) / n if n else 0.0,
+        "fallback_reasons": {
+            r: sum(p["fallback"] == r for p in per) for r in ("nothing_found", "nothing_recognised")
+        },
+        "outcomes": counts,
+        "ms_p50": float(np.median(ms)) if ms else None,
+        "ms_mean": float(np.mean(ms)) if ms else None,
+        "ms_p90": float(np.percentile(ms, 90)) if ms else None,
+    }

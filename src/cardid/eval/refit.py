@@ -1,0 +1,236 @@
+"""What is fitted on real photos, card-disjointly: the printing model and strip margin refitted on
+the other folds' photos, the query adapter fitted on them, and the figures split by crop width and
+by fold (:mod:`cardid.eval.folds`). Each photo is re-decided from its record, not recognised again,
+except with an adapter (the search itself changes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from cardid.db.adapt import widest_card
+from cardid.errors import CardIDError
+from cardid.eval.outcomes import evaluate_photo_set, photo_outcome, summarise
+
+#: Crop-width bands (px of the card as found in the photo) for the printing split.
+WIDTH_BANDS = ((0, 180, "<180"), (180, 260, "180-260"), (260, 10**9, ">260"))
+
+
+def card_width(p: dict) -> float | None:
+    """Width in pixels of the biggest card found in a photo's record (mean of its top and bottom edges)."""
+    widest = widest_card(p)
+    return widest[1] if widest else None
+
+
+def printing_split(per: list[dict], name_of: Callable[[str], str | None]) -> dict:
+    """The card and its printing, counted apart: ``card_named`` (the truth's card, any printing:
+    right, a wrong printing of it, or an ambiguous set holding the truth), ``exact_printing``,
+    ``wrong_printing`` (another printing of the same card named), ``wrong_card``,
+    ``ambiguous_with_truth``; each as a share of the photos, overall and by crop width."""
+
+    def split(ps: list[dict]) -> dict:
+        n = len(ps)
+        wrong_printing = sum(
+            p["outcome"] == "wrong"
+            and p["named"] is not None
+            and name_of(p["named"]) == name_of(p["card_id"])
+            for p in ps
+        )
+        counts = {
+            "exact_printing": sum(p["outcome"] == "correct" for p in ps),
+            "wrong_printing": wrong_printing,
+            "wrong_card": sum(p["outcome"] == "wrong" for p in ps) - wrong_printing,
+            "ambiguous_with_truth": sum(p["outcome"] == "ambiguous" for p in ps),
+        }
+        counts["card_named"] = counts["exact_printing"] + wrong_printing + counts["ambiguous_with_truth"]
+        return {"photos": n, **{k: (v / n if n else 0.0) for k, v in counts.items()}}
+
+    widths = [card_width(p) for p in per]
+    bands = {
+        label: split([p for p, w in zip(per, widths, strict=True) if w is not None and lo <= w < hi])
+        for lo, hi, label in WIDTH_BANDS
+    }
+    bands["no card found"] = split([p for p, w in zip(per, widths, strict=True) if w is None])
+    return {**split(per), "by_width": bands}
+
+
+def fold_figures(per: list[dict], folds, name_of: Callable[[str], str | None]) -> dict:
+    """Each held-out fold's figures (its cards only) and their mean and spread across folds."""
+    keys = ("exact_printing", "card_named", "wrong_printing", "wrong_card", "ambiguous_with_truth")
+    rows = []
+    for i in range(folds.k):
+        held = set(folds.held_out(i))
+        ps = [p for p in per if p["card_id"] in held]
+        s = printing_split(ps, name_of)
+        rows.append({"fold": i, "cards": len(held), **{k: s[k] for k in ("photos", *keys)}})
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    sd = {k: float(np.std([r[k] for r in rows], ddof=1)) for k in keys}
+    return {"split": folds.to_dict(), "per_fold": rows, "mean": mean, "sd": sd}
+
+
+#: Strip margins tried when one is fitted on real photos (``fit_strip_margin``).
+STRIP_MARGINS = tuple(round(0.05 * i, 2) for i in range(1, 13))
+
+
+def redecide_strip(p: dict, margin: float) -> str:
+    """A photo's outcome had the strip check named a printing only with a lead of ``margin``:
+    from the strip scores its record keeps (the set's cards within the top three)."""
+    cards = []
+    for c in p["cards"]:
+        c = dict(c)
+        scored = {
+            x["card_id"]: x
+            for x in [*(c.get("ambiguous_between") or []), c.get("card") or {}, *c.get("top", [])]
+            if x.get("strip") is not None
+        }
+        strip_decided = c.get("resolved_by") == "strip" or (c["decision"] == "ambiguous" and scored)
+        if strip_decided and scored:
+            best = max(scored.values(), key=lambda x: x["strip"])
+            if best["strip"] >= margin:
+                c.update(decision="match", card=best, ambiguous_between=[])
+            else:
+                c.update(decision="ambiguous", card=None, ambiguous_between=list(scored.values()))
+        cards.append(c)
+    return photo_outcome({"cards": cards, "no_card": p["outcome"] == "no_card"}, p["card_id"])[0]
+
+
+def fit_strip_margin(per: list[dict], folds, max_wrong: float = 0.01, margins=STRIP_MARGINS) -> dict:
+    """The strip margin fitted on real photos, card-disjointly: for each fold, the margin that
+    names the most photos right on the *other* folds' cards with at most ``max_wrong`` of them
+    wrong; measured on the fold's own cards. Returns each fold's margin and held-out figures."""
+    from cardid.eval.folds import require_disjoint
+
+    outcomes = {m: [redecide_strip(p, m) for p in per] for m in margins}
+
+    def rates(m: float, idx: list[int]) -> tuple[float, float, float]:
+        o = [outcomes[m][j] for j in idx]
+        n = max(len(o), 1)
+        return o.count("correct") / n, o.count("wrong") / n, o.count("ambiguous") / n
+
+    rows = []
+    for i in range(folds.k):
+        held = set(folds.held_out(i))
+        fit_idx = [j for j, p in enumerate(per) if p["card_id"] not in held]
+        test_idx = [j for j, p in enumerate(per) if p["card_id"] in held]
+        require_disjoint(
+            {per[j]["card_id"] for j in fit_idx}, {per[j]["card_id"] for j in test_idx}, f"fold {i}"
+        )
+        on_fit = {m: rates(m, fit_idx) for m in margins}
+        ok = [m for m in margins if on_fit[m][1] <= max_wrong] or [max(margins)]
+        m = max(ok, key=lambda m: (on_fit[m][0], m))
+        right, wrong, amb = rates(m, test_idx)
+        rows.append(
+            {
+                "fold": i,
+                "margin": m,
+                "photos": len(test_idx),
+                "exact": right,
+                "wrong": wrong,
+                "ambiguous": amb,
+            }
+        )
+    w = [r["photos"] for r in rows]
+    pooled = {k: float(np.average([r[k] for r in rows], weights=w)) for k in ("exact", "wrong", "ambiguous")}
+    return {"max_wrong": max_wrong, "margins_tried": list(margins), "per_fold": rows, "pooled": pooled}
+
+
+def redecide_printing(p: dict, model, p_min: float | None = None) -> dict:
+    """A photo's record had the printing been decided by ``model`` (at ``p_min``, else its own): from
+    the printing sets its card records keep (each printing's evidence). Returns the record with its
+    ``outcome`` and ``named`` card replaced."""
+    from cardid.printing.model import PrintingSet
+
+    cards = []
+    for c in p["cards"]:
+        if c.get("printing"):
+            call = model.decide(PrintingSet.from_dict(c["printing"]), p_min)
+            if call.card_id is not None:
+                c = {**c, "decision": "match", "card": {"card_id": call.card_id}, "ambiguous_between": []}
+            else:
+                amb = [{"card_id": x} for x in call.plausible]
+                c = {**c, "decision": "ambiguous", "card": None, "ambiguous_between": amb}
+        cards.append(c)
+    outcome, card = photo_outcome({"cards": cards, "no_card": p["outcome"] == "no_card"}, p["card_id"])
+    named = (card.get("card") or {}).get("card_id") if card else None
+    return {**p, "cards": cards, "outcome": outcome, "named": named}
+
+
+def real_printing_sets(per: list[dict]) -> list:
+    """The printing sets of labelled photos' card records, each with the photo's card as its truth."""
+    from cardid.printing.model import PrintingSet
+
+    return [
+        PrintingSet.from_dict(c["printing"], truth=p["card_id"])
+        for p in per
+        for c in p["cards"]
+        if c.get("printing")
+    ]
+
+
+def fit_printing_folds(
+    per: list[dict], folds, simulated: list, name_of: Callable[[str], str | None], max_wrong: float = 0.01
+) -> dict:
+    """The printing model fitted card-disjointly: for each fold, its weights on the ``simulated``
+    printing sets plus the *other* folds' real photos, and its ``p_min`` the one naming the most of
+    those photos right with at most ``max_wrong`` of them wrong (a card or a printing); measured on
+    the fold's own cards. Returns each fold's model and held-out figures, and their mean and spread."""
+    from cardid.eval.folds import require_disjoint
+    from cardid.printing.model import P_MINS, PrintingModel, fit_weights
+
+    held_out_records, models = [], []
+    for i in range(folds.k):
+        held = set(folds.held_out(i))
+        fit = [p for p in per if p["card_id"] not in held]
+        test = [p for p in per if p["card_id"] in held]
+        require_disjoint({p["card_id"] for p in fit}, {p["card_id"] for p in test}, f"fold {i}")
+        real = real_printing_sets(fit)
+        # the real photos (fewer) weigh as much as the simulated views together
+        weights = [1.0] * len(simulated) + [max(len(simulated), 1) / max(len(real), 1)] * len(real)
+        try:
+            model = PrintingModel([float(w) for w in fit_weights([*simulated, *real], set_weights=weights)])
+        except CardIDError:  # nothing to fit on (no printing set holds its truth): the hand-set model
+            model = PrintingModel()
+        best = None
+        for p_min in P_MINS:
+            o = [redecide_printing(p, model, p_min)["outcome"] for p in fit]
+            right, wrong = o.count("correct"), o.count("wrong")
+            if wrong <= max_wrong * len(fit) and (best is None or right > best[1]):
+                best = (p_min, right)
+        model.p_min = best[0] if best else max(P_MINS)
+        model.fitted = {"simulated_sets": len(simulated), "real_sets": len(real), "real_photos": len(fit)}
+        models.append({"fold": i, **model.to_dict()})
+        held_out_records += [redecide_printing(p, model) for p in test]
+    return {"max_wrong": max_wrong, "models": models, **fold_figures(held_out_records, folds, name_of)}
+
+
+def adapted_by_fold(rec, db, emb, per, photo_set, split, simulated, name_of, printing, progress=None) -> dict:
+    """photos-dev recognised again, each fold's photos with a query adapter fitted on the other
+    folds' photos (their first-pass corners; λ on their own inner folds): its figures, and the
+    printing model refitted on these records card-disjointly as before."""
+    from cardid.db.adapt import fit_db_adapter, photo_pairs
+
+    q, rows, used = photo_pairs(db, emb, per)
+    fold_of = np.array([split.fold_of[per[i]["card_id"]] for i in used])
+    adapted, fits = [], []
+    try:
+        for i in range(split.k):
+            a, stats = fit_db_adapter(db, q[fold_of != i], rows[fold_of != i], fold_of[fold_of != i])
+            fits.append({"fold": i, **stats})
+            rec.matcher.adapter = a
+            held = set(split.held_out(i))
+            adapted += evaluate_photo_set(
+                rec, [r for r in photo_set.rows() if r["card_id"] in held], progress
+            )
+    finally:
+        rec.matcher.adapter = db.adapter
+    out = {
+        "fits": fits,
+        **summarise(adapted),
+        "printing": printing_split(adapted, name_of),
+        "folds": fold_figures(adapted, split, name_of),
+        "per_photo": adapted,
+    }
+    if printing == "model":
+        out["folds"]["printing_model_fitted"] = fit_printing_folds(adapted, split, simulated, name_of)
+    return out
