@@ -99,7 +99,31 @@ def test_decide_scores_on_the_fused_weights_then_runs_its_steps_in_order():
         refine.by_number,
         refine.resolve,
     )
-    assert matcher(db).steps() == (refine.printing,)
+    assert matcher(db, printing="model").steps() == (refine.printing,)
+
+
+def test_auto_weighs_the_printing_by_the_model_only_where_it_was_fitted_on_real_photos():
+    """A printing model fitted on simulated views alone is overconfident on real photos: "auto"
+    (the default) then decides by the rules; one fitted on real photos, or given, decides."""
+    from dataclasses import replace
+
+    from tests.db.handmade import FUSED
+
+    from cardid.db.match import MatchConfig, Matcher
+    from cardid.printing.model import PrintingModel
+
+    db = _db()
+    rules = (refine.printings, refine.resolve)
+
+    def steps(fitted: dict | None, **kw):
+        printing = PrintingModel(fitted=fitted).to_dict() if fitted is not None else None
+        cal = replace(FUSED, printing=printing)
+        return Matcher(db, None, MatchConfig(read_numbers=False), calibration=cal, **kw).steps()
+
+    assert steps(None) == rules  # no model stored: the hand-set defaults are not trusted either
+    assert steps({"sets": 205}) == rules  # fitted on simulated views only
+    assert steps({"simulated_sets": 205, "real_sets": 842}) == (refine.printing,)
+    assert steps(None, printing_model=PrintingModel()) == (refine.printing,)  # given: used
 
 
 def test_candidates_and_decisions_cannot_be_changed_in_place():
