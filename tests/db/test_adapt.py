@@ -18,11 +18,11 @@ from cardid.synth.cards import synth_cards
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("adapt")
-    cat = synth_cards(root / "cat", n=12, seed=4, height=320, reprint_fraction=0.0)
+    cat = synth_cards(root / "cat", n=12, seed=4, height=320, reprint_fraction=0.4)
     model = make_tiny_model(root / "model")
     db = root / "db"
     assert main(["index", "build", "--model", str(model), "--catalog", str(cat.root), "--out", str(db)]) == 0
-    images, labels = synthetic_queries(cat, cat.ids, views=2, seed=5, presets=("default",), crop_width=224)
+    images, labels = synthetic_queries(cat, cat.ids, views=2, seed=5, presets=("default",), crop_width=360)
     rows = ["file,card_id"]
     for i, (im, c) in enumerate(zip(images, labels, strict=True)):
         save_rgb(root / f"p{i}.jpg", im)
@@ -40,7 +40,11 @@ def test_an_adapter_is_fitted_stored_applied_and_removed(world):
     info = card_db.meta["adapter"]
     assert info["pairs"] == 24 and info["lam"] > 0 and info["source"].endswith("photos.csv")
     assert "adapter.npy" in card_db.meta["files"]  # hashed with the DB's files
+    # the printing model, refitted on the photos' printing sets, now decides the printing
+    fitted = card_db.calibration["fused"]["printing"]["fitted"]
+    assert fitted["real_photos"] == 24 and fitted["real_sets"] > 0 and fitted["simulated_sets"] > 0
     m = Matcher(card_db, emb)
+    assert m.printing == "model"
     assert m.adapter is not None and m.adapter.matrix.shape == (card_db.dim, card_db.dim)
     # the query's embedding is mapped before the search
     e = np.asarray(card_db.embeddings[0])

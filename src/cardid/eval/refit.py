@@ -168,6 +168,32 @@ def real_printing_sets(per: list[dict]) -> list:
     ]
 
 
+def fit_on_photos(fit: list[dict], simulated: list, max_wrong: float = 0.01):
+    """The printing model fitted on ``simulated`` printing sets plus the printing sets of labelled
+    photos' records ``fit`` (weighing as much as all the simulated ones together), its ``p_min``
+    the one naming the most of those photos right with at most ``max_wrong`` of them wrong (a card
+    or a printing). What each fold of :func:`fit_printing_folds` fits on the other folds' photos,
+    and what `cardid index adapt` fits on all of them."""
+    from cardid.printing.model import P_MINS, PrintingModel, fit_weights
+
+    real = real_printing_sets(fit)
+    # the real photos (fewer) weigh as much as the simulated views together
+    weights = [1.0] * len(simulated) + [max(len(simulated), 1) / max(len(real), 1)] * len(real)
+    try:
+        model = PrintingModel([float(w) for w in fit_weights([*simulated, *real], set_weights=weights)])
+    except CardIDError:  # nothing to fit on (no printing set holds its truth): the hand-set model
+        model = PrintingModel()
+    best = None
+    for p_min in P_MINS:
+        o = [redecide_printing(p, model, p_min)["outcome"] for p in fit]
+        right, wrong = o.count("correct"), o.count("wrong")
+        if wrong <= max_wrong * len(fit) and (best is None or right > best[1]):
+            best = (p_min, right)
+    model.p_min = best[0] if best else max(P_MINS)
+    model.fitted = {"simulated_sets": len(simulated), "real_sets": len(real), "real_photos": len(fit)}
+    return model
+
+
 def fit_printing_folds(
     per: list[dict], folds, simulated: list, name_of: Callable[[str], str | None], max_wrong: float = 0.01
 ) -> dict:
@@ -176,7 +202,6 @@ def fit_printing_folds(
     those photos right with at most ``max_wrong`` of them wrong (a card or a printing); measured on
     the fold's own cards. Returns each fold's model and held-out figures, and their mean and spread."""
     from cardid.eval.folds import require_disjoint
-    from cardid.printing.model import P_MINS, PrintingModel, fit_weights
 
     held_out_records, models = [], []
     for i in range(folds.k):
@@ -184,21 +209,7 @@ def fit_printing_folds(
         fit = [p for p in per if p["card_id"] not in held]
         test = [p for p in per if p["card_id"] in held]
         require_disjoint({p["card_id"] for p in fit}, {p["card_id"] for p in test}, f"fold {i}")
-        real = real_printing_sets(fit)
-        # the real photos (fewer) weigh as much as the simulated views together
-        weights = [1.0] * len(simulated) + [max(len(simulated), 1) / max(len(real), 1)] * len(real)
-        try:
-            model = PrintingModel([float(w) for w in fit_weights([*simulated, *real], set_weights=weights)])
-        except CardIDError:  # nothing to fit on (no printing set holds its truth): the hand-set model
-            model = PrintingModel()
-        best = None
-        for p_min in P_MINS:
-            o = [redecide_printing(p, model, p_min)["outcome"] for p in fit]
-            right, wrong = o.count("correct"), o.count("wrong")
-            if wrong <= max_wrong * len(fit) and (best is None or right > best[1]):
-                best = (p_min, right)
-        model.p_min = best[0] if best else max(P_MINS)
-        model.fitted = {"simulated_sets": len(simulated), "real_sets": len(real), "real_photos": len(fit)}
+        model = fit_on_photos(fit, simulated, max_wrong)
         models.append({"fold": i, **model.to_dict()})
         held_out_records += [redecide_printing(p, model) for p in test]
     return {"max_wrong": max_wrong, "models": models, **fold_figures(held_out_records, folds, name_of)}
