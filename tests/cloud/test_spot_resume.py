@@ -42,6 +42,7 @@ def _instance(root, catalog):
     return lambda: subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+@pytest.mark.slow
 def test_spot_interruption_resumes_from_s3_to_the_same_result(tmp_path, s3):  # noqa: F811
     c, bucket = s3
     cat = synth_cards(tmp_path / "cat", n=12, seed=4, height=128, reprint_fraction=0)

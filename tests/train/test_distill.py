@@ -38,6 +38,7 @@ def dcfg(tmp_path, teacher_run, *overrides):
     )
 
 
+@pytest.mark.slow
 def test_two_tiny_students_reach_80_percent_of_the_teacher(tmp_path, teacher_run):
     res = distill(dcfg(tmp_path, teacher_run, "students=[tiny-cnn,tiny-vit]"))
     t_r1 = res["teacher_val_recall@1"]

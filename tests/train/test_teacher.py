@@ -37,6 +37,7 @@ def cards20(tmp_path_factory):
     )
 
 
+@pytest.mark.slow
 def test_two_phase_run_lifts_recall_far_above_chance(tmp_path, cards20):
     res = train_teacher(tiny_cfg(tmp_path, cards20.root))
     run = tmp_path / "run"
@@ -84,6 +85,7 @@ def _run_cli(cfg_path, env=None):
     )
 
 
+@pytest.mark.slow
 def test_sigkill_and_resume_equals_an_uninterrupted_run(tmp_path, cards20):
     over = ["phase1.steps=8", "phase2.steps=16", "checkpoint_every=4", "eval_every=1000", "batch_size=16"]
     straight = tiny_cfg(tmp_path / "a", cards20.root, *over)
