@@ -64,28 +64,22 @@ def main() -> None:
         "printing": rules["other art decided by art (art-box keypoints)"]["printing"],
         "folds": rules["other art decided by art (art-box keypoints)"]["folds"],
     }
-    rows["printing model, fitted on simulated views only"] = {
-        "fitted": f"the DB's: {report['calibration']['fused']['printing']['fitted']['sets']} simulated sets",
-        "printing": s["printing"],
-        "folds": s["folds"],
-    }
-    pm = s["folds"]["printing_model_fitted"]
-    rows["printing model, fitted on simulated views + the other folds' photos"] = {
-        "fitted": f"per fold; p_min {[m['p_min'] for m in pm['models']]}",
-        "printing": held_out(s["per_photo"], pm, name_of),
-        "folds": pm,
-    }
-    rows["query adapter (other folds' photos) + printing model fitted on simulated views only"] = {
-        "fitted": f"adapter per fold, λ {[f['lam'] for f in ad['fits']]}",
-        "printing": ad["printing"],
-        "folds": ad["folds"],
-    }
-    apm = ad["folds"]["printing_model_fitted"]
-    rows["query adapter + printing model, both fitted on the other folds' photos"] = {
-        "fitted": f"per fold; p_min {[m['p_min'] for m in apm['models']]}",
-        "printing": held_out(ad["per_photo"], apm, name_of),
-        "folds": apm,
-    }
+    sim_sets = report["calibration"]["fused"]["printing"]["fitted"]["sets"]
+    runs = (  # each run: the DB's printing model (simulated views), then refitted on the other folds
+        (s, "printing model, fitted on simulated views only", f"the DB's: {sim_sets} simulated sets",
+         "printing model, fitted on simulated views + the other folds' photos"),
+        (ad, "query adapter (other folds' photos) + printing model fitted on simulated views only",
+         f"adapter per fold, λ {[f['lam'] for f in ad['fits']]}",
+         "query adapter + printing model, both fitted on the other folds' photos"),
+    )  # fmt: skip
+    for run, label, fitted, refit_label in runs:
+        rows[label] = {"fitted": fitted, "printing": run["printing"], "folds": run["folds"]}
+        pm = run["folds"]["printing_model_fitted"]
+        rows[refit_label] = {
+            "fitted": f"per fold; p_min {[m['p_min'] for m in pm['models']]}",
+            "printing": held_out(run["per_photo"], pm, name_of),
+            "folds": pm,
+        }
     result = {
         "machine": machine(),
         "model": report["model"],
@@ -99,8 +93,8 @@ def main() -> None:
         },
         "printing_models": {
             "simulated": report["calibration"]["fused"]["printing"],
-            "folds": pm["models"],
-            "folds_with_adapter": apm["models"],
+            "folds": s["folds"]["printing_model_fitted"]["models"],
+            "folds_with_adapter": ad["folds"]["printing_model_fitted"]["models"],
         },
     }
     md = [

@@ -32,14 +32,15 @@ from serve_load import run_load
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def purelib(python: str) -> str:
+    """Where ``python`` installs packages (its site-packages)."""
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def site_mb(python: str) -> float:
-    out = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    du = subprocess.run(["du", "-sk", out], capture_output=True, text=True, check=True).stdout.split()[0]
+    du = subprocess.run(["du", "-sk", purelib(python)], capture_output=True, text=True, check=True)
+    du = du.stdout.split()[0]
     return round(int(du) / 1024, 1)
 
 
@@ -61,13 +62,7 @@ def build_runtime_env(venv: Path) -> str:
             str(lock),
         ]
         subprocess.run(pip, check=True)
-        purelib = subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        Path(purelib, "cardid-src.pth").write_text(str(ROOT / "src") + "\n")
+        Path(purelib(str(python)), "cardid-src.pth").write_text(str(ROOT / "src") + "\n")
     return str(python)
 
 

@@ -38,8 +38,8 @@ app.command("cost")(cloud.cost_cmd)
 app.command("demo")(demo.demo)
 
 err = Console(stderr=True)
-#: packages of the optional extras, and the extra that brings each (the base install is the runtime)
-TRAINING_MODULES = {
+#: optional packages, and the extra that brings each (the base install is the runtime)
+EXTRA_OF = {
     "torch": "train",
     "torchvision": "train",
     "timm": "train",
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except ModuleNotFoundError as e:
-        extra = TRAINING_MODULES.get((e.name or "").split(".")[0])
+        extra = EXTRA_OF.get((e.name or "").split(".")[0])
         if extra is None:
             raise
         err.print(

@@ -156,7 +156,7 @@ def _recognize_photos(rec, paths: list[Path], json_out: Path | None, resume: boo
         console.print(f"{n} image(s) recognised against {len(card_db)} cards ({errors} unreadable)")
     if resume and json_out.is_file():
         console.print(
-            f"resumed: {summary.skipped} of {len(paths)} photo(s) were already in {json_out} and skipped"
+            f"resumed: {len(paths) - todo} of {len(paths)} photo(s) were already in {json_out} and skipped"
         )
     if not rec.matcher.calibrated:
         Console(stderr=True).print(

@@ -62,6 +62,22 @@ def _batches(images: _Images, size: int, workers: int):
             yield ahead
 
 
+class BatchedEmbedder:
+    """What every Embedder shares: :meth:`embed` through :func:`embed_in_batches`, given
+    ``preprocess``, ``dim``, ``batch_size`` and :meth:`embed_batch`."""
+
+    def embed(
+        self,
+        images: Sequence,
+        load: Callable | None = None,
+        workers: int = 0,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Embed images (arrays, or items turned into arrays by ``load``, e.g. paths) in batches;
+        ``workers`` > 0 decodes and preprocesses in that many threads."""
+        return embed_in_batches(self, images, load, workers, progress)
+
+
 def embed_in_batches(
     embedder: Embedder,
     images: Sequence,

@@ -8,12 +8,12 @@ of the ONNX file itself — a DB built with the deployed artefact accepts only t
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from cardid.embed.base import embed_in_batches
+from cardid.embed.base import BatchedEmbedder
 from cardid.errors import CardIDError
 from cardid.preprocess import Preprocess
 
@@ -46,7 +46,7 @@ def read_onnx_meta(path: str | Path) -> dict:
     return _cardid_meta({p.key: p.value for p in model.metadata_props}, path)
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(BatchedEmbedder):
     """Runs a cardid ONNX export with onnxruntime; outputs are re-normalised (int8 drifts off 1)."""
 
     def __init__(self, path: str | Path, batch_size: int = 64, providers: Sequence[str] | None = None):
@@ -94,12 +94,3 @@ class OnnxEmbedder:
             y = self.session.run(["embedding"], {"input": x})[0]
         y = y.astype(np.float32)
         return y / np.maximum(np.linalg.norm(y, axis=1, keepdims=True), 1e-12)
-
-    def embed(
-        self,
-        images: Sequence,
-        load: Callable | None = None,
-        workers: int = 0,
-        progress: Callable[[int], None] | None = None,
-    ) -> np.ndarray:
-        return embed_in_batches(self, images, load, workers, progress)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import numpy as np
 import torch
 
-from cardid.embed.base import embed_in_batches
+from cardid.embed.base import BatchedEmbedder
 from cardid.preprocess import Preprocess
 
 
-class TorchEmbedder:
+class TorchEmbedder(BatchedEmbedder):
     """An :class:`EmbeddingModel` behind the Embedder interface (eval mode, no grad, batched)."""
 
     def __init__(
@@ -39,14 +37,3 @@ class TorchEmbedder:
             out = self.model(x)
         self.model.train(was_training)
         return out.float().cpu().numpy()
-
-    def embed(
-        self,
-        images: Sequence,
-        load: Callable | None = None,
-        workers: int = 0,
-        progress: Callable[[int], None] | None = None,
-    ) -> np.ndarray:
-        """Embed images (arrays, or items turned into arrays by ``load``, e.g. paths) in batches;
-        ``workers`` > 0 decodes and preprocesses in parallel processes."""
-        return embed_in_batches(self, images, load, workers, progress)

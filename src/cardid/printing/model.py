@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from cardid.db.decide import INLIER_SCALE
 from cardid.errors import CardIDError
 
 FEATURES = ("emb_lead", "emb_lead_res", "inlier_lead", "strip", "strip_res", "number")
@@ -105,7 +106,7 @@ class PrintingSet:
         cos = np.array([m.cos for m in self.members], np.float64)
         roots = np.sqrt(np.array([max(m.inliers, 0) for m in self.members], np.float64))
         emb = 10.0 * (cos - _best_other(cos))
-        inl = (roots - _best_other(roots)) / 10.0
+        inl = (roots - _best_other(roots)) / INLIER_SCALE
         strip = np.zeros(n)
         compared = [i for i, m in enumerate(self.members) if m.strip is not None]
         if len(compared) >= 2:  # a strip demotes within its same-art group; never promotes across art

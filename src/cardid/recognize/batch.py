@@ -13,20 +13,19 @@ from pathlib import Path
 
 from cardid.catalog.records import Catalog
 from cardid.io import save_rgb
-from cardid.recognize.inputs import photo_key, prepare_pictures_dir, recognize_stream
+from cardid.recognize.inputs import prepare_pictures_dir, recognize_stream
 from cardid.recognize.recognizer import Recognizer
 from cardid.recognize.render import annotate, save_decision_png
 
 
 @dataclass
 class BatchSummary:
-    """What a batch did: records written, unreadable files (and the first one's error), photos
-    skipped as already done, and the first ``keep`` records (for a table)."""
+    """What a batch did: records written, unreadable files (and the first one's error), and the
+    first ``keep`` records (for a table)."""
 
     written: int = 0
     errors: int = 0
     first_error: str | None = None
-    skipped: int = 0
     first: list[dict] = field(default_factory=list)
 
 
@@ -59,13 +58,12 @@ def recognize_photos(
     progress: Callable[[int], None] | None = None,
     keep: int = 50,
 ) -> BatchSummary:
-    """Recognise ``paths`` (those not in ``done``) and hand each record to ``sink``: the JSON of
+    """Recognise ``paths`` (those not in ``done``: keys of :func:`~cardid.recognize.photo_key`) and hand each record to ``sink``: the JSON of
     its result (:meth:`~cardid.recognize.StreamItem.to_json`) with the model's identity. With
     ``show``, one picture per photo there (the photo annotated, or a crop beside its top-5 scans
     from ``catalog``)."""
     identity = rec.matcher.db.meta["model"]["identity"]
-    done = {photo_key(p) for p in done}
-    summary = BatchSummary(skipped=sum(photo_key(p) in done for p in paths))
+    summary = BatchSummary()
     if show:
         prepare_pictures_dir(show)
     names = dict(zip(map(str, paths), unique_stems([str(p) for p in paths]), strict=True))
