@@ -22,7 +22,8 @@ from common import device_and_sync, report, timed
 from cardid.models.backbones import create_backbone
 from cardid.models.model import EmbeddingModel
 from cardid.models.students import create_student
-from cardid.train.distill import LossConfig, StudentSet, distill_loss
+from cardid.train.distill import StudentSet
+from cardid.train.losses import LossConfig, distill_loss
 
 
 def main() -> None:

@@ -17,7 +17,8 @@ from cardid.embed import load_embedder
 from cardid.eval.evaluate import evaluate
 from cardid.eval.queries import load_queries
 from cardid.io import write_bytes_atomic, write_json_atomic
-from cardid.train.distill import DistillConfig, distill
+from cardid.train.configs import DistillConfig
+from cardid.train.distill import distill
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / ".." / "shared" / "realdata"

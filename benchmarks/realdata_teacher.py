@@ -24,7 +24,8 @@ from cardid.embed import load_embedder
 from cardid.eval.evaluate import evaluate, format_report
 from cardid.eval.queries import load_queries
 from cardid.io import write_bytes_atomic, write_json_atomic
-from cardid.train.teacher import TeacherConfig, train_teacher
+from cardid.train.configs import TeacherConfig
+from cardid.train.teacher import train_teacher
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT / ".." / "shared" / "realdata"

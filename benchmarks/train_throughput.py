@@ -23,7 +23,8 @@ from torch import nn
 from cardid.models.backbones import create_backbone
 from cardid.models.heads import ArcFace
 from cardid.models.model import EmbeddingModel, Teacher
-from cardid.train.teacher import PhaseConfig, configure_phase
+from cardid.train.configs import PhaseConfig
+from cardid.train.teacher import configure_phase
 
 H100_BF16_PEAK = 989e12  # dense FLOP/s
 

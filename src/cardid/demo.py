@@ -35,8 +35,9 @@ from cardid.export import export_model
 from cardid.io import check_replaceable, is_cardid_dir, write_json_atomic, write_marker
 from cardid.synth.cards import synth_cards
 from cardid.synth.preview import write_contact_sheet
-from cardid.train.distill import DISTILL_PRESETS, DistillConfig, distill
-from cardid.train.teacher import TeacherConfig, teacher_preset, train_teacher
+from cardid.train.configs import DISTILL_PRESETS, DistillConfig, TeacherConfig, teacher_preset
+from cardid.train.distill import distill
+from cardid.train.teacher import train_teacher
 
 ProgressFactory = Callable[[int, str], AbstractContextManager[Callable[[int], None]]]
 

@@ -12,7 +12,7 @@ from cardid.embed import load_embedder
 from cardid.errors import CardIDError
 from cardid.models.artifact import MODEL_JSON, mark_complete
 from cardid.train.checkpoint import checkpoint_path, load_latest, save_checkpoint
-from cardid.train.teacher import TeacherConfig
+from cardid.train.configs import TeacherConfig
 
 
 def test_the_best_model_of_an_unfinished_run_is_not_loadable(tmp_path):

@@ -10,8 +10,10 @@ from cardid.models.students import create_student
 from cardid.synth.cards import synth_cards
 from cardid.train import distill as distill_mod
 from cardid.train.checkpoint import list_checkpoints
-from cardid.train.distill import DISTILL_PRESETS, DistillConfig, distill, distill_loss
-from cardid.train.teacher import TeacherConfig, teacher_preset, train_teacher
+from cardid.train.configs import DISTILL_PRESETS, DistillConfig, TeacherConfig, teacher_preset
+from cardid.train.distill import distill
+from cardid.train.losses import distill_loss
+from cardid.train.teacher import train_teacher
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from cardid.models.artifact import load_model_dir
 from cardid.synth.cards import synth_cards
 from cardid.train import teacher as teacher_mod
 from cardid.train.checkpoint import list_checkpoints
-from cardid.train.teacher import TeacherConfig, teacher_preset, train_teacher
+from cardid.train.configs import TeacherConfig, teacher_preset
+from cardid.train.teacher import train_teacher
 
 
 def tiny_cfg(tmp_path, train, *overrides):

@@ -35,7 +35,8 @@ def distill_cmd(
 ) -> None:
     """Distil students (ConvNeXt-T@224 for Hailo, ConvNeXt-B@384 for iOS, ViT-S@224 for Android)."""
     from cardid.errors import CardIDError
-    from cardid.train.distill import DISTILL_PRESETS, DistillConfig, distill
+    from cardid.train.configs import DISTILL_PRESETS, DistillConfig
+    from cardid.train.distill import distill
 
     if preset not in DISTILL_PRESETS:
         raise CardIDError(f"unknown distill preset {preset!r} (known: {', '.join(DISTILL_PRESETS)})")

@@ -34,7 +34,8 @@ def teacher_cmd(
 ) -> None:
     """Fine-tune the teacher in two phases; multi-GPU with `torchrun --nproc_per_node N -m cardid.cli ...`."""
     from cardid.config import merge
-    from cardid.train.teacher import TeacherConfig, teacher_preset, train_teacher
+    from cardid.train.configs import TeacherConfig, teacher_preset
+    from cardid.train.teacher import train_teacher
 
     cfg = load_config(
         TeacherConfig,

@@ -102,8 +102,7 @@ def estimate(
     measured: dict[str, float | tuple[float, str]] | None = None,
 ) -> list[Line]:
     from cardid.config import load_config
-    from cardid.train.distill import DISTILL_PRESETS, DistillConfig
-    from cardid.train.teacher import TeacherConfig, teacher_preset
+    from cardid.train.configs import DISTILL_PRESETS, DistillConfig, TeacherConfig, teacher_preset
 
     measured = measured or {}
     t = load_config(TeacherConfig, teacher_config, defaults=teacher_preset("vitl16"))

@@ -1,11 +1,14 @@
-"""Pieces both training loops share: evaluation on the run's gallery and val views."""
+"""Pieces both training loops share: evaluation on the run's gallery and
+val views, and the loop policy (cadence, throughput, model selection, checkpoint content, finish)."""
 
 from __future__ import annotations
 
-from typing import Literal
+import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+import torch
 
 from cardid.embed import TorchEmbedder
 from cardid.eval.retrieval import (
@@ -15,45 +18,14 @@ from cardid.eval.retrieval import (
     loo_nn_accuracy,
     retrieval_metrics,
 )
-from cardid.io import load_rgb
+from cardid.io import load_rgb, write_json_atomic
+from cardid.models.artifact import MODEL_JSON, mark_complete
 from cardid.models.model import EmbeddingModel
 from cardid.preprocess import Preprocess
-from cardid.synth.photo import PhotoSimConfig
+from cardid.train.checkpoint import restore_rng, rng_state
+from cardid.train.configs import LoopConfig
 from cardid.train.data import TrainingData
-
-
-class DataConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    train: str | None = None  # a catalog (online synthesis) or a dataset (train/ val/ gallery/)
-    val: str | None = None  # a query CSV (real photos) or a dataset; default: online val views
-    val_views: int = 2
-    workers: int = 2
-    photo: PhotoSimConfig = PhotoSimConfig()
-
-
-class LoopConfig(BaseModel):
-    """Settings every training loop has (the teacher's and distillation's configs extend it)."""
-
-    model_config = ConfigDict(extra="forbid")
-    data: DataConfig = DataConfig()
-    batch_size: int = Field(64, ge=1)  # global: across all processes
-    weight_decay: float = 0.05
-    grad_clip: float = 1.0
-    eval_every: int = Field(250, ge=1)
-    checkpoint_every: int = Field(250, ge=1)
-    log_every: int = Field(10, ge=1)
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"  # cuda: every visible GPU, one per process
-    compile: bool = False  # torch.compile the training forward (after the DDP wrap; once per phase)
-    out_dir: str = "runs/train"
-    checkpoint_dir: str | None = None  # default: <out_dir>/checkpoints
-    restart_if_unreadable: bool = False  # every checkpoint unreadable: start at step 0 (else stop)
-    collapse_max_mean_cos: float = 0.98
-    collapse_min_effective_rank: float = 2.0
-
-    @property
-    def collapse_thresholds(self) -> CollapseThresholds:
-        return CollapseThresholds(self.collapse_max_mean_cos, self.collapse_min_effective_rank)
+from cardid.train.logs import plot_curves
 
 
 def embed_gallery_and_queries(
@@ -94,3 +66,90 @@ def evaluate_embedder(
     if check:
         check_collapse(diag, thresholds, what)
     return metrics, g
+
+
+# ----------------------------------------------------------------------------- loop policy
+# What both loops decide the same way. Each loop still reads top to bottom; these are the rules
+# it follows at each step: when to log, evaluate and checkpoint, which model is best, when to stop.
+
+
+class Cadence:
+    """When a loop logs, evaluates and checkpoints: every N steps, and always at the end of a phase
+    (``ends``: the step counts at which each phase finishes; the last one ends the run)."""
+
+    def __init__(self, cfg: LoopConfig, ends: list[int], eval_every: int | None = None):
+        self.ends, self.total = set(ends), max(ends)
+        self.log_every, self.checkpoint_every = cfg.log_every, cfg.checkpoint_every
+        self.eval_every = eval_every or cfg.eval_every
+
+    def log(self, done: int) -> bool:
+        return done % self.log_every == 0 or done == self.total
+
+    def eval(self, done: int) -> bool:
+        return done % self.eval_every == 0 or done in self.ends
+
+    def checkpoint(self, done: int) -> bool:
+        return done % self.checkpoint_every == 0 or done in self.ends
+
+
+class Throughput:
+    """Training images per second since the last log line (evaluation time excluded)."""
+
+    def __init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        self.t0, self.seen = time.perf_counter(), 0
+
+    def add(self, images: int) -> None:
+        self.seen += images
+
+    def take(self) -> float:
+        rate = self.seen / max(time.perf_counter() - self.t0, 1e-9)
+        self.restart()
+        return round(rate, 1)
+
+
+def is_better(metrics: dict[str, float], best: dict[str, Any]) -> bool:
+    """Selection on retrieval, never on a training loss or cosine: Recall@1, then mAP@R. Ties go to
+    the later, longer-trained model (simulated validation saturates with pretrained backbones)."""
+    best_map = best.get("metrics", {}).get("map@r", -1.0)
+    return (metrics["recall@1"], metrics["map@r"]) >= (best["recall@1"], best_map)
+
+
+def no_best() -> dict[str, Any]:
+    return {"recall@1": -1.0, "step": -1}
+
+
+def batches_after_resume(loader, state: dict[str, Any] | None, device: torch.device):
+    """The loader's batch iterator, then the checkpoint's RNG restored: creating the iterator may
+    draw from the global RNG, so a resumed run must restore it afterwards to continue exactly."""
+    batches = iter(loader)
+    if state:
+        restore_rng(state, device)
+    return batches
+
+
+def training_state(
+    step: int, opt, sched, best: dict[str, Any], fingerprint: dict[str, str], device, **parts
+) -> dict[str, Any]:
+    """A checkpoint's content: the loop's own parts (models, phase, EMA…), then what every loop
+    needs to resume exactly (optimizer, scheduler, step, RNG, best so far, the run's fingerprint)."""
+    return {
+        **parts,
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "step": step,
+        **rng_state(device),
+        "best": best,
+        "fingerprint": fingerprint,
+    }
+
+
+def finish_run(out: Path, result: dict[str, Any], model_dirs: list[Path]) -> None:
+    """A finished run: its best models become final artefacts, its metrics and curves are written."""
+    for m in model_dirs:
+        if (m / MODEL_JSON).is_file():
+            mark_complete(m)
+    write_json_atomic(out / "metrics.json", result)
+    plot_curves(out / "train_log.jsonl", out / "curves.png")

@@ -112,3 +112,24 @@ def load_training_data(
         items = [(c, v) for c in gallery.class_index.idx_to_class for v in range(val_views)]
         loader = ValView(ViewRenderer(gallery, photo, seed))
     return TrainingData(ds, len(ds), gallery, mode, items, ids, loader)
+
+
+class Indexed(Dataset):
+    """Items of a dataset at the given base indices, returned with their position (the cache row)."""
+
+    def __init__(self, base: Dataset, indices: list[int]):
+        self.base, self.indices = base, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        views, label = self.base[self.indices[i]]
+        return views, label, i
+
+
+def cache_indices(data, k: int) -> list[int]:
+    """Base dataset indices of the cached views: K fixed online views per card, or every folder image."""
+    if data.mode == "folder":
+        return list(range(data.num_items))
+    return [c * ONLINE_VIEWS + v for c in range(len(data.gallery)) for v in range(k)]

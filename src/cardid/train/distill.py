@@ -14,13 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
@@ -28,77 +25,29 @@ from torch.utils.data import DataLoader, Dataset
 from cardid.data.datasets import MultiContract
 from cardid.errors import CardIDError
 from cardid.eval.retrieval import retrieval_metrics
-from cardid.io import write_json_atomic
-from cardid.models.artifact import MODEL_JSON, load_model_dir, mark_complete, model_identity, save_model_dir
+from cardid.models.artifact import load_model_dir, model_identity, save_model_dir
 from cardid.models.students import create_student
 from cardid.preprocess import Preprocess
-from cardid.train.checkpoint import load_latest, restore_rng, rng_state, save_checkpoint
-from cardid.train.common import LoopConfig, embed_gallery_and_queries, evaluate_embedder
-from cardid.train.data import ONLINE_VIEWS, StepBatches, load_training_data
+from cardid.train.checkpoint import load_latest, save_checkpoint
+from cardid.train.common import (
+    Cadence,
+    Throughput,
+    batches_after_resume,
+    embed_gallery_and_queries,
+    evaluate_embedder,
+    finish_run,
+    is_better,
+    no_best,
+    training_state,
+)
+from cardid.train.configs import DistillConfig
+from cardid.train.data import Indexed, StepBatches, cache_indices, load_training_data
 from cardid.train.distributed import Dist, run_distributed
-from cardid.train.logs import open_run, plot_curves
+from cardid.train.logs import open_run
+from cardid.train.losses import distill_loss
 from cardid.train.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
-
-
-class LossConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    cosine: float = 1.0
-    relational: float = 1.0
-    mse: float = 0.0  # the spec's loss: nn.MSELoss on unit vectors
-
-
-class DistillConfig(LoopConfig):
-    """``cardid distill`` settings; saved as ``config.yaml`` in the run directory."""
-
-    teacher: str | None = None  # a teacher model directory
-    students: list[str] = Field(default_factory=lambda: ["hailo", "ios", "android"])
-    pretrained: bool = True  # timm weights when reachable (or from weights[preset]); random init otherwise
-    weights: dict[str, str] = Field(default_factory=dict)
-    loss: LossConfig = LossConfig()
-    teacher_cache_views: int = Field(
-        0, ge=0
-    )  # K > 0: teacher embeddings of K fixed views per card, computed once
-    steps: int = Field(2000, ge=1)
-    lr: float = 5e-4
-    warmup_steps: int = 100
-    batch_size: int = Field(64, ge=2)  # global; the relational loss needs pairs
-    eval_every: int = Field(500, ge=1)
-    out_dir: str = "runs/distill"
-
-
-DISTILL_PRESETS: dict[str, dict[str, Any]] = {
-    "spec": {},
-    # two tiny students in well under a minute on 2 CPU cores (demo, tests)
-    "tiny": {
-        "students": ["tiny-cnn"],
-        "pretrained": False,
-        "steps": 150,
-        "lr": 3e-3,
-        "warmup_steps": 10,
-        "batch_size": 32,
-        "eval_every": 75,
-        "checkpoint_every": 50,
-        "data": {"workers": 0, "val_views": 2},
-    },
-}
-
-
-def distill_loss(s: torch.Tensor, t: torch.Tensor, w: LossConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted sum of the distillation losses between unit student (s) and teacher (t) embeddings."""
-    s, t = s.float(), t.float()
-    parts: dict[str, torch.Tensor] = {}
-    if w.cosine:
-        parts["cosine"] = (1 - (s * t).sum(1)).mean()
-    if w.relational:
-        n = s.shape[0]
-        off = ~torch.eye(n, dtype=torch.bool, device=s.device)
-        parts["relational"] = F.mse_loss((s @ s.T)[off], (t @ t.T)[off])
-    if w.mse:
-        parts["mse"] = F.mse_loss(s, t)
-    total = sum(getattr(w, k) * v for k, v in parts.items())
-    return total, {k: float(v.detach()) for k, v in parts.items()}
 
 
 class StudentSet(nn.Module):
@@ -110,27 +59,6 @@ class StudentSet(nn.Module):
 
     def forward(self, views: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {name: m(views[name]) for name, m in self.students.items()}
-
-
-class _Indexed(Dataset):
-    """Items of a dataset at the given base indices, returned with their position (the cache row)."""
-
-    def __init__(self, base: Dataset, indices: list[int]):
-        self.base, self.indices = base, indices
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int):
-        views, label = self.base[self.indices[i]]
-        return views, label, i
-
-
-def _cache_indices(data, k: int) -> list[int]:
-    """Base dataset indices of the cached views: K fixed online views per card, or every folder image."""
-    if data.mode == "folder":
-        return list(range(data.num_items))
-    return [c * ONLINE_VIEWS + v for c in range(len(data.gallery)) for v in range(k)]
 
 
 @torch.no_grad()
@@ -193,24 +121,24 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
     base = MultiContract(data.train, contracts)
     cache = None
     if cfg.teacher_cache_views:
-        idx = _cache_indices(data, cfg.teacher_cache_views)
-        dataset: Dataset = _Indexed(MultiContract(data.train, {"teacher": tpre}), idx)
+        idx = cache_indices(data, cfg.teacher_cache_views)
+        dataset: Dataset = Indexed(MultiContract(data.train, {"teacher": tpre}), idx)
         rows = []
         for views, _, _ in DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.data.workers):
             rows.append(_teacher_embed(teacher, views["teacher"].to(d.device), amp))
         cache = torch.cat(rows)
-        dataset = _Indexed(
+        dataset = Indexed(
             MultiContract(data.train, {k: v for k, v in contracts.items() if k != "teacher"}), idx
         )
         if d.main:
             log.info("teacher cache: %d views embedded once (%d per card)", len(idx), cfg.teacher_cache_views)
     else:
-        dataset = _Indexed(base, list(range(data.num_items))) if data.mode == "folder" else base
+        dataset = Indexed(base, list(range(data.num_items))) if data.mode == "folder" else base
 
     # ---- resume
     state = load_latest(ckpt_dir, fp, cfg.restart_if_unreadable)
     start = 0
-    best = {n: {"recall@1": -1.0, "step": -1} for n in cfg.students}
+    best = {n: no_best() for n in cfg.students}
     if state:
         sset.load_state_dict(state["students"])
         start, best = int(state["step"]), state["best"]
@@ -237,13 +165,11 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
         sched.load_state_dict(state["scheduler"])
     sampler = StepBatches(len(dataset), cfg.batch_size, cfg.seed, start, cfg.steps, d.rank, d.world)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers, pin_memory=amp)
-    batches = iter(loader)  # may draw from the global RNG: before restoring it
-    if state:
-        restore_rng(state, d.device)
+    cadence = Cadence(cfg, ends=[cfg.steps])
 
     result: dict[str, Any] = {}
-    t0, seen = time.perf_counter(), 0
-    for step, batch in enumerate(batches, start=start):
+    speed = Throughput()
+    for step, batch in enumerate(batches_after_resume(loader, state, d.device), start=start):
         views, y = batch[0], batch[1]
         views = {k: v.to(d.device, non_blocking=True) for k, v in views.items()}
         if cache is not None:
@@ -260,16 +186,15 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
         torch.nn.utils.clip_grad_norm_(sset.parameters(), cfg.grad_clip)
         opt.step()
         sched.step()
-        seen += y.shape[0] * d.world
+        speed.add(y.shape[0] * d.world)
         done = step + 1
 
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            dt = time.perf_counter() - t0
+        if cadence.log(done):
             rec: dict[str, Any] = {
                 "step": done,
                 "loss": round(float(total.detach()), 5),
                 "lr": opt.param_groups[0]["lr"],
-                "img_s": round(seen / max(dt, 1e-9), 1),
+                "img_s": speed.take(),
                 "global_batch": cfg.batch_size,
             }
             for n in cfg.students:
@@ -288,9 +213,8 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
                     cfg.batch_size,
                     " ".join(f"{n}_cos={rec[f'{n}/cos_to_teacher']:.3f}" for n in cfg.students),
                 )
-            t0, seen = time.perf_counter(), 0
 
-        if done % cfg.eval_every == 0 or done == cfg.steps:
+        if cadence.eval(done):
             if d.main:
                 rec = {"step": done, "val/teacher/recall@1": teacher_r1}
                 for n in cfg.students:
@@ -318,10 +242,7 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
                         m["effective_rank"],
                         teacher_r1,
                     )
-                    # selection on retrieval, never on cosine; ties (simulated val saturates with
-                    # pretrained backbones) go to the later, longer-trained student, then mAP@R
-                    key = (m["recall@1"], m["map@r"])
-                    if key >= (best[n]["recall@1"], best[n].get("metrics", {}).get("map@r", -1.0)):
+                    if is_better(m, best[n]):
                         best[n] = {"recall@1": m["recall@1"], "step": done, "metrics": m}
                         save_model_dir(
                             students[n],
@@ -344,23 +265,12 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
                             },
                         )
                 tlog.write(rec)
-                t0 = time.perf_counter()
+                speed.restart()  # evaluation time is not training throughput
             d.barrier()
-        if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+        if cadence.checkpoint(done):
             if d.main:
-                save_checkpoint(
-                    ckpt_dir,
-                    done,
-                    {
-                        "students": sset.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "step": done,
-                        **rng_state(d.device),
-                        "best": best,
-                        "fingerprint": fp,
-                    },
-                )
+                parts = {"students": sset.state_dict()}
+                save_checkpoint(ckpt_dir, done, training_state(done, opt, sched, best, fp, d.device, **parts))
             d.barrier()
 
     summary = {
@@ -372,11 +282,7 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
         "world_size": d.world,
     }
     if d.main:
-        for n in cfg.students:  # the run finished: its best students are final artefacts now
-            if (out / "students" / n / MODEL_JSON).is_file():
-                mark_complete(out / "students" / n)
-        write_json_atomic(out / "metrics.json", summary)
-        plot_curves(out / "train_log.jsonl", out / "curves.png")
+        finish_run(out, summary, [out / "students" / n for n in cfg.students])
     return summary
 
 
@@ -384,4 +290,4 @@ def students_dir(out_dir: str | Path, preset: str) -> Path:
     return Path(out_dir) / "students" / preset
 
 
-__all__ = ["DISTILL_PRESETS", "DistillConfig", "LossConfig", "distill", "distill_loss", "students_dir"]
+__all__ = ["distill", "students_dir"]

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from cardid.errors import CardIDError
 
@@ -62,3 +63,19 @@ def run_distributed(fn, cfg):
         return fn(cfg, d)
     finally:
         cleanup(d)
+
+
+def check_in_sync(module: nn.Module, d: Dist) -> list[float]:
+    """Under DDP every rank must end with identical weights (the margin head included): each
+    rank's position-weighted parameter sum, gathered (one per rank; recorded, so a reader can
+    compare them too); differing ones stop the run."""
+    vec = torch.cat([p.detach().double().flatten() for p in module.parameters()]).to(d.device)
+    fp = (vec * torch.linspace(1.0, 2.0, len(vec), dtype=torch.float64, device=d.device)).sum().reshape(1)
+    if not d.enabled:
+        return [float(fp.item())]
+    every = [torch.zeros_like(fp) for _ in range(d.world)]
+    dist.all_gather(every, fp)
+    out = [float(x.item()) for x in every]
+    if len(set(out)) != 1:
+        raise RuntimeError(f"DDP ranks diverged: parameter fingerprints {out}")
+    return out

@@ -9,117 +9,43 @@ is rebuilt at each phase switch; the margin head lives inside the wrapped module
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
-import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 
 from cardid.errors import CardIDError
-from cardid.io import write_json_atomic
-from cardid.models.artifact import MODEL_JSON, mark_complete, save_model_dir
-from cardid.models.backbones import create_backbone, fit_preprocess
+from cardid.models.artifact import save_model_dir
+from cardid.models.backbones import create_backbone
 from cardid.models.heads import ArcFace
 from cardid.models.model import EmbeddingModel, Teacher
-from cardid.preprocess import Preprocess, get_preset
-from cardid.train.checkpoint import load_latest, restore_rng, rng_state, save_checkpoint
-from cardid.train.common import LoopConfig, evaluate_embedder
+from cardid.train.checkpoint import load_latest, save_checkpoint
+from cardid.train.common import (
+    Cadence,
+    Throughput,
+    batches_after_resume,
+    evaluate_embedder,
+    finish_run,
+    is_better,
+    no_best,
+    training_state,
+)
+from cardid.train.configs import (
+    PhaseConfig,
+    TeacherConfig,
+)
 from cardid.train.data import StepBatches, load_training_data
-from cardid.train.distributed import Dist, run_distributed
-from cardid.train.logs import open_run, plot_curves
+from cardid.train.distributed import Dist, check_in_sync, run_distributed
+from cardid.train.ema import EMA
+from cardid.train.logs import open_run
 from cardid.train.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
-
-
-# ----------------------------------------------------------------------------- config
-class ModelConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    backbone: str = "dinov3"
-    source: str | None = None  # hub id or local directory (dinov3 default: facebook/dinov3-vitl16-…)
-    revision: str | None = None
-    pretrained: bool = True
-    backbone_kwargs: dict[str, Any] = {}  # e.g. {stage: 2} for opennsfw / efficientnet-lite0
-    # ViTs: cls | cls+mean; convolutional backbones: avg | gem | gridCxR | gem+gridCxR
-    pooling: str = "cls"
-    embed_dim: int = 768
-    proj_hidden: int | None = None  # default: the backbone width (1024 for ViT-L → 1024 → 768)
-    proj_norm: Literal["batchnorm", "layernorm"] | None = None  # standardise pooled features first
-    dropout: float = 0.1
-    preprocess: str | dict = "square224"
-
-    def contract(self) -> Preprocess:
-        """The run's contract: size and policy from ``preprocess``, pixel normalisation from the
-        backbone when its pretrained weights expect their own (open_nsfw: BGR, 0–255, mean)."""
-        pre = (
-            get_preset(self.preprocess)
-            if isinstance(self.preprocess, str)
-            else Preprocess.from_dict(self.preprocess)
-        )
-        return fit_preprocess(pre, self.backbone)
-
-
-class HeadConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    margin: float = 0.5
-    scale: float = 64.0
-    subcenters: int = Field(1, ge=1)  # > 1: sub-center ArcFace
-
-
-class PhaseConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    steps: int = Field(100, ge=0)
-    lr: float = 1e-3  # projection + margin head
-    backbone_lr: float = 0.0  # > 0 with unfreeze_last_n > 0: phase 2
-    unfreeze_last_n: int = 0
-    warmup_steps: int = 10
-
-
-class TeacherConfig(LoopConfig):
-    """``cardid train teacher`` settings; saved as ``config.yaml`` beside the model."""
-
-    model: ModelConfig = ModelConfig()
-    head: HeadConfig = HeadConfig()
-    phase1: PhaseConfig = PhaseConfig(steps=500, lr=1e-3)
-    phase2: PhaseConfig = PhaseConfig(steps=1000, lr=1e-4, backbone_lr=1e-5, unfreeze_last_n=4)
-    ema_decay: float | None = None
-    out_dir: str = "runs/teacher"
-
-    @property
-    def total_steps(self) -> int:
-        return self.phase1.steps + self.phase2.steps
-
-
-#: Named starting points (a YAML config and --set overrides go on top, see configs/).
-TEACHER_PRESETS: dict[str, dict[str, Any]] = {
-    # trains in well under a minute on 2 CPU cores (demo, tests): a tiny random-init DINOv3 at 64 px.
-    # A backbone trained from scratch learns nothing while frozen, so phase 2 unfreezes every block.
-    "tiny": {
-        "model": {"backbone": "dinov3-tiny", "preprocess": "tiny64", "embed_dim": 64},
-        "head": {"margin": 0.2, "scale": 16.0},
-        "phase1": {"steps": 30, "lr": 1e-3, "warmup_steps": 5},
-        "phase2": {"steps": 90, "lr": 2e-3, "backbone_lr": 2e-3, "unfreeze_last_n": 99, "warmup_steps": 5},
-        "batch_size": 32,
-        "eval_every": 60,
-        "checkpoint_every": 30,
-        "log_every": 10,
-        "data": {"workers": 0, "val_views": 2},
-    },
-    "vitl16": {},  # the class defaults: the spec's DINOv3 ViT-L/16 teacher
-}
-
-
-def teacher_preset(name: str) -> dict[str, Any]:
-    if name not in TEACHER_PRESETS:
-        raise CardIDError(f"unknown teacher preset {name!r} (known: {', '.join(TEACHER_PRESETS)})")
-    return copy.deepcopy(TEACHER_PRESETS[name])
 
 
 # ----------------------------------------------------------------------------- build
@@ -185,23 +111,6 @@ def configure_phase(teacher: Teacher, phase: PhaseConfig, weight_decay: float) -
     return groups
 
 
-class EMA:
-    """Exponential moving average of the embedder's weights (used for evaluation and export)."""
-
-    def __init__(self, model: EmbeddingModel, decay: float):
-        self.decay, self.model = decay, copy.deepcopy(model).eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: EmbeddingModel) -> None:
-        for e, p in zip(self.model.state_dict().values(), model.state_dict().values(), strict=True):
-            if e.dtype.is_floating_point:
-                e.lerp_(p, 1 - self.decay)
-            else:
-                e.copy_(p)
-
-
 # ----------------------------------------------------------------------------- loop
 def train_teacher(cfg: TeacherConfig) -> dict[str, Any]:
     """Train (or resume) a teacher; returns the final metrics. Rank 0 writes every output."""
@@ -222,10 +131,11 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
     thresholds = cfg.collapse_thresholds
     phases = [cfg.phase1, cfg.phase2]
     bounds = [cfg.phase1.steps, cfg.total_steps]
+    cadence = Cadence(cfg, ends=bounds)
 
     # ---- resume
     state = load_latest(ckpt_dir, fp, cfg.restart_if_unreadable)
-    start, best = 0, {"recall@1": -1.0, "step": -1}
+    start, best = 0, no_best()
     ema = EMA(teacher.embedder, cfg.ema_decay) if cfg.ema_decay else None
     if state:
         teacher.load_state_dict(state["model"])
@@ -260,12 +170,8 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
     epoch_size = data.num_items if data.mode == "folder" else len(classes)
     phase_idx, model, opt, sched = -1, None, None, None
     metrics: dict[str, Any] = {}
-    t0, seen = time.perf_counter(), 0
-    step = start
-    batches = iter(loader)  # creating the iterator may draw from the global RNG: do it before restoring it
-    if state:
-        restore_rng(state, d.device)
-    for step, (x, y) in enumerate(batches, start=start):
+    speed = Throughput()
+    for step, (x, y) in enumerate(batches_after_resume(loader, state, d.device), start=start):
         # ---- phase switch: decide trainable parameters on the plain module, then wrap
         p_idx = 0 if step < bounds[0] else 1
         if p_idx != phase_idx:
@@ -301,11 +207,10 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
         sched.step()
         if ema:
             ema.update(teacher.embedder)
-        seen += x.shape[0] * d.world
+        speed.add(x.shape[0] * d.world)
         done = step + 1
 
-        if done % cfg.log_every == 0 or done == cfg.total_steps:
-            dt = time.perf_counter() - t0
+        if cadence.log(done):
             acc = (cos.argmax(1) == y).float().mean().item()
             rec = {
                 "step": done,
@@ -314,7 +219,7 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
                 "acc": round(acc, 4),
                 "lr": opt.param_groups[0]["lr"],
                 "grad_norm": round(float(gnorm), 4),
-                "img_s": round(seen / max(dt, 1e-9), 1),
+                "img_s": speed.take(),
                 "global_batch": cfg.batch_size,
                 "epoch": round(done * cfg.batch_size / epoch_size, 3),
             }
@@ -330,10 +235,8 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
                     rec["img_s"],
                     cfg.batch_size,
                 )
-            t0, seen = time.perf_counter(), 0
 
-        boundary = done in bounds
-        if done % cfg.eval_every == 0 or boundary:
+        if cadence.eval(done):
             if d.main:
                 eval_model = ema.model if ema else teacher.embedder
                 metrics, _ = evaluate_embedder(
@@ -351,11 +254,8 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
                     metrics["mean_offdiag_cos"],
                     metrics["effective_rank"],
                 )
-                t0 = time.perf_counter()  # evaluation time is not training throughput
-                # ties go to the later, longer-trained model (simulated val saturates with
-                # pretrained backbones); the tie-break is mAP@R
-                key = (metrics["recall@1"], metrics["map@r"])
-                if key >= (best["recall@1"], best.get("metrics", {}).get("map@r", -1.0)):
+                speed.restart()  # evaluation time is not training throughput
+                if is_better(metrics, best):
                     best = {"recall@1": metrics["recall@1"], "step": done, "metrics": metrics}
                     save_model_dir(
                         eval_model,
@@ -370,26 +270,14 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
                         complete=False,
                     )
             d.barrier()
-        if done % cfg.checkpoint_every == 0 or boundary:
+        if cadence.checkpoint(done):
             if d.main:
-                save_checkpoint(
-                    ckpt_dir,
-                    done,
-                    {
-                        "model": teacher.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "step": done,
-                        "phase": phase_idx,
-                        **rng_state(d.device),
-                        "ema": ema.model.state_dict() if ema else None,
-                        "best": best,
-                        "fingerprint": fp,
-                    },
-                )
+                parts = {"model": teacher.state_dict(), "phase": phase_idx}
+                parts["ema"] = ema.model.state_dict() if ema else None
+                save_checkpoint(ckpt_dir, done, training_state(done, opt, sched, best, fp, d.device, **parts))
             d.barrier()
 
-    sync = _check_sync(teacher, d)
+    sync = check_in_sync(teacher, d)
     result = {
         "best": best,
         "final": metrics,
@@ -400,26 +288,5 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
         "rank_fingerprints": sync,  # one per process: equal when the ranks (margin head included) agree
     }
     if d.main:
-        if (out / MODEL_JSON).is_file():  # the run finished: the best teacher is final now
-            mark_complete(out)
-        write_json_atomic(out / "metrics.json", result)
-        plot_curves(out / "train_log.jsonl", out / "curves.png")
+        finish_run(out, result, [out])
     return result
-
-
-def _check_sync(teacher: Teacher, d: Dist) -> list[float]:
-    """Under DDP every rank must end with identical weights (the margin head included): each
-    rank's position-weighted parameter sum, gathered (one per rank; recorded, so a reader can
-    compare them too); differing ones stop the run."""
-    vec = torch.cat([p.detach().double().flatten() for p in teacher.parameters()]).to(d.device)
-    fp = (vec * torch.linspace(1.0, 2.0, len(vec), dtype=torch.float64, device=d.device)).sum().reshape(1)
-    if not d.enabled:
-        return [float(fp.item())]
-    import torch.distributed as dist
-
-    every = [torch.zeros_like(fp) for _ in range(d.world)]
-    dist.all_gather(every, fp)
-    out = [float(x.item()) for x in every]
-    if len(set(out)) != 1:
-        raise RuntimeError(f"DDP ranks diverged: parameter fingerprints {out}")
-    return out
