@@ -42,7 +42,8 @@ from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB
 from cardid.embed import load_embedder
 from cardid.eval.outcomes import evaluate_photo_set, load_photo_rows, summarise
-from cardid.io import load_rgb, read_csv_rows, read_json, write_bytes_atomic
+from cardid.images import load_rgb
+from cardid.io import read_csv_rows, read_json, write_bytes_atomic
 from cardid.progress import progress
 from cardid.recognize import Recognizer, make_detector
 from cardid.synth.cards import render_stand_in

@@ -29,10 +29,10 @@ def rss_mib() -> float:
 
 
 def search_bench(rows: int, dim: int, n: int, emb: np.ndarray | None = None) -> dict:
-    from cardid.db.store import _usearch
+    from cardid.db.store import usearch_index
     from cardid.search import topk_cosine
 
-    Index = _usearch()  # imports onnxruntime first (see cardid.db.store)
+    Index = usearch_index()  # imports onnxruntime first (see cardid.db.store)
 
     rng = np.random.default_rng(0)
     g = emb if emb is not None else rng.normal(size=(rows, dim)).astype(np.float32)
@@ -81,7 +81,7 @@ def end_to_end(db_dir: str, model: str, crop: str, n: int) -> dict:
     from cardid.db.match import MatchConfig, Matcher
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
-    from cardid.io import load_rgb
+    from cardid.images import load_rgb
 
     t = time.perf_counter()
     emb = load_embedder(model, "cpu")

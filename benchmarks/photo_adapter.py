@@ -48,7 +48,7 @@ def main() -> None:
     from cardid.embed import load_embedder
     from cardid.embed.adapter import recall_at
     from cardid.eval.folds import card_folds, require_disjoint
-    from cardid.io import load_rgb
+    from cardid.images import load_rgb
 
     report = json.loads((args.report / "report.json").read_text())
     emb = load_embedder(args.model, "cpu")

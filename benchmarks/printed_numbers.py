@@ -29,7 +29,8 @@ from cardid.detect.rectify import rectify, refine_corners
 from cardid.embed import load_embedder
 from cardid.eval.outcomes import load_photo_rows
 from cardid.eval.printings import evaluate_reprints, pct
-from cardid.io import load_rgb, read_csv_rows, read_json
+from cardid.images import load_rgb
+from cardid.io import read_csv_rows, read_json
 from cardid.printing.number import parse_number
 from cardid.printing.ocr import engine_info, layout_of, read_printed, tesseract_available
 from cardid.progress import progress

@@ -29,7 +29,8 @@ from cardid.embed import load_embedder
 from cardid.eval.hardsets import build_hard_sets
 from cardid.eval.queries import load_queries
 from cardid.eval.real import build_real_db
-from cardid.io import load_rgb, write_bytes_atomic, write_json_atomic
+from cardid.images import load_rgb
+from cardid.io import write_bytes_atomic, write_json_atomic
 from cardid.search import topk_cosine
 
 ROOT = Path(__file__).resolve().parents[1]

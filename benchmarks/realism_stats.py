@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cardid.io import load_rgb
+from cardid.images import load_rgb
 from cardid.synth.photo import PRESETS, prepare_scan, render_crop
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata"

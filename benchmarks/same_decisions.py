@@ -36,7 +36,7 @@ def _strip_timings(x):
 def record(args) -> None:
     from cardid.data.photoset import load_photo_set
     from cardid.db.match import MatchConfig
-    from cardid.io import load_rgb
+    from cardid.images import load_rgb
     from cardid.recognize import Recognizer
 
     photos = load_photo_set(args.photos).sample(args.limit, seed=0)

@@ -23,7 +23,7 @@ import numpy as np
 from common import machine, write_results
 
 from cardid.catalog.records import Catalog
-from cardid.io import save_rgb
+from cardid.images import save_rgb
 from cardid.progress import progress
 from cardid.synth.photo import photo_preset, prepare_scan, render_scene
 

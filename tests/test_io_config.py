@@ -5,7 +5,8 @@ from PIL import Image
 from cardid.config import load_config, parse_overrides, save_config
 from cardid.data.layout import EmbeddingDataConfig
 from cardid.errors import CardIDError, ImageError
-from cardid.io import atomic_dir, load_rgb, write_json_atomic
+from cardid.images import load_rgb
+from cardid.io import atomic_dir, write_json_atomic
 
 
 def test_load_rgb_names_a_corrupt_or_missing_file(tmp_path):

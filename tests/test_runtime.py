@@ -14,7 +14,7 @@ pytest.importorskip("fastapi")
 SCRIPT = """
 import io, json, sys
 from PIL import Image
-from cardid.io import load_rgb
+from cardid.images import load_rgb
 from cardid.recognize import Recognizer
 from cardid.serve import create_app
 from fastapi.testclient import TestClient

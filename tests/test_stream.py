@@ -216,7 +216,7 @@ def test_pictures_are_never_taken_for_photos(setup, tmp_path):
 def test_phone_formats_are_read_in_folders_and_junk_is_skipped(setup, tmp_path):
     from PIL import Image
 
-    from cardid.io import heif_support, load_rgb
+    from cardid.images import heif_support, load_rgb
 
     model, db, photos = setup
     assert heif_support()  # pi-heif is in the lock (the heic extra)
@@ -245,7 +245,7 @@ def test_phone_formats_are_read_in_folders_and_junk_is_skipped(setup, tmp_path):
 
 def test_a_heic_without_its_decoder_says_which_extra_reads_it(tmp_path, monkeypatch):
 
-    import cardid.io as io_mod
+    import cardid.images as io_mod
     from cardid.errors import ImageError
 
     heic = tmp_path / "IMG_0001.HEIC"

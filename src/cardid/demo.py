@@ -321,7 +321,7 @@ def demo_photos(out: Path, cat: Catalog, model: Path, detector: str, seed: int =
     """Simulated photos of cards laid out on a table (one card not in the DB) and of an empty table,
     recognised end to end."""
     from cardid.db.store import CardDB
-    from cardid.io import save_rgb
+    from cardid.images import save_rgb
     from cardid.recognize import Recognizer, annotate
     from cardid.synth.photo import photo_preset, prepare_scan, render_scene
 
@@ -388,7 +388,8 @@ def demo_recognition(out: Path, cat: Catalog, model_dir: Path, seed: int = 0, n_
     from cardid.db.calibrate import calibrate_db, synthetic_queries
     from cardid.db.store import CardDB
     from cardid.eval.real import render_html
-    from cardid.io import save_rgb, write_bytes_atomic
+    from cardid.images import save_rgb
+    from cardid.io import write_bytes_atomic
     from cardid.recognize import Recognizer, prepare_pictures_dir, recognize_files, save_decision_png
 
     ids = cat.ids

@@ -17,7 +17,7 @@ explicit opt-in and ``"crop"`` (centre crop after resizing the short side) for n
 Pixel pipeline (exactly, in this order)
 ---------------------------------------
 1. input: RGB uint8 (H, W, 3). PIL images are converted with transparency composited onto
-   :data:`cardid.io.CARD_BACKGROUND_RGB`.
+   :data:`cardid.images.CARD_BACKGROUND_RGB`.
 2. geometry: ``cv2.resize`` with ``INTER_AREA`` when shrinking and ``INTER_LINEAR`` when
    enlarging (per axis scale < 1 → area), then pad/crop per ``resize``.
 3. values: ``x / input_scale``, then ``(x - mean) / std`` per channel (``mean``/``std`` are always
@@ -206,7 +206,7 @@ class Preprocess:
 def as_rgb_uint8(img: np.ndarray | Image.Image) -> np.ndarray:
     """Accept a PIL image or an RGB uint8 array; anything else is an error, not a silent cast."""
     if isinstance(img, Image.Image):
-        from cardid.io import composite_rgba
+        from cardid.images import composite_rgba
 
         return np.asarray(composite_rgba(img), dtype=np.uint8)
     arr = np.asarray(img)

@@ -5,7 +5,7 @@ from tests.conftest import realdata
 from cardid.catalog import Catalog, card_file_stem, card_id_from_stem
 from cardid.catalog.folder import catalog_from_folder
 from cardid.errors import CatalogError
-from cardid.io import save_rgb
+from cardid.images import save_rgb
 
 
 def scans(folder, names):

@@ -6,7 +6,7 @@ import pytest
 from cardid.catalog import Catalog, ClassIndex, card_file_stem
 from cardid.data.layout import EmbeddingDataConfig, read_split, write_embedding_dataset
 from cardid.errors import CatalogError, ImageError
-from cardid.io import load_rgb
+from cardid.images import load_rgb
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from cardid.db.match import Matcher
 from cardid.db.store import CardDB
 from cardid.embed import load_embedder
 from cardid.errors import DBError
-from cardid.io import save_rgb
+from cardid.images import save_rgb
 from cardid.synth.cards import synth_cards
 
 

@@ -126,9 +126,9 @@ def _bad_offsets(root):
 
 
 def _index_other_dim(root):
-    from cardid.db.store import _usearch
+    from cardid.db.store import usearch_index
 
-    idx = _usearch()(ndim=16, metric="cos")
+    idx = usearch_index()(ndim=16, metric="cos")
     n = json.loads((root / META).read_text())["count"]
     idx.add(np.arange(n), np.random.default_rng(0).normal(size=(n, 16)).astype(np.float32))
     idx.save(str(root / INDEX))
@@ -252,11 +252,11 @@ def test_gallery_features_in_threads_match_serial_and_keep_order(catalog):
         np.testing.assert_array_equal(a, b)
 
 
-def test_usearch_then_onnxruntime_does_not_crash():
+def testusearch_index_then_onnxruntime_does_not_crash():
     """onnxruntime segfaults when imported after usearch's native module; the DB imports it first."""
     import subprocess
     import sys
 
-    code = "from cardid.db.store import _usearch; _usearch(); import onnxruntime; print('ok')"
+    code = "from cardid.db.store import usearch_index; usearch_index(); import onnxruntime; print('ok')"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-500:]

@@ -170,7 +170,7 @@ def test_recognizer_says_no_card_and_names_detected_cards(tmp_path, scan):
     from cardid.catalog.records import CardRecord, Catalog
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
-    from cardid.io import save_rgb
+    from cardid.images import save_rgb
     from cardid.recognize import Recognizer, annotate
 
     save_rgb(tmp_path / "x-1.png", scan)
@@ -270,7 +270,7 @@ def test_importing_the_detector_keeps_corrupt_images_a_clear_error(tmp_path):
     pytest.importorskip("ultralytics")
     from cardid.detect.yolo import _ultralytics
     from cardid.errors import ImageError
-    from cardid.io import load_rgb
+    from cardid.images import load_rgb
 
     _ultralytics()
     bad = tmp_path / "bad.jpg"
@@ -295,7 +295,7 @@ def test_whole_image_fallback_engages_only_when_nothing_is_found(tmp_path, scan)
     from cardid.db.store import CardDB
     from cardid.detect import Detection
     from cardid.embed import load_embedder
-    from cardid.io import save_rgb
+    from cardid.images import save_rgb
     from cardid.recognize import Recognizer
 
     save_rgb(tmp_path / "x-1.png", scan)
@@ -328,7 +328,7 @@ def test_whole_image_fallback_engages_only_when_nothing_is_found(tmp_path, scan)
 
 def test_detection_dataset_mixes_real_photos_by_photo_and_holds_20_percent_out(tmp_path):
     from cardid.data.detection import real_split
-    from cardid.io import save_rgb
+    from cardid.images import save_rgb
 
     real = tmp_path / "real" / "train"
     real.mkdir(parents=True)

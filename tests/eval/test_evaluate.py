@@ -11,7 +11,7 @@ from cardid.errors import CardIDError
 from cardid.eval.baselines import phash_vectors
 from cardid.eval.evaluate import evaluate
 from cardid.eval.queries import load_queries
-from cardid.io import save_rgb
+from cardid.images import save_rgb
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import numpy as np
 
 from cardid.eval.hardsets import build_hard_sets, sloppy_crop
 from cardid.eval.queries import load_queries
-from cardid.io import load_rgb, save_rgb
+from cardid.images import load_rgb, save_rgb
 
 
 def test_hard_sets_are_seeded_reproducible_and_within_bounds(tmp_path, synth_catalog):

@@ -9,7 +9,7 @@ from tests.eval.test_real import _mini_realdata
 from cardid.cli import main
 from cardid.eval.outcomes import note_groups, photo_outcome
 from cardid.eval.photos import threshold_transfer
-from cardid.io import save_rgb
+from cardid.images import save_rgb
 from cardid.synth.photo import background
 
 

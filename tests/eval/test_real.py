@@ -5,7 +5,7 @@ from tests.conftest import make_tiny_model
 
 from cardid.cli import main
 from cardid.db.calibrate import synthetic_queries
-from cardid.io import save_rgb
+from cardid.images import save_rgb
 from cardid.synth.cards import synth_cards
 
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from cardid.errors import ImageError
-from cardid.io import load_rgb
+from cardid.images import load_rgb
 
 
 def _card(h=60, w=40):

@@ -16,7 +16,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from cardid.catalog.records import Catalog
-from cardid.io import inside, max_pixels, pil_open, write_bytes_atomic, write_json_atomic
+from cardid.images import max_pixels, pil_open
+from cardid.io import inside, write_bytes_atomic, write_json_atomic
 
 FAILURES_FILE = "download_failures.json"
 USER_AGENT = "cardid-downloader/0.1 (+https://github.com/cardid)"

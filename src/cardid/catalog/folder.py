@@ -7,7 +7,8 @@ from pathlib import Path
 from cardid.catalog.pokemontcg import read_pokemontcg
 from cardid.catalog.records import CardRecord, Catalog, card_id_from_stem
 from cardid.errors import CardIDError, CatalogError
-from cardid.io import IMAGE_EXTENSIONS, read_csv_rows
+from cardid.images import IMAGE_EXTENSIONS
+from cardid.io import read_csv_rows
 
 
 def _csv_metadata(path: Path) -> dict[str, dict]:

@@ -16,7 +16,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cardid.errors import CatalogError
-from cardid.io import load_rgb, read_json, write_json_atomic
+from cardid.images import load_rgb
+from cardid.io import read_json, write_json_atomic
 
 METADATA_FILE = "card_metadata.json"
 CLASS_INDEX_FILE = "class_index.json"

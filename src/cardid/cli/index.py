@@ -50,12 +50,12 @@ def build_cmd(
             emb,
             cat,
             out_dir,
-            dtype,
-            VerifyConfig() if verify else None,
-            overwrite,
-            workers,
-            advance,
-            skip_missing,
+            dtype=dtype,
+            verify=VerifyConfig() if verify else None,
+            overwrite=overwrite,
+            workers=workers,
+            progress=advance,
+            skip_missing=skip_missing,
         )
     skipped = db.meta.get("skipped_missing") or []
     if skipped:
@@ -99,7 +99,7 @@ def add_cmd(
     cat = Catalog.open(catalog)
     verify = card_db.features is not None
     with progress(len(cat) * (2 if verify else 1), "adding") as advance:
-        new = card_db.add(emb, cat, workers, advance)
+        new = card_db.add(emb, cat, workers=workers, progress=advance)
     out.print(f"[green]DB[/] {db}: {len(card_db)} → {len(new)} cards")
     if new.calibration:
         out.print(
@@ -118,7 +118,7 @@ def search_cmd(
     """Nearest gallery cards by embedding alone (no verification, no decision)."""
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
-    from cardid.io import load_rgb
+    from cardid.images import load_rgb
 
     emb = load_embedder(model)
     card_db = CardDB.load(db, emb)
@@ -166,7 +166,7 @@ def adapt_cmd(
     from cardid.embed import load_embedder
     from cardid.eval.folds import card_folds
     from cardid.eval.outcomes import photo_outcome
-    from cardid.io import load_rgb
+    from cardid.images import load_rgb
     from cardid.progress import progress
     from cardid.recognize import Recognizer, make_detector
 
@@ -251,7 +251,7 @@ def calibrate_cmd(
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
     from cardid.eval.queries import load_queries
-    from cardid.io import load_rgb
+    from cardid.images import load_rgb
     from cardid.progress import progress
 
     emb = load_embedder(model)

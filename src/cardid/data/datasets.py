@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from cardid.catalog.records import Catalog
 from cardid.data.layout import read_split
-from cardid.io import load_rgb
+from cardid.images import load_rgb
 from cardid.preprocess import Preprocess
 from cardid.synth.photo import PRESETS, PhotoSimConfig
 from cardid.synth.views import ViewRenderer

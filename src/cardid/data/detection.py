@@ -28,7 +28,8 @@ import yaml
 from cardid.catalog.records import Catalog
 from cardid.detect.geometry import order_corners
 from cardid.errors import CardIDError
-from cardid.io import atomic_dir, load_rgb, save_rgb, write_bytes_atomic, write_json_atomic
+from cardid.images import load_rgb, save_rgb
+from cardid.io import atomic_dir, write_bytes_atomic, write_json_atomic
 from cardid.synth.objects import DISTRACTORS, distractor
 from cardid.synth.photo import photo_preset, prepare_scan, render_scene
 

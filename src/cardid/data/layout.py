@@ -24,7 +24,8 @@ from cardid import __version__
 from cardid.catalog.records import CLASS_INDEX_FILE, Catalog, ClassIndex, card_file_stem
 from cardid.config import save_config
 from cardid.errors import CatalogError
-from cardid.io import atomic_dir, save_rgb, write_json_atomic
+from cardid.images import save_rgb
+from cardid.io import atomic_dir, write_json_atomic
 from cardid.synth.photo import PhotoSimConfig
 from cardid.synth.views import ViewRenderer
 
@@ -119,7 +120,7 @@ def write_embedding_dataset(
 def read_split(root: str | Path, split: str) -> tuple[list[tuple[Path, int]], ClassIndex]:
     """List ``(image path, class index)`` for a split, checked against ``class_index.json``."""
     from cardid.catalog.records import card_id_from_stem
-    from cardid.io import IMAGE_EXTENSIONS
+    from cardid.images import IMAGE_EXTENSIONS
 
     root = Path(root)
     index = ClassIndex.load(root / CLASS_INDEX_FILE)

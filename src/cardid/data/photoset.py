@@ -117,7 +117,7 @@ def _reads_as_image(path: Path) -> bool:
     """Whether the file's header reads as an image (cheap: nothing is decoded)."""
     from PIL import UnidentifiedImageError
 
-    from cardid.io import heif_support, pil_open
+    from cardid.images import heif_support, pil_open
 
     heif_support()
     try:

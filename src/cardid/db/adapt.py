@@ -18,7 +18,7 @@ from cardid.detect.rectify import rectify
 from cardid.embed import Embedder
 from cardid.embed.adapter import QueryAdapter, choose_lambda, fit_adapter, recall_at
 from cardid.errors import CardIDError
-from cardid.io import load_rgb
+from cardid.images import load_rgb
 
 
 def widest_card(record: dict) -> tuple[list, float] | None:

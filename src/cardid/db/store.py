@@ -11,9 +11,7 @@ under a temporary name and renames it into place, so a failed build or add leave
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import functools
-from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,22 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from cardid import __version__
 from cardid.catalog.records import CardRecord, Catalog, name_key
 from cardid.db.verify import GalleryFeatures, VerifyConfig
 from cardid.embed import Embedder
 from cardid.errors import CardIDError, DBError
 from cardid.io import (
-    atomic_dir,
-    check_output,
     inside,
-    is_cardid_dir,
     read_json,
     recover_dir,
     sha256_file,
     write_bytes_atomic,
     write_json_atomic,
-    write_marker,
 )
 from cardid.preprocess import Preprocess
 from cardid.search import topk_cosine
@@ -63,7 +56,7 @@ class Hit:
     record: CardRecord
 
 
-def _usearch():
+def usearch_index():
     # onnxruntime 1.32 segfaults when imported *after* usearch 2.26's native module (seen on
     # Linux x86-64; the other order is fine), and ONNX embedders load lazily: import it first.
     with contextlib.suppress(ImportError):
@@ -73,26 +66,6 @@ def _usearch():
     except ImportError as e:  # pragma: no cover - usearch is a core dependency
         raise CardIDError("the reference DB needs `usearch` (pip install usearch)") from e
     return Index
-
-
-def _build_index(emb: np.ndarray, dtype: str, start: int = 0, index=None):
-    Index = _usearch()
-    if index is None:
-        index = Index(ndim=emb.shape[1], metric="cos", dtype=dtype)
-    if len(emb):
-        index.add(np.arange(start, start + len(emb), dtype=np.uint64), emb, threads=0)
-    return index
-
-
-def embed_catalog(
-    embedder: Embedder, catalog: Catalog, ids: Sequence[str], workers: int, progress: Callable | None
-) -> np.ndarray:
-    emb = embedder.embed(list(ids), load=catalog.load_image, workers=workers, progress=progress)
-    emb = np.ascontiguousarray(emb, dtype=np.float32)
-    norms = np.linalg.norm(emb, axis=1)
-    if not np.all(np.isfinite(emb)) or np.any(np.abs(norms - 1) > 1e-3):
-        raise DBError("the embedder returned non-finite or non-unit vectors; refusing to build a DB")
-    return emb
 
 
 class CardDB:
@@ -146,129 +119,21 @@ class CardDB:
 
     # ------------------------------------------------------------------ build / add
     @classmethod
-    def build(
-        cls,
-        embedder: Embedder,
-        catalog: Catalog,
-        out: str | Path,
-        dtype: str = "f32",
-        verify: VerifyConfig | None = VerifyConfig(),
-        overwrite: bool = False,
-        workers: int = 0,
-        progress: Callable[[int], None] | None = None,
-        skip_missing: bool = False,
-    ) -> CardDB:
-        """Embed every scan of ``catalog`` with ``embedder`` and write a DB directory at ``out``.
+    def build(cls, embedder: Embedder, catalog: Catalog, out: str | Path, **options: Any) -> CardDB:
+        """Embed every scan of ``catalog`` and write a DB at ``out``: :func:`cardid.db.build.build_db`."""
+        from cardid.db.build import build_db
 
-        ``progress`` is advanced once per image embedded and once per image whose verification
-        features are computed (2 × N in all when ``verify`` is set). A card without a scan is an
-        error, unless ``skip_missing``: then it is left out and listed in ``db.json``
-        (``skipped_missing``), so a later ``add`` can bring it in."""
-        if dtype not in DTYPES:
-            raise DBError(f"unknown index dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
-        if len(catalog) == 0:
-            raise DBError("the catalog is empty; nothing to index")
-        skipped = catalog.missing_images() if skip_missing else []
-        if skipped:
-            if len(skipped) == len(catalog):
-                raise DBError(
-                    f"none of the {len(catalog)} cards of {catalog.root} has a scan; nothing to index"
-                )
-            gone = set(skipped)
-            catalog = catalog.subset([c for c in catalog.ids if c not in gone])
-        catalog.require_images()
-        protect = catalog.image_dirs()
-        check_output(out, overwrite, "db", protect)  # before the long part, not after it
-        ids = list(catalog.ids)
-        emb = embed_catalog(embedder, catalog, ids, workers, progress)
-        feats = (
-            GalleryFeatures.compute(ids, verify, progress, catalog.load_image, workers) if verify else None
-        )
-        meta = {
-            "format": DB_FORMAT,
-            "model": dict(embedder.info, identity=embedder.identity),
-            "preprocess": embedder.preprocess.to_dict(),
-            "preprocess_fingerprint": embedder.preprocess.fingerprint(),
-            "dim": int(embedder.dim),
-            "count": len(ids),
-            "dtype": dtype,
-            "metric": "cos",
-            "verification": verify.to_dict() if verify else None,
-            "calibration": None,
-            "catalog": str(catalog.root.resolve()),
-            "catalogs": [_catalog_ref(catalog.root, out)],
-            "skipped_missing": skipped,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "cardid_version": __version__,
-        }
-        with atomic_dir(out, overwrite=overwrite, kind="db", protect=protect) as tmp:
-            cls._write(tmp, meta, emb, ids, [catalog[c] for c in ids], _build_index(emb, dtype), feats)
-        return cls.load(out)
+        return build_db(embedder, catalog, out, **options)
 
-    @staticmethod
-    def _write(root: Path, meta, emb, ids, records, index, feats: GalleryFeatures | None) -> None:
-        np.save(root / EMBEDDINGS, emb)
-        index.save(str(root / INDEX))
-        write_json_atomic(root / IDS, ids)
-        recs = []
-        for r in records:
-            d = r.model_dump(exclude_none=True)
-            d.pop("image_file", None)  # the DB does not depend on where the scans were
-            recs.append(d)
-        write_json_atomic(root / METADATA, recs)
-        if feats is not None:
-            feats.save(root / FEATURES)
-        # every file a decision depends on is hashed: metadata (a renamed card) and the
-        # verification features (zeroed descriptors) included
-        names = [EMBEDDINGS, INDEX, IDS, METADATA]
-        if feats is not None:
-            names += [f"{FEATURES}/{n}" for n in feats.files()]
-        meta = dict(meta, count=len(ids), files={n: sha256_file(root / n) for n in names})
-        write_json_atomic(root / META, meta)
+    def add(self, embedder: Embedder, catalog: Catalog, **options: Any) -> CardDB:
+        """Append the cards of ``catalog`` without re-embedding the others: :func:`cardid.db.build.add_cards`."""
+        from cardid.db.build import add_cards
 
-    def add(
-        self,
-        embedder: Embedder,
-        catalog: Catalog,
-        workers: int = 0,
-        progress: Callable[[int], None] | None = None,
-    ) -> CardDB:
-        """Append the cards of ``catalog`` (e.g. a new set) without re-embedding the others.
+        return add_cards(self, embedder, catalog, **options)
 
-        Cards already in the DB are an error (nothing is written). The new DB replaces the old one
-        only once it is complete."""
-        self.check_embedder(embedder)
-        new = list(catalog.ids)
-        clash = sorted(set(new) & set(self.ids))
-        if clash:
-            raise DBError(f"{len(clash)} card(s) already in the DB, e.g. {clash[:3]}; nothing added")
-        if not new:
-            raise DBError("no cards to add")
-        catalog.require_images()
-        emb = embed_catalog(embedder, catalog, new, workers, progress)
-        feats = self.features
-        cfg = self.verify_config
-        if cfg is not None:
-            added = GalleryFeatures.compute(new, cfg, progress, catalog.load_image, workers)
-            feats = _materialise(feats).concat(added)
-        index = _build_index(emb, self.meta["dtype"], start=len(self), index=self._loaded_index())
-        all_emb = np.concatenate([self.embeddings, emb])
-        records = [self.records[c] for c in self.ids] + [catalog[c] for c in new]
-        meta = dict(self.meta, modified=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-        refs = self.meta.get("catalogs") or [_catalog_ref(p, self.root) for p in self.catalog_sources()]
-        ref = _catalog_ref(catalog.root, self.root)  # where the added cards' scans are (thumbnails)
-        meta["catalogs"] = [*(r for r in refs if r.get("path") != ref["path"]), ref]
-        added = set(new)
-        meta["skipped_missing"] = [c for c in self.meta.get("skipped_missing") or [] if c not in added]
-        if not is_cardid_dir(self.root):  # a DB from before markers: it loaded, so it is ours
-            write_marker(self.root, "db")
-        with atomic_dir(self.root, overwrite=True, kind="db", protect=catalog.image_dirs()) as tmp:
-            self._write(tmp, meta, all_emb, self.ids + new, records, index, feats)
-        return CardDB.load(self.root)
-
-    def _loaded_index(self):
+    def writable_index(self):
         """A writable in-memory copy of the index (the loaded one may be a view of the file)."""
-        Index = _usearch()
+        Index = usearch_index()
         return Index.restore(str(self.root / INDEX), view=False)
 
     def catalog_sources(self) -> list[Path]:
@@ -393,7 +258,7 @@ class CardDB:
         if missing:
             raise DBError(f"reference DB {root}: {len(missing)} card(s) without metadata, e.g. {missing[:3]}")
         try:
-            index = _usearch().restore(str(root / INDEX), view=True)
+            index = usearch_index().restore(str(root / INDEX), view=True)
         except Exception as e:  # usearch raises RuntimeError/ValueError on a bad file
             raise DBError(f"reference DB {root}: {INDEX} is unreadable ({e})") from e
         if index is None or len(index) != count or index.ndim != dim:
@@ -467,16 +332,3 @@ def _check_meta(root: Path, meta: dict) -> None:
     for key in ("verification", "calibration"):
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             raise DBError(f"{root / META}: field {key!r} must be an object or null")
-
-
-def _catalog_ref(catalog_root: Path, db_root: str | Path) -> dict[str, str]:
-    """How ``db.json`` names a catalog: absolute, and relative to the DB folder."""
-    import os
-
-    path = Path(catalog_root).resolve()
-    return {"path": str(path), "relative": os.path.relpath(path, Path(db_root).resolve())}
-
-
-def _materialise(feats: GalleryFeatures | None) -> GalleryFeatures:
-    assert feats is not None
-    return feats.materialised()

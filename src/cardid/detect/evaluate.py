@@ -15,7 +15,7 @@ import numpy as np
 from cardid.detect import Detection
 from cardid.detect.geometry import box_iou
 from cardid.errors import CardIDError
-from cardid.io import IMAGE_EXTENSIONS, load_rgb
+from cardid.images import IMAGE_EXTENSIONS, load_rgb
 
 
 def yolo_boxes(label: Path, width: int, height: int) -> list[tuple[float, float, float, float]]:

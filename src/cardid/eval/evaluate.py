@@ -16,7 +16,7 @@ from cardid.embed import Embedder
 from cardid.eval.baselines import phash_vectors
 from cardid.eval.queries import QuerySet
 from cardid.eval.retrieval import collapse_diagnostics, loo_nn_accuracy, retrieval_metrics
-from cardid.io import load_rgb
+from cardid.images import load_rgb
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from cardid.catalog.records import Catalog
-from cardid.io import load_rgb, save_rgb
+from cardid.images import load_rgb, save_rgb
 from cardid.preprocess import CARD_ASPECT
 from cardid.synth.photo import photo_preset, prepare_scan, render_crop
 

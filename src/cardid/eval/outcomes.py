@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cardid.data.photoset import load_photo_set
-from cardid.io import load_rgb
+from cardid.images import load_rgb
 from cardid.recognize import Recognizer
 
 OUTCOMES = ("correct", "wrong", "ambiguous", "ambiguous_other", "unknown", "no_card")

@@ -38,7 +38,8 @@ from cardid.eval.refit import (
     fold_figures,
     printing_split,
 )
-from cardid.io import load_rgb, write_bytes_atomic, write_json_atomic
+from cardid.images import load_rgb
+from cardid.io import write_bytes_atomic, write_json_atomic
 from cardid.recognize import Recognizer, annotate, make_detector
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from cardid.catalog.records import Catalog, card_id_from_stem
 from cardid.data.photoset import load_photo_set
 from cardid.errors import CardIDError
-from cardid.io import IMAGE_EXTENSIONS
+from cardid.images import IMAGE_EXTENSIONS
 
 log = logging.getLogger(__name__)
 

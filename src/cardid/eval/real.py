@@ -29,7 +29,8 @@ from cardid.db.verify import extract, match
 from cardid.embed import Embedder, load_embedder
 from cardid.errors import CardIDError
 from cardid.eval.queries import load_queries
-from cardid.io import load_rgb, write_bytes_atomic, write_json_atomic
+from cardid.images import load_rgb
+from cardid.io import write_bytes_atomic, write_json_atomic
 
 
 def _recall(ranks: list[int | None], k: int) -> float:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardid.catalog.records import Catalog
-from cardid.io import save_rgb
+from cardid.images import save_rgb
 from cardid.recognize.inputs import prepare_pictures_dir, recognize_stream
 from cardid.recognize.recognizer import Recognizer
 from cardid.recognize.render import annotate, save_decision_png

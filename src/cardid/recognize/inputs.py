@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cardid.errors import CardIDError
-from cardid.io import load_rgb
+from cardid.images import load_rgb
 from cardid.recognize.recognizer import Recognizer
 from cardid.recognize.results import PhotoResult
 
@@ -28,7 +28,8 @@ PICTURES_KIND = "pictures"
 def _walk_photos(folder: Path, exclude: set[Path]) -> list[Path]:
     """Every photo under ``folder``, sorted: hidden files (macOS ``._*`` resource forks, ``.DS_Store``)
     and hidden folders skipped, and so is any folder of cardid's own pictures (``--show`` output)."""
-    from cardid.io import PHOTO_EXTENSIONS, marker_kind
+    from cardid.images import PHOTO_EXTENSIONS
+    from cardid.io import marker_kind
 
     out = []
     for root, dirs, files in os.walk(folder):

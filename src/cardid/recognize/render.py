@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from cardid.catalog.records import Catalog
-from cardid.io import save_rgb
+from cardid.images import save_rgb
 
 
 def _thumb(img: np.ndarray, h: int) -> np.ndarray:

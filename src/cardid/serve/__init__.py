@@ -12,7 +12,7 @@ on worker threads, off the event loop; at most ``queue`` requests wait or run at
 more is answered ``503`` at once rather than growing a backlog. A request takes its place in that
 queue only once its whole body has arrived, and a body has ``body_timeout`` seconds to arrive
 (``408``): clients that open uploads and send nothing hold no place. Uploads are capped while they
-stream (``413``) and decoded with the pixel limit of :func:`cardid.io.decode_rgb` (a bomb is
+stream (``413``) and decoded with the pixel limit of :func:`cardid.images.decode_rgb` (a bomb is
 ``400`` before it is decoded). ``/v1/live`` accepts browser pages of this server's own origin
 only, unless ``allow_origins`` names others.
 """

@@ -48,7 +48,7 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig(), db
 
     def work(data: bytes, name: str) -> "tuple[PhotoResult, dict]":
         """The photo's result and its JSON answer (with the photo's size)."""
-        from cardid.io import decode_rgb
+        from cardid.images import decode_rgb
 
         image = decode_rgb(data, name)
         with lock:

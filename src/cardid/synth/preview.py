@@ -9,7 +9,7 @@ import numpy as np
 
 from cardid.catalog.records import Catalog
 from cardid.errors import CatalogError
-from cardid.io import IMAGE_EXTENSIONS, load_rgb, save_rgb
+from cardid.images import IMAGE_EXTENSIONS, load_rgb, save_rgb
 from cardid.synth.photo import PRESETS, PhotoSimConfig, render_scene
 from cardid.synth.views import ViewRenderer
 

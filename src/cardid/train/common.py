@@ -18,7 +18,8 @@ from cardid.eval.retrieval import (
     loo_nn_accuracy,
     retrieval_metrics,
 )
-from cardid.io import load_rgb, write_json_atomic
+from cardid.images import load_rgb
+from cardid.io import write_json_atomic
 from cardid.models.artifact import MODEL_JSON, mark_complete
 from cardid.models.model import EmbeddingModel
 from cardid.preprocess import Preprocess
