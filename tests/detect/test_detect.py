@@ -88,7 +88,7 @@ def test_classical_finder_finds_a_card_and_nothing_on_an_empty_table(scan):
 def _listing_photo(scans, seed, size=(300, 225)):
     """A marketplace-style photo made on the fly: one card filling 55–85 % of the height, turned a
     little, in perspective, on a procedural background (wood, cloth, playmat…), JPEG."""
-    from cardid.synth.photo import background
+    from cardid.synth.surfaces import background
 
     rng = np.random.default_rng(seed)
     H, W = size
@@ -113,7 +113,7 @@ def _listing_photo(scans, seed, size=(300, 225)):
 def test_classical_finder_finds_the_card_in_small_listing_photos(tmp_path):
     from cardid.detect import Detection
     from cardid.detect.geometry import box_iou
-    from cardid.synth.photo import background
+    from cardid.synth.surfaces import background
 
     cat = synth_cards(tmp_path / "cat", n=4, seed=1, height=352, reprint_fraction=0)
     scans = [cat.load_image(c) for c in cat.ids]

@@ -10,7 +10,7 @@ from cardid.cli import main
 from cardid.eval.outcomes import note_groups, photo_outcome
 from cardid.eval.photos import threshold_transfer
 from cardid.images import save_rgb
-from cardid.synth.photo import background
+from cardid.synth.surfaces import background
 
 
 def _on_table(scan, seed, size=(300, 225)):

@@ -2,16 +2,14 @@ import cv2
 import numpy as np
 import pytest
 
+from cardid.synth.camera import Canvas, camera_effects, motion_blur
 from cardid.synth.photo import (
     PRESETS,
     PhotoSimConfig,
-    _Canvas,
-    camera_effects,
-    card_corners,
-    motion_blur,
     render_crop,
     render_scene,
 )
+from cardid.synth.pose import card_corners
 
 CFG = PRESETS["default"]
 
@@ -81,7 +79,7 @@ def test_no_large_hue_shift():
 
 def test_glare_saturates_instead_of_overflowing():
     img = np.full((120, 90, 3), 250, np.uint8)
-    canvas = _Canvas.new(img)
+    canvas = Canvas.new(img)
     canvas.gloss[:] = 1.0
     cfg = PhotoSimConfig(
         p_glare=1.0,

@@ -8,10 +8,16 @@ be the card, not the holder. Every drawing here is procedural (no image assets) 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
 from cardid.preprocess import CARD_ASPECT
+from cardid.synth.camera import Canvas
+
+if TYPE_CHECKING:
+    from cardid.synth.photo import PhotoSimConfig
 
 DISTRACTORS = ("card_back", "phone", "paper", "book")
 
@@ -132,3 +138,18 @@ def slab(rng: np.random.Generator, card: np.ndarray) -> tuple[np.ndarray, np.nda
     img[y0 : y0 + ch, mx : mx + cw] = card
     corners = np.array([[mx, y0], [mx + cw, y0], [mx + cw, y0 + ch], [mx, y0 + ch]], np.float32)
     return img, corners
+
+
+def draw_sleeve(rng, canvas: Canvas, corners: np.ndarray, cfg: PhotoSimConfig) -> None:
+    """Penny sleeve / top-loader: haze over the card, a slightly larger plastic edge, more gloss."""
+    img = canvas.img
+    h, w = img.shape[:2]
+    center = corners.mean(0)
+    grow = 1.03 if rng.random() > cfg.p_toploader / max(cfg.p_sleeve, 1e-6) else 1.12
+    outer = (corners - center) * grow + center
+    m = np.zeros((h, w), np.float32)
+    cv2.fillPoly(m, [outer.astype(np.int32)], 1.0, cv2.LINE_AA)
+    m *= rng.uniform(0.02, 0.07)
+    img[:] = cv2.blendLinear(img, np.full_like(img, 255), 1 - m, m)
+    cv2.polylines(img, [outer.astype(np.int32)], True, (217, 217, 217), max(1, round(w * 0.004)), cv2.LINE_AA)
+    cv2.fillPoly(canvas.gloss, [(outer / canvas.Q).astype(np.int32)], 1.0, cv2.LINE_AA)

@@ -29,6 +29,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from cardid.preprocess import CARD_ASPECT
+from cardid.synth.camera import Canvas, camera_effects
+from cardid.synth.objects import draw_sleeve
+from cardid.synth.pose import card_corners, project_card, project_plane, rounded_card_mask
+from cardid.synth.surfaces import background, draw_fingers, holo_shimmer
 
 Range = tuple[float, float]
 
@@ -110,338 +114,6 @@ def photo_preset(name: str) -> PhotoSimConfig:
     return PRESETS[name]
 
 
-# ----------------------------------------------------------------------------- geometry
-def card_corners(w: float, h: float) -> np.ndarray:
-    """Corners of a w×h card in its own frame, ordered TL, TR, BR, BL (the order used everywhere)."""
-    return np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
-
-
-def project_card(
-    rng: np.random.Generator,
-    card_w: float,
-    card_h: float,
-    center: tuple[float, float],
-    canvas_diag: float,
-    cfg: PhotoSimConfig,
-    roll_deg: float | None = None,
-) -> np.ndarray:
-    """Image corners (4×2, TL TR BR BL) of a card under a random 3-D pose (pinhole camera)."""
-    pitch, yaw = np.radians(rng.uniform(-cfg.max_tilt_deg, cfg.max_tilt_deg, 2))
-    roll = math.radians(rng.uniform(-cfg.max_roll_deg, cfg.max_roll_deg) if roll_deg is None else roll_deg)
-    f = canvas_diag * rng.uniform(*cfg.focal)
-    return project_plane(card_corners(card_w, card_h) - [card_w / 2, card_h / 2], pitch, yaw, roll, f, center)
-
-
-def project_plane(
-    pts: np.ndarray, pitch: float, yaw: float, roll: float, f: float, center: tuple[float, float]
-) -> np.ndarray:
-    """Project points of a plane (z=0, centred) rotated by pitch/yaw/roll, seen from distance f."""
-    cx, sx = math.cos(pitch), math.sin(pitch)
-    cy, sy = math.cos(yaw), math.sin(yaw)
-    cz, sz = math.cos(roll), math.sin(roll)
-    rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
-    ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
-    p3 = np.c_[pts, np.zeros(len(pts))] @ (ry @ rx @ rz).T
-    z = p3[:, 2] + f
-    return (p3[:, :2] * (f / z)[:, None] + center).astype(np.float32)
-
-
-def rounded_card_mask(h: int, w: int, radius_frac: float = 0.048) -> np.ndarray:
-    """uint8 mask of a die-cut card with rounded corners (3 mm radius on 63 mm width)."""
-    m = np.zeros((h, w), np.uint8)
-    r = max(1, round(radius_frac * w))
-    cv2.rectangle(m, (r, 0), (w - 1 - r, h - 1), 255, -1)
-    cv2.rectangle(m, (0, r), (w - 1, h - 1 - r), 255, -1)
-    for c in ((r, r), (w - 1 - r, r), (r, h - 1 - r), (w - 1 - r, h - 1 - r)):
-        cv2.circle(m, c, r, 255, -1, cv2.LINE_AA)
-    return m
-
-
-# ----------------------------------------------------------------------------- textures
-_BANK_SIZE = 800
-_NOISE_BANK: np.ndarray | None = None
-
-
-def _noise(rng: np.random.Generator, h: int, w: int, c: int = 3) -> np.ndarray:
-    """Sensor-like noise (h, w, c) with σ ≈ 0.85: luminance-dominated plus a little chroma.
-
-    A window at a random offset of a fixed 800×800 bank (fresh draws when larger): drawing ~10⁶
-    normals per photo dominated the simulation's cost, and an offset window is as random to a
-    network and keeps a seed reproducible.
-    """
-    global _NOISE_BANK
-    if h > _BANK_SIZE or w > _BANK_SIZE:
-        lum = rng.standard_normal((h, w, 1), dtype=np.float32)
-        return (0.8 * lum + 0.3 * rng.standard_normal((h, w, 3), dtype=np.float32))[..., :c]
-    if _NOISE_BANK is None:
-        g = np.random.default_rng(20261126)
-        lum = g.standard_normal((_BANK_SIZE, _BANK_SIZE, 1), dtype=np.float32)
-        _NOISE_BANK = 0.8 * lum + 0.3 * g.standard_normal((_BANK_SIZE, _BANK_SIZE, 3), dtype=np.float32)
-    y, x = int(rng.integers(0, _BANK_SIZE - h + 1)), int(rng.integers(0, _BANK_SIZE - w + 1))
-    return _NOISE_BANK[y : y + h, x : x + w, :c]
-
-
-def _lowfreq(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
-    g = rng.random((cells, max(2, round(cells * w / max(h, 1)))), dtype=np.float32)
-    return cv2.resize(g, (w, h), interpolation=cv2.INTER_CUBIC)
-
-
-def _to_u8(x: np.ndarray) -> np.ndarray:
-    """float in [0, 1] (any range) → uint8, rounded and saturated (negative values → 0)."""
-    np.maximum(x, 0, out=x)
-    return cv2.convertScaleAbs(x, alpha=255)
-
-
-def background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """An RGB uint8 background: wood, cloth, playmat, plain table or clutter.
-
-    Rendered at half resolution and upsampled: behind a close-up card the surface is soft anyway.
-    """
-    H, W = h, w
-    h, w = max(2, (h + 1) // 2), max(2, (w + 1) // 2)
-    kind = rng.choice(["wood", "cloth", "playmat", "table", "clutter"], p=[0.25, 0.2, 0.2, 0.2, 0.15])
-    base = rng.uniform(0.05, 0.85, 3).astype(np.float32)
-    if kind == "wood":
-        base = np.array([rng.uniform(0.35, 0.75), rng.uniform(0.22, 0.5), rng.uniform(0.1, 0.3)], np.float32)
-        ang = rng.uniform(0, math.pi)
-        ramp = np.arange(w, dtype=np.float32)[None, :] * math.cos(ang) + np.arange(h, dtype=np.float32)[
-            :, None
-        ] * math.sin(ang)
-        stripes = np.sin((ramp + _lowfreq(rng, h, w, 4) * rng.uniform(5, 20)) * rng.uniform(0.16, 0.6))
-        tex = 1 + 0.12 * stripes + 0.1 * (_lowfreq(rng, h, w, 12) - 0.5)
-    elif kind == "cloth":
-        tex = 1 + 0.1 * _noise(rng, h, w, 1)[..., 0] + 0.2 * (_lowfreq(rng, h, w, 6) - 0.5)
-    elif kind == "table":
-        tex = 1 + 0.15 * (_lowfreq(rng, h, w, 2) - 0.5) + 0.015 * _noise(rng, h, w, 1)[..., 0]
-    if kind == "playmat":
-        img = cv2.merge([_lowfreq(rng, h, w, int(rng.integers(2, 7))) for _ in range(3)])
-        grey = img.mean(-1, keepdims=True)  # printed playmats: colourful but not neon
-        img = (grey + (img - grey) * rng.uniform(0.3, 0.8)) * rng.uniform(0.4, 1.0)
-    elif kind == "clutter":  # other rectangles (papers, boxes, other cards) on a plain surface
-        img = np.empty((h, w, 3), np.float32)
-        img[:] = base
-        for _ in range(int(rng.integers(2, 7))):
-            box = cv2.boxPoints(
-                (
-                    (rng.uniform(0, w), rng.uniform(0, h)),
-                    (rng.uniform(0.1, 0.6) * w, rng.uniform(0.1, 0.6) * h),
-                    rng.uniform(0, 180),
-                )
-            )
-            cv2.fillPoly(
-                img, [box.astype(np.int32)], tuple(float(v) for v in rng.uniform(0, 1, 3)), cv2.LINE_AA
-            )
-    else:
-        img = cv2.merge([tex * b for b in base])
-    return cv2.resize(_to_u8(img), (W, H), interpolation=cv2.INTER_LINEAR)
-
-
-SKIN = (
-    np.array(
-        [[0.96, 0.80, 0.69], [0.88, 0.67, 0.53], [0.76, 0.55, 0.40], [0.55, 0.37, 0.26], [0.36, 0.24, 0.17]],
-        np.float32,
-    )
-    * 255
-)
-
-
-def _pt(p) -> tuple[int, int]:
-    return round(float(p[0])), round(float(p[1]))
-
-
-def draw_fingers(rng: np.random.Generator, img: np.ndarray, corners: np.ndarray, n: int = 1) -> np.ndarray:
-    """Draw fingertips (shaded capsules with a nail) entering over the card's edges, in place.
-
-    Returns the fingers' coverage (float32 H×W in [0, 1])."""
-    h, w = img.shape[:2]
-    cover = np.zeros((h, w), np.float32)
-    cw = float(np.linalg.norm(corners[1] - corners[0]))
-    tone = SKIN[rng.integers(0, len(SKIN))] * np.float32(rng.uniform(0.9, 1.1))
-    for _ in range(n):
-        e = int(rng.integers(0, 4))
-        a, b = corners[e], corners[(e + 1) % 4]
-        p = a + (b - a) * rng.uniform(0.15, 0.85)
-        inward = corners.mean(0) - p
-        inward /= np.linalg.norm(inward) + 1e-6
-        tip = p + inward * cw * rng.uniform(0.05, 0.22)
-        root = p - inward * cw * rng.uniform(0.5, 1.0)
-        thick = max(3, int(cw * rng.uniform(0.14, 0.22)))
-        # work in the finger's bounding box only
-        lo = np.maximum(np.floor(np.minimum(root, tip) - thick), 0).astype(int)
-        hi = np.minimum(np.ceil(np.maximum(root, tip) + thick), [w, h]).astype(int)
-        if np.any(hi <= lo):
-            continue
-        (x0, y0), (x1, y1) = lo, hi
-        mask = np.zeros((y1 - y0, x1 - x0), np.float32)
-        cv2.line(mask, _pt(root - lo), _pt(tip - lo), 1.0, thick, cv2.LINE_AA)
-        shade = cv2.GaussianBlur(mask, (0, 0), thick / 4) * 0.35 + 0.65
-        mask = cv2.GaussianBlur(mask, (0, 0), 0.8)
-        finger = tone * shade[..., None]
-        nail = np.zeros_like(mask)
-        nc = tip - lo - inward * thick * 0.35
-        cv2.ellipse(
-            nail,
-            (
-                (float(nc[0]), float(nc[1])),
-                (thick * 0.5, thick * 0.7),
-                math.degrees(math.atan2(inward[1], inward[0])) + 90,
-            ),
-            1.0,
-            -1,
-            cv2.LINE_AA,
-        )
-        finger += nail[..., None] * 30
-        roi = img[y0:y1, x0:x1]
-        m3 = mask[..., None]
-        roi[:] = np.clip(roi * (1 - m3) + finger * m3 + 0.5, 0, 255).astype(np.uint8)
-        np.maximum(cover[y0:y1, x0:x1], mask, out=cover[y0:y1, x0:x1])
-    return cover
-
-
-# ----------------------------------------------------------------------------- card surface
-def holo_shimmer(rng: np.random.Generator, card: np.ndarray, strength: float) -> np.ndarray:
-    """Low-amplitude rainbow interference on the art window (or the whole face: reverse holo)."""
-    h, w = card.shape[:2]
-    y0, y1 = (round(0.1 * h), round(0.52 * h)) if rng.random() < 0.7 else (0, h)
-    ang, freq = rng.uniform(0, math.pi), rng.uniform(0.02, 0.08)
-    phase = (
-        np.arange(w, dtype=np.float32)[None, :] * (math.cos(ang) * freq)
-        + np.arange(y0, y1, dtype=np.float32)[:, None] * (math.sin(ang) * freq)
-        + rng.uniform(0, 6)
-    )
-    mod = _lowfreq(rng, y1 - y0, w, 3) * (strength * 255)
-    pattern = cv2.merge([np.sin(phase + k * 2.09) * mod for k in range(3)])
-    out = card.copy()
-    out[y0:y1] = np.clip(card[y0:y1] + pattern + 0.5, 0, 255).astype(np.uint8)
-    return out
-
-
-# ----------------------------------------------------------------------------- camera
-@functools.lru_cache(maxsize=64)
-def _shot_lut(read_milli: int) -> np.ndarray:
-    """Per-intensity noise σ in uint8 units: read noise + shot noise ∝ sqrt(signal)."""
-    read = read_milli / 1000.0
-    return ((read + 2 * read * np.sqrt(np.arange(256) / 255.0)) * 255).astype(np.float32)
-
-
-def motion_blur(img: np.ndarray, length: int, angle: float) -> np.ndarray:
-    """Average of ``length`` copies shifted along ``angle`` (a line kernel, ~5× faster than filter2D)."""
-    if length < 2:
-        return img
-    h, w = img.shape[:2]
-    t = np.arange(length) - (length - 1) / 2
-    dx, dy = np.rint(t * math.cos(angle)).astype(int), np.rint(t * math.sin(angle)).astype(int)
-    p = int(max(np.abs(dx).max(), np.abs(dy).max()))
-    padded = cv2.copyMakeBorder(img, p, p, p, p, cv2.BORDER_REPLICATE)
-    acc = np.zeros(img.shape, np.uint16)
-    for x, y in zip(dx, dy, strict=True):
-        acc += padded[p + y : p + y + h, p + x : p + x + w]
-    return ((acc + length // 2) // length).astype(np.uint8)
-
-
-@dataclass
-class _Canvas:
-    """The physical scene in front of the camera, before any camera effect.
-
-    ``img`` is full resolution; the smooth maps live at 1/:attr:`Q` resolution: ``gloss`` marks
-    glossy surfaces (cards, sleeves) where glare can appear, ``shade`` is multiplicative shadowing.
-    """
-
-    img: np.ndarray
-    gloss: np.ndarray
-    shade: np.ndarray
-    labels: np.ndarray | None = None
-    Q = 4
-
-    @classmethod
-    def new(cls, img: np.ndarray, labels: bool = False) -> _Canvas:
-        h, w = img.shape[:2]
-        q = (max(2, -(-h // cls.Q)), max(2, -(-w // cls.Q)))
-        return cls(
-            img,
-            np.zeros(q, np.float32),
-            np.ones(q, np.float32),
-            np.full((h, w), -1, np.int16) if labels else None,
-        )
-
-    @property
-    def q_size(self) -> tuple[int, int]:
-        return self.gloss.shape[1], self.gloss.shape[0]  # (w, h) for OpenCV
-
-
-def camera_effects(
-    rng: np.random.Generator, canvas: _Canvas, cfg: PhotoSimConfig, noise_gain: float = 1.0
-) -> np.ndarray:
-    """Light, glare, blur, noise, JPEG on the canvas; returns the photo as RGB uint8.
-
-    Light and glare saturate at white (never wrap around): no uint8 overflow.
-    Smooth fields (illumination, shadows, glare) are computed at low resolution and upsampled.
-    """
-    img = canvas.img
-    h, w = img.shape[:2]
-    lh, lw = canvas.gloss.shape
-    # illumination field (gradient + low-frequency variation) × exposure × white balance
-    gx, gy = rng.uniform(-1, 1, 2) * cfg.illumination
-    field = (
-        1
-        + np.linspace(-0.5, 0.5, lw, dtype=np.float32)[None, :] * gx
-        + np.linspace(-0.5, 0.5, lh, dtype=np.float32)[:, None] * gy
-        + (_lowfreq(rng, lh, lw, 3) - 0.5) * cfg.illumination * 0.6
-    ) * rng.uniform(*cfg.exposure)
-    field *= canvas.shade
-    # white balance: a bounded per-channel gain along a warm↔cool axis plus a small tint (never a hue rotation)
-    t = rng.uniform(-1, 1) * cfg.color_cast
-    gains = np.array([1 + t, 1 + rng.uniform(-0.3, 0.3) * cfg.color_cast, 1 - t], np.float32)
-    # Saturating uint8 arithmetic: min(255, min(255, a·f) + g) == min(255, a·f + g) for a, f, g ≥ 0,
-    # so this is exactly "compute light in float, clip once" without a float copy of the photo.
-    out = cv2.multiply(img, cv2.resize(field[..., None] * gains, (w, h)), dtype=cv2.CV_8U)
-    if rng.random() < cfg.p_glare:
-        glare = np.zeros((lh, lw), np.float32)
-        for _ in range(int(rng.integers(1, 3))):
-            c = (float(rng.uniform(0.15, 0.85) * lw), float(rng.uniform(0.15, 0.85) * lh))
-            ax = (float(rng.uniform(0.1, 0.6) * lw), float(rng.uniform(0.06, 0.3) * lh))
-            cv2.ellipse(
-                glare, (c, ax, float(rng.uniform(0, 180))), float(rng.uniform(0.5, 1.0)), -1, cv2.LINE_AA
-            )
-        glare = cv2.GaussianBlur(glare, (0, 0), max(0.6, 0.08 * min(lh, lw)))
-        glare *= canvas.gloss * np.float32(rng.uniform(*cfg.glare_strength) * 255)
-        glare = cv2.convertScaleAbs(cv2.resize(glare, (w, h)))  # ≥ 0; saturates at 255
-        out = cv2.add(out, cv2.cvtColor(glare, cv2.COLOR_GRAY2RGB))
-    # optics: defocus or motion blur
-    if rng.random() < cfg.p_defocus:
-        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(*cfg.defocus_sigma))
-    if rng.random() < cfg.p_motion_blur:
-        out = motion_blur(out, round(rng.uniform(*cfg.motion_len) * w), rng.uniform(0, math.pi))
-    # sensor noise, σ per pixel from its intensity (shot + read), saturating add
-    sd = cv2.LUT(out, _shot_lut(round(rng.uniform(*cfg.noise) * noise_gain * 1000)))
-    cv2.multiply(sd, _noise(rng, h, w), dst=sd)
-    out = cv2.add(out, sd, dtype=cv2.CV_8U)
-    if rng.random() < cfg.p_sharpen:  # the phone's ISP: unsharp mask, saturating
-        amount = rng.uniform(*cfg.sharpen_amount)
-        out = cv2.addWeighted(out, 1 + amount, cv2.GaussianBlur(out, (0, 0), 1.0), -amount, 0)
-    if rng.random() < cfg.p_jpeg:
-        q = int(rng.uniform(*cfg.jpeg_quality))
-        _ok, buf = cv2.imencode(".jpg", cv2.cvtColor(out, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, q])
-        out = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    return out
-
-
-def _sleeve(rng, canvas: _Canvas, corners: np.ndarray, cfg: PhotoSimConfig) -> None:
-    """Penny sleeve / top-loader: haze over the card, a slightly larger plastic edge, more gloss."""
-    img = canvas.img
-    h, w = img.shape[:2]
-    center = corners.mean(0)
-    grow = 1.03 if rng.random() > cfg.p_toploader / max(cfg.p_sleeve, 1e-6) else 1.12
-    outer = (corners - center) * grow + center
-    m = np.zeros((h, w), np.float32)
-    cv2.fillPoly(m, [outer.astype(np.int32)], 1.0, cv2.LINE_AA)
-    m *= rng.uniform(0.02, 0.07)
-    img[:] = cv2.blendLinear(img, np.full_like(img, 255), 1 - m, m)
-    cv2.polylines(img, [outer.astype(np.int32)], True, (217, 217, 217), max(1, round(w * 0.004)), cv2.LINE_AA)
-    cv2.fillPoly(canvas.gloss, [(outer / canvas.Q).astype(np.int32)], 1.0, cv2.LINE_AA)
-
-
 @dataclass
 class SceneCard:
     """One card in a scene: which scan, its four corners (TL TR BR BL of the card), visibility."""
@@ -486,7 +158,7 @@ def _card_layer(rng, scan: np.ndarray, cw: int, ch: int, cfg: PhotoSimConfig) ->
     return card
 
 
-def _composite(canvas: _Canvas, idx: int, card: np.ndarray, corners: np.ndarray, shadow: bool = True) -> None:
+def _composite(canvas: Canvas, idx: int, card: np.ndarray, corners: np.ndarray, shadow: bool = True) -> None:
     """Warp a card (rounded die-cut corners, soft drop shadow) onto the canvas in place."""
     img = canvas.img
     h, w = img.shape[:2]
@@ -526,10 +198,10 @@ def render_crop(
     lo, hi = corners.min(0), corners.max(0)
     fit = min(1.0, (W * 0.96) / (hi[0] - lo[0]), (H * 0.96) / (hi[1] - lo[1]))
     corners = ((corners - (lo + hi) / 2) * fit + [W / 2, H / 2]).astype(np.float32)
-    canvas = _Canvas.new(background(rng, H, W))
+    canvas = Canvas.new(background(rng, H, W))
     _composite(canvas, 0, _card_layer(rng, scan, cw, ch, cfg), corners)
     if rng.random() < cfg.p_sleeve:
-        _sleeve(rng, canvas, corners, cfg)
+        draw_sleeve(rng, canvas, corners, cfg)
     if rng.random() < cfg.p_finger:
         draw_fingers(rng, canvas.img, corners, n=int(rng.integers(1, 3)))
     photo = camera_effects(rng, canvas, cfg, noise_gain)
@@ -560,7 +232,7 @@ def render_scene(
     if layout not in ("scatter", "binder", "table"):
         raise ValueError(f"unknown scene layout {layout!r} (scatter, binder, table)")
     H, W = size
-    canvas = _Canvas.new(background(rng, H, W), labels=True)
+    canvas = Canvas.new(background(rng, H, W), labels=True)
     img, labels = canvas.img, canvas.labels
     diag = math.hypot(W, H)
     for obj in distractors:  # under the cards; never labelled
@@ -656,7 +328,7 @@ def render_scene(
             _composite(canvas, i, card, corners, shadow=layout != "binder")
         areas[i] = abs(cv2.contourArea(corners))
     if layout == "binder" and n:
-        _sleeve(rng, canvas, page, cfg.model_copy(update={"p_toploader": 0.0}))
+        draw_sleeve(rng, canvas, page, cfg.model_copy(update={"p_toploader": 0.0}))
     if n and rng.random() < cfg.p_finger:
         cover = draw_fingers(rng, img, placed[int(rng.integers(0, n))][1], n=1)
         labels[cover > 0.5] = -1
