@@ -6,8 +6,9 @@ import pytest
 from tests.conftest import make_tiny_model
 
 from cardid.catalog.records import Catalog
+from cardid.db.features import GalleryFeatures
 from cardid.db.store import EMBEDDINGS, FEATURES, IDS, INDEX, META, METADATA, CardDB, DBError
-from cardid.db.verify import GalleryFeatures, VerifyConfig, extract
+from cardid.db.verify import VerifyConfig, extract
 from cardid.embed import load_embedder
 from cardid.io import sha256_file
 from cardid.synth.cards import synth_cards

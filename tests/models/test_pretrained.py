@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from cardid.errors import CardIDError
+from cardid.models import lite, opennsfw
 from cardid.models import pretrained as pt
 from cardid.models.artifact import load_model_dir
 from cardid.models.backbones import create_backbone, fit_preprocess
@@ -34,7 +35,7 @@ def test_opennsfw_in_pytorch_matches_the_packages_onnx_model():
     path = pt.WEIGHTS["opennsfw"].path()
     x = np.stack([preprocess(_card_photo(s)) for s in range(3)])  # the package's NHWC BGR input
     ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input:0": x})[0]
-    net = pt.load_opennsfw(4, classifier=True).eval()
+    net = opennsfw.load_opennsfw(4, classifier=True).eval()
     with torch.no_grad():
         ours = net(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
     np.testing.assert_allclose(ours, ref, atol=1e-5)
@@ -60,7 +61,7 @@ def test_efficientnet_lite0_in_timm_matches_the_packages_model():
     path = pt.WEIGHTS["efficientnet-lite0"].path()
     ref = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path)).eval()
     full = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
-    pt.load_lite_state(full, path)
+    lite.load_lite_state(full, path)
     bb = create_backbone("efficientnet-lite0", pooling="avg", kwargs={"stage": 6}).eval()
     torch.manual_seed(0)
     x = torch.randn(2, 3, 224, 160)

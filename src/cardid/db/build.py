@@ -13,6 +13,7 @@ import numpy as np
 
 from cardid import __version__
 from cardid.catalog.records import Catalog
+from cardid.db.features import GalleryFeatures
 from cardid.db.store import (
     DB_FORMAT,
     DTYPES,
@@ -25,7 +26,7 @@ from cardid.db.store import (
     CardDB,
     usearch_index,
 )
-from cardid.db.verify import GalleryFeatures, VerifyConfig
+from cardid.db.verify import VerifyConfig
 from cardid.embed.base import Embedder
 from cardid.errors import DBError
 from cardid.io import atomic_dir, check_output, is_cardid_dir, sha256_file, write_json_atomic, write_marker

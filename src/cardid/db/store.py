@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from cardid.catalog.records import CardRecord, Catalog, name_key
-from cardid.db.verify import GalleryFeatures, VerifyConfig
+from cardid.db.features import GalleryFeatures
+from cardid.db.verify import VerifyConfig
 from cardid.embed import Embedder
 from cardid.errors import CardIDError, DBError
 from cardid.io import (

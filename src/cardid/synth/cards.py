@@ -9,7 +9,6 @@ the hard negatives real catalogs have.
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import numpy as np
 from cardid.catalog.records import CardRecord, Catalog, card_file_stem
 from cardid.io import atomic_dir, write_bytes_atomic
 from cardid.preprocess import CARD_ASPECT
+from cardid.synth.art import draw_energy, draw_set_symbol, draw_text, render_art
 
 TYPES: dict[str, tuple[int, int, int]] = {  # face colours (RGB)
     "Grass": (120, 180, 90),
@@ -102,80 +102,6 @@ def _name(rng: np.random.Generator) -> str:
     return "".join(rng.choice(SYLLABLES, n)).capitalize()
 
 
-def _noise_field(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
-    g = rng.random((cells, max(2, round(cells * w / h)))).astype(np.float32)
-    return cv2.resize(g, (w, h), interpolation=cv2.INTER_CUBIC)
-
-
-def render_art(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """Procedural art: sky gradient, hills, glow, a creature of ellipses, particles, texture."""
-    c1, c2 = rng.integers(20, 256, 3), rng.integers(20, 256, 3)
-    t = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
-    art = (c1 * (1 - t) + c2 * t) * np.ones((1, w, 1), np.float32)
-    art += (_noise_field(rng, h, w, int(rng.integers(3, 9)))[..., None] - 0.5) * rng.uniform(30, 90)
-    img = np.clip(art, 0, 255).astype(np.uint8)
-    if rng.random() < 0.6:  # glow
-        center = (int(rng.integers(0, w)), int(rng.integers(0, h // 2)))
-        glow = np.zeros((h, w), np.float32)
-        cv2.circle(glow, center, int(rng.integers(h // 8, h // 3)), 1.0, -1)
-        glow = cv2.GaussianBlur(glow, (0, 0), h / 10)[..., None]
-        img = np.clip(img + glow * rng.integers(60, 200, 3), 0, 255).astype(np.uint8)
-    for _ in range(int(rng.integers(1, 4))):  # hills
-        base = int(rng.integers(h // 2, h))
-        xs = np.arange(0, w + 8, 8)
-        ys = base + (h / 8) * np.sin(xs / w * rng.uniform(2, 9) + rng.uniform(0, 6))
-        poly = np.concatenate([np.stack([xs, ys], 1), [[w, h], [0, h]]]).astype(np.int32)
-        cv2.fillPoly(img, [poly], tuple(int(v) for v in rng.integers(0, 256, 3)), cv2.LINE_AA)
-    # creature: body, head, limbs, eyes
-    cx, cy = int(rng.uniform(0.3, 0.7) * w), int(rng.uniform(0.45, 0.7) * h)
-    body = tuple(int(v) for v in rng.integers(0, 256, 3))
-    bw, bh = int(rng.uniform(0.12, 0.3) * w), int(rng.uniform(0.12, 0.3) * h)
-    for _ in range(int(rng.integers(2, 6))):
-        ang = rng.uniform(0, 2 * math.pi)
-        end = (int(cx + math.cos(ang) * bw * 1.6), int(cy + math.sin(ang) * bh * 1.6))
-        cv2.line(img, (cx, cy), end, body, int(rng.integers(3, max(4, w // 25))), cv2.LINE_AA)
-    cv2.ellipse(img, (cx, cy), (bw, bh), float(rng.uniform(-30, 30)), 0, 360, body, -1, cv2.LINE_AA)
-    accent = tuple(int(v) for v in rng.integers(0, 256, 3))
-    cv2.ellipse(img, (cx, cy + bh // 3), (bw // 2, bh // 3), 0, 0, 360, accent, -1, cv2.LINE_AA)
-    hx, hy, hr = cx + int(rng.uniform(-0.3, 0.3) * bw), cy - bh, max(4, int(bw * rng.uniform(0.5, 0.9)))
-    cv2.circle(img, (hx, hy), hr, body, -1, cv2.LINE_AA)
-    for ex in (hx - hr // 2, hx + hr // 2):
-        cv2.circle(img, (ex, hy - hr // 6), max(2, hr // 4), (255, 255, 255), -1, cv2.LINE_AA)
-        cv2.circle(img, (ex + hr // 12, hy - hr // 6), max(1, hr // 8), (10, 10, 10), -1, cv2.LINE_AA)
-    if rng.random() < 0.7:  # ears / horns
-        for s in (-1, 1):
-            tip = (hx + s * hr, hy - int(hr * rng.uniform(1.2, 2.2)))
-            pts = np.array([(hx + s * hr // 3, hy - hr // 2), (hx + s * hr, hy - hr // 6), tip], np.int32)
-            cv2.fillPoly(img, [pts], accent, cv2.LINE_AA)
-    for _ in range(int(rng.integers(0, 30))):  # particles
-        p = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-        cv2.circle(img, p, int(rng.integers(1, 4)), tuple(int(v) for v in rng.integers(150, 256, 3)), -1)
-    return img
-
-
-def _text(img, s, org, scale, color, thick=1, font=cv2.FONT_HERSHEY_DUPLEX):
-    cv2.putText(img, s, org, font, scale, color, thick, cv2.LINE_AA)
-
-
-def _energy(img, center, r, color):
-    cv2.circle(img, center, r, (40, 40, 40), -1, cv2.LINE_AA)
-    cv2.circle(img, center, max(1, r - 2), color, -1, cv2.LINE_AA)
-
-
-def _set_symbol(img, center, r, kind, color=(30, 30, 30)):
-    cx, cy = center
-    if kind % 4 == 0:
-        cv2.circle(img, center, r, color, 2, cv2.LINE_AA)
-    elif kind % 4 == 1:
-        pts = np.array([(cx, cy - r), (cx + r, cy + r), (cx - r, cy + r)], np.int32)
-        cv2.polylines(img, [pts], True, color, 2, cv2.LINE_AA)
-    elif kind % 4 == 2:
-        cv2.rectangle(img, (cx - r, cy - r), (cx + r, cy + r), color, 2, cv2.LINE_AA)
-    else:
-        pts = np.array([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)], np.int32)
-        cv2.fillPoly(img, [pts], color, cv2.LINE_AA)
-
-
 def render_card(
     height: int,
     name: str,
@@ -198,9 +124,13 @@ def render_card(
     grad = np.linspace(1.08, 0.85, h - 2 * b, dtype=np.float32)[:, None, None]
     img[b : h - b, b : w - b] = np.clip(face * grad, 0, 255).astype(np.uint8)
     # name bar
-    _text(img, name, (b + round(8 * u), b + round(28 * u)), 0.75 * u, (20, 20, 20), max(1, round(1.5 * u)))
-    _text(img, f"HP{hp}", (w - b - round(92 * u), b + round(28 * u)), 0.6 * u, (20, 20, 20), max(1, round(u)))
-    _energy(img, (w - b - round(18 * u), b + round(20 * u)), round(11 * u), TYPES[ctype])
+    draw_text(
+        img, name, (b + round(8 * u), b + round(28 * u)), 0.75 * u, (20, 20, 20), max(1, round(1.5 * u))
+    )
+    draw_text(
+        img, f"HP{hp}", (w - b - round(92 * u), b + round(28 * u)), 0.6 * u, (20, 20, 20), max(1, round(u))
+    )
+    draw_energy(img, (w - b - round(18 * u), b + round(20 * u)), round(11 * u), TYPES[ctype])
     # art window with an inner frame
     ax0, ay0, ax1, ay1 = b + round(10 * u), b + round(40 * u), w - b - round(10 * u), round(h * 0.52)
     cv2.rectangle(img, (ax0 - 3, ay0 - 3), (ax1 + 2, ay1 + 2), (205, 175, 90), -1)
@@ -210,7 +140,7 @@ def render_card(
     cv2.rectangle(
         img, (ax0 + round(20 * u), sy), (ax1 - round(20 * u), sy + round(12 * u)), (230, 215, 160), -1
     )
-    _text(
+    draw_text(
         img,
         f"NO.{rng.integers(1, 999):03d}  {name} Pokemon",
         (ax0 + round(26 * u), sy + round(10 * u)),
@@ -223,14 +153,14 @@ def render_card(
     y = sy + round(38 * u)
     for _ in range(int(rng.integers(1, 3))):
         for k in range(int(rng.integers(1, 4))):
-            _energy(
+            draw_energy(
                 img,
                 (ax0 + round((10 + 20 * k) * u), y - round(6 * u)),
                 round(8 * u),
                 TYPES[str(rng.choice(list(TYPES)))],
             )
-        _text(img, _name(rng), (ax0 + round(75 * u), y), 0.6 * u, (20, 20, 20), max(1, round(1.2 * u)))
-        _text(
+        draw_text(img, _name(rng), (ax0 + round(75 * u), y), 0.6 * u, (20, 20, 20), max(1, round(1.2 * u)))
+        draw_text(
             img,
             str(int(rng.integers(1, 25)) * 10),
             (ax1 - round(45 * u), y),
@@ -252,8 +182,10 @@ def render_card(
     wy = round(h * 0.86)
     cv2.line(img, (ax0, wy - round(14 * u)), (ax1, wy - round(14 * u)), (90, 90, 90), 1, cv2.LINE_AA)
     for k, label in enumerate(("weakness", "resistance", "retreat")):
-        _text(img, label, (ax0 + round(k * 105 * u), wy), 0.3 * u, (40, 40, 40), 1, cv2.FONT_HERSHEY_SIMPLEX)
-        _energy(
+        draw_text(
+            img, label, (ax0 + round(k * 105 * u), wy), 0.3 * u, (40, 40, 40), 1, cv2.FONT_HERSHEY_SIMPLEX
+        )
+        draw_energy(
             img,
             (ax0 + round((k * 105 + 75) * u), wy - round(4 * u)),
             round(6 * u),
@@ -261,7 +193,7 @@ def render_card(
         )
     # footer: illustrator, set symbol, number, rarity
     fy = h - b - round(10 * u)
-    _text(
+    draw_text(
         img,
         f"Illus. {_name(rng)}",
         (ax0, fy - round(14 * u)),
@@ -270,10 +202,10 @@ def render_card(
         1,
         cv2.FONT_HERSHEY_SIMPLEX,
     )
-    _set_symbol(img, (ax0 + round(10 * u), fy - round(2 * u)), round(6 * u), card_set.symbol)
-    _text(img, f"{number}/{card_set.total:03d}", (ax0 + round(24 * u), fy), 0.4 * u, (20, 20, 20), 1)
+    draw_set_symbol(img, (ax0 + round(10 * u), fy - round(2 * u)), round(6 * u), card_set.symbol)
+    draw_text(img, f"{number}/{card_set.total:03d}", (ax0 + round(24 * u), fy), 0.4 * u, (20, 20, 20), 1)
     rar = RARITIES.index(rarity)
-    _set_symbol(img, (ax1 - round(10 * u), fy - round(4 * u)), round(5 * u), 3 if rar >= 2 else rar)
+    draw_set_symbol(img, (ax1 - round(10 * u), fy - round(4 * u)), round(5 * u), 3 if rar >= 2 else rar)
     # transparent rounded corners
     alpha = np.zeros((h, w), np.uint8)
     r = round(18 * u)
