@@ -64,7 +64,7 @@ def main() -> None:
 def accuracy(cat, rec, rounds: int = 4) -> dict:
     """Simulated photos of real gallery cards (1 loose card, a 9-card binder page, 4 loose cards)
     × ``rounds``: cards found, named correctly, named wrongly — with and without corner refinement."""
-    from cardid.demo import _overlapping_card
+    from cardid.pipeline.stages.evaluate import overlapping_card
     from cardid.synth.photo import photo_preset, prepare_scan, render_scene
 
     cfg = photo_preset("default")
@@ -82,7 +82,7 @@ def accuracy(cat, rec, rounds: int = 4) -> dict:
                 scene = render_scene(scans, rng, (960, 960), layout, cfg)
                 cards += n
                 for c in rec.recognize_photo(scene.image).cards:
-                    truth = _overlapping_card(np.array(c.corners), scene, ids)
+                    truth = overlapping_card(np.array(c.corners), scene, ids)
                     if truth is not None:
                         found += 1
                         named += c.card_id == truth

@@ -3,78 +3,86 @@ import json
 import pytest
 
 from cardid.data.layout import read_split
-from cardid.demo import run_demo
+from cardid.pipeline import run_demo
 
 pytestmark = pytest.mark.slow
 
+STAGES = [
+    "catalog",
+    "duplicates",
+    "dataset",
+    "preview",
+    "teacher",
+    "frozen",
+    "students",
+    "export",
+    "db",
+    "calibrate",
+    "recognition",
+    "detection-data",
+    "detector",
+    "photos",
+    "printings",
+    "bundle",
+]
 
-def test_demo_produces_every_stage(tmp_path):
-    res = run_demo(tmp_path / "demo", n_cards=6, train_views=2, val_views=1, workers=1)
-    assert [s["stage"] for s in res.stages] == [
-        "catalog",
-        "duplicates",
-        "dataset",
-        "preview",
-        "teacher",
-        "pretrained",
-        "students",
-        "export",
-        "recognition",
-        "detector",
-        "photos",
-        "printings",
-    ]
-    assert (tmp_path / "demo" / "teacher" / "teacher.safetensors").is_file()
-    assert res.metrics["teacher"]["model"]["queries"] == 6 and "phash" in res.metrics["teacher"]
-    assert (tmp_path / "demo" / "distill" / "students" / "tiny-cnn" / "tiny-cnn.safetensors").is_file()
-    assert res.metrics["distill"]["best"]["tiny-cnn"]["step"] > 0
-    rec = res.metrics["recognition"]
-    assert rec["db_cards"] == 5 and rec["known"] == 5 and rec["unknown"] == 1
-    assert set(rec["calibration"]) == {"embedding", "fused"}
-    assert res.metrics["export"]["fp32"]["passed"] and res.metrics["export"]["fp32"]["top1_agreement"] == 1.0
-    assert {"fp16", "int8"} <= set(res.metrics["export"])
-    db_meta = json.loads((tmp_path / "demo" / "db" / "db.json").read_text())
+
+def test_demo_recipe_runs_every_stage_and_a_rerun_does_nothing(tmp_path):
+    out = tmp_path / "demo"
+    small = ["dataset.train_views=2", "dataset.val_views=1"]
+    res = run_demo(out, cards=6, overrides=small)
+    assert [s["name"] for s in res.stages] == STAGES
+    m = {s["name"]: s["metrics"] for s in res.stages}
+    assert (out / "teacher" / "teacher.safetensors").is_file() and (out / "teacher" / "curves.png").is_file()
+    assert m["teacher"]["eval"]["model"]["queries"] == 6 and "phash" in m["teacher"]["eval"]
+    assert (out / "students" / "students" / "tiny-cnn" / "tiny-cnn.safetensors").is_file()
+    assert m["students"]["best"]["tiny-cnn"]["step"] > 0
+    onnx = m["export"]["onnx"]
+    assert onnx["fp32"]["passed"] and onnx["fp32"]["top1_agreement"] == 1.0 and {"fp16", "int8"} <= set(onnx)
+    db_meta = json.loads((out / "db" / "db" / "db.json").read_text())
     assert db_meta["model"]["format"] == "onnx"  # the DB is built with the deployed artefact
-    lines = (tmp_path / "demo" / "recognize" / "results.jsonl").read_text().splitlines()
-    recs = [json.loads(x) for x in lines]
+    assert db_meta["calibration"] is None  # calibration wrote its own copy, not the built DB
+    assert json.loads((out / "calibrate" / "db" / "db.json").read_text())["calibration"]["fused"]
+    rec = m["recognition"]
+    assert rec["db_cards"] == 5 and rec["known"] == 5 and rec["unknown"] == 1
+    recs = [json.loads(x) for x in (out / "recognition" / "results.jsonl").read_text().splitlines()]
     assert len(recs) == 6
     for r in recs:  # each line says one thing: a match names a card, an unknown card names none
         assert (r["card"] is not None) == (r["decision"] == "match")
         assert (len(r["ambiguous_between"]) >= 2) == (r["decision"] == "ambiguous")
-    assert "<img" in (tmp_path / "demo" / "recognize" / "report.html").read_text()
-    assert len(list((tmp_path / "demo" / "recognize" / "show").glob("*.png"))) == 6
-    if "recall@1" in res.metrics["pretrained"]:  # cardid[pretrained] installed
-        assert res.metrics["pretrained"]["recall@1"] >= 0.5  # frozen packaged weights already see the cards
-    photos = res.metrics["photos"]
-    assert photos["photos"] == 4 and photos["named_on_empty"] == 0  # nothing named on an empty table
-    assert len(list((tmp_path / "demo" / "photos").glob("*_annotated.png"))) == 4
-    assert (tmp_path / "demo" / "detection" / "pokemon_cards.yaml").is_file()
-    pr = res.metrics["printings"]
+    assert len(list((out / "recognition" / "show").glob("*.png"))) == 6
+    if "recall@1" in m["frozen"]:  # cardid[pretrained] installed
+        assert m["frozen"]["recall@1"] >= 0.5  # frozen packaged weights already see the cards
+    assert (
+        m["photos"]["photos"] == 4 and m["photos"]["named_on_empty"] == 0
+    )  # nothing named on an empty table
+    assert len(list((out / "photos").glob("*_annotated.png"))) == 4
+    pr = m["printings"]
     assert pr["sets"] >= 4 and pr["strip_wrong"] + pr["number_wrong"] <= 1  # reprints: rarely a wrong name
-    if pr["ocr"]:  # tesseract installed: the number tells most printings apart
-        assert pr["number_right"] >= pr["sets"] // 2
     assert pr["model_wrong"] <= 1 and pr["printing_model"]["fitted"]["sets"] > 0  # fitted on other cards
-    assert (tmp_path / "demo" / "printings" / "report.json").is_file()
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert summary["stages"] == res.stages
-    train, idx = read_split(tmp_path / "demo" / "dataset", "train")
+    train, idx = read_split(out / "dataset" / "dataset", "train")
     assert idx.num_classes == 6 and len(train) == 12
-    assert (tmp_path / "demo" / "preview.png").stat().st_size > 10_000
-    # a rerun replaces the previous demo instead of failing
-    quick = {"teacher_overrides": ["phase1.steps=2", "phase2.steps=4"], "distill_overrides": ["steps=4"]}
-    run_demo(tmp_path / "demo", n_cards=4, train_views=1, val_views=1, workers=1, **quick)
-    assert read_split(tmp_path / "demo" / "dataset", "train")[1].num_classes == 4
-    # the serve command it prints works with what it built: the app answers a photo
-    args = res.serve_command.split()
-    assert args[:2] == ["cardid", "serve"] and summary["metrics"]["serve_command"] == res.serve_command
-    opts = dict(zip(args[2::2], args[3::2], strict=True))
+    assert (out / "preview" / "preview.png").stat().st_size > 10_000
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["name"] for s in summary["stages"]] == STAGES
+
+    # nothing changed: every stage is skipped, nothing is rewritten
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "summary.json"}
+    again = run_demo(out, cards=6, overrides=small)
+    assert [s["key"] for s in again.stages] == [s["key"] for s in res.stages]
+    assert before == {
+        p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "summary.json"
+    }
+
+    # the bundle serves: the app answers a photo with what the pipeline measured
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 
-    from cardid.recognize import Recognizer
+    from cardid.bundle import load_bundle
     from cardid.serve import create_app
 
-    client = TestClient(create_app(Recognizer.open(opts["--model"], opts["--db"], opts["--detector"])))
-    photo = (tmp_path / "demo" / "photos" / "photo_0.jpg").read_bytes()
+    bundle = load_bundle(out / "bundle" / "demo")
+    client = TestClient(create_app(bundle.recognizer()))
+    photo = (out / "photos" / "photo_0.jpg").read_bytes()
     r = client.post("/v1/recognize", content=photo, headers={"content-type": "image/jpeg"})
     assert r.status_code == 200 and r.json()["cards"]

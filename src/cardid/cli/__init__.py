@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from cardid import __version__
-from cardid.cli import catalog, cloud, data, demo, distill, export, index, synth, train
+from cardid.cli import catalog, cloud, data, distill, export, index, pipeline, synth, train
 from cardid.cli import eval as eval_cli
 from cardid.cli import recognize as recognize_cli
 from cardid.cli import serve as serve_cli
@@ -35,7 +35,8 @@ app.command("serve")(serve_cli.serve_cmd)
 app.command("export")(export.export_cmd)
 app.add_typer(cloud.app, name="cloud")
 app.command("cost")(cloud.cost_cmd)
-app.command("demo")(demo.demo)
+app.add_typer(pipeline.app, name="pipeline")
+app.command("demo")(pipeline.demo)
 
 err = Console(stderr=True)
 #: optional packages, and the extra that brings each (the base install is the runtime)

@@ -11,7 +11,12 @@ out = Console()
 
 
 def export_cmd(
-    model: Path = typer.Option(..., help="A model directory (model.json + weights): teacher or student."),
+    model: Path | None = typer.Option(
+        None, help="A model directory (model.json + weights): teacher or student."
+    ),
+    bundle: Path | None = typer.Option(
+        None, help="A bundle (cardid pipeline): export the trained model it carries (e.g. --target coreml)."
+    ),
     target: str = typer.Option("onnx", help="onnx, coreml, hailo, or all (comma-separated works too)."),
     out_dir: Path = typer.Option(
         Path("models/embedding"), "--out", help="Root: <out>/students/<name>/ or <out>/teacher/."
@@ -30,8 +35,18 @@ def export_cmd(
 ) -> None:
     """Export a model; an ONNX export that fails its parity check fails the command."""
     from cardid.catalog.records import Catalog
+    from cardid.errors import CardIDError
     from cardid.export import TARGETS, export_model
 
+    if (model is None) == (bundle is None):
+        raise CardIDError("give --model (a model directory) or --bundle (a bundle), one of them")
+    if bundle is not None:
+        from cardid.bundle import load_bundle
+
+        b = load_bundle(bundle)
+        if b.source is None:
+            raise CardIDError(f"bundle {bundle} carries no trained model to export (only its ONNX)")
+        model = b.source
     targets = list(TARGETS) if target == "all" else [t.strip() for t in target.split(",") if t.strip()]
     cat = Catalog.open(catalog) if catalog else None
     report = export_model(

@@ -158,78 +158,19 @@ def adapt_cmd(
     Every later query embedding is mapped towards its scan's before the search, and the printing
     of a known card is weighed by a model fitted on real photos (without one it is decided by the
     rules). Measure both card-disjointly first: `cardid eval photos --folds 5 --adapter`."""
-    from cardid.catalog.records import name_key
-    from cardid.data.photoset import load_photo_set
-    from cardid.db.adapt import adapt_db
-    from cardid.db.match import MatchConfig
+    from cardid.db.adapt import adapt_from_photos
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
-    from cardid.eval.folds import card_folds
-    from cardid.eval.outcomes import photo_outcome
-    from cardid.images import load_rgb
-    from cardid.progress import progress
-    from cardid.recognize import Recognizer, make_detector
 
-    emb = load_embedder(model)
-    card_db = CardDB.load(db, emb)
     if remove:
-        card_db.save_adapter(None)
+        CardDB.load(db, load_embedder(model)).save_adapter(None)
         out.print(f"removed the query adapter of {db}")
         return
     if photos is None:
         raise CardIDError("give --photos (a labelled CSV) to fit an adapter on, or --remove")
-    photo_set = load_photo_set(photos)
-    photo_set.require_cards(card_db.row_of, f"the DB {db}")
-    split = card_folds(photo_set, folds, seed, group=lambda c: name_key(card_db.records[c]))
-    # the printing model's evidence is recorded for every printing set (printing="model")
-    rec = Recognizer.open(emb, card_db, make_detector(detector, conf), MatchConfig(printing="model"))
-    rec.matcher.adapter = None  # the corners come from the model as it is
-    records = []
-    with progress(len(photo_set), "finding cards") as advance:
-        for ph in photo_set.photos:
-            res = rec.recognize_photo(load_rgb(ph.path))
-            cards = res.to_json()["cards"]
-            outcome, _ = photo_outcome({"cards": cards, "no_card": res.no_card}, ph.card_id)
-            records.append({"file": str(ph.path), "card_id": ph.card_id, "cards": cards, "outcome": outcome})
-            advance(1)
-    if printing:
-        _fit_printing_on_photos(card_db, emb, records)
-    with progress(len(records), "fitting") as advance:
-        stats = adapt_db(
-            card_db, emb, records, [split.fold_of[r["card_id"]] for r in records], photos, advance
-        )
-    out.print(
-        f"query adapter stored in {db}: {stats['pairs']} photo ↔ scan pairs, λ {stats['lam']}; "
-        f"Recall@1 on held-out inner folds {stats['recall@1_without']:.3f} → {stats['recall@1_with']:.3f}"
-    )
-
-
-def _fit_printing_on_photos(card_db, emb, records: list[dict]) -> None:
-    """The DB's printing model refitted on simulated views of its cards plus these photos' printing
-    sets, stored with its fused calibration (as `eval photos --folds` fits each fold's)."""
-    from cardid.db.calibrate import printing_sets_on_views
-    from cardid.eval.refit import fit_on_photos
-
-    fused = (card_db.calibration or {}).get("fused")
-    if not fused:
-        out.print(
-            "printing model: not fitted (the DB has no fused calibration: run `cardid index calibrate`)"
-        )
-        return
-    simulated = printing_sets_on_views(card_db, emb, card_db.gallery(), cards=None)
-    model = fit_on_photos(records, simulated)
-    card_db.save_meta(calibration={**card_db.calibration, "fused": {**fused, "printing": model.to_dict()}})
-    f = model.fitted
-    decides = (
-        "it now decides the printing"
-        if f["real_sets"]
-        else "no photo showed a card with several printings in sight: the rules still decide"
-    )
-    out.print(
-        f"printing model stored in {card_db.root}: fitted on {f['real_sets']} printing sets of "
-        f"{f['real_photos']} photos and {f['simulated_sets']} simulated ones; names a printing at "
-        f"p ≥ {model.p_min} ({decides})"
-    )
+    said = adapt_from_photos(model, db, photos, detector, conf, folds, seed, printing)
+    for line in said["said"]:
+        out.print(line)
 
 
 @app.command("calibrate")

@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cardid.cli.index import DB, MODEL
 from cardid.errors import CardIDError
 
 out = Console()
@@ -19,8 +18,16 @@ def recognize_cmd(
     images: list[str] = typer.Argument(
         ..., help="Photos (with --detector) or card crops: files, folders, globs, a CSV of paths, or videos."
     ),
-    model: Path = MODEL,
-    db: Path = DB,
+    model: Path | None = typer.Option(
+        None, help="The embedding artefact: a model directory or ONNX (or --bundle)."
+    ),
+    db: Path | None = typer.Option(None, "--db", help="A reference DB directory (or --bundle)."),
+    bundle: Path | None = typer.Option(
+        None, help="A bundle (cardid pipeline run): its model, DB, card finder and decision settings."
+    ),
+    crops: bool = typer.Option(
+        False, "--crops", help="With --bundle: each image is one card crop (no finder)."
+    ),
     detector: str | None = typer.Option(
         None,
         help="Find cards in whole photos: a YOLO-OBB .pt/.onnx or 'classical'. Without it, each image is one card crop.",
@@ -62,6 +69,10 @@ def recognize_cmd(
     from cardid.db.match import MatchConfig
     from cardid.recognize import Recognizer, expand_inputs, is_video, make_detector
 
+    if bundle is None and (model is None or db is None):
+        raise CardIDError("give --model and --db, or --bundle")
+    if bundle is not None and (model is not None or db is not None):
+        raise CardIDError("a --bundle names its own model and DB: give the bundle, or --model and --db")
     if resume and not json_out:
         raise CardIDError("--resume needs --json FILE (the output to resume)")
     if resume and overwrite:
@@ -80,6 +91,13 @@ def recognize_cmd(
     videos = [p for p in paths if is_video(p)]
     if videos and len(videos) != len(paths):
         raise CardIDError("give either photos or videos, not both in one call")
+    b = None
+    if bundle is not None:
+        from cardid.bundle import load_bundle
+
+        b = load_bundle(bundle)  # checked file by file before anything runs
+        if not detector and (videos or not crops):
+            detector, conf = b.detector, b.conf  # the finder the bundle was evaluated with
     if videos and not detector:
         detector = "classical"  # a video frame is a scene, never one card crop
     det = make_detector(detector, conf) if detector else None
@@ -92,8 +110,13 @@ def recognize_cmd(
                 "(pip install 'cardid[ocr]', or apt-get install tesseract-ocr)",
                 highlight=False,
             )
-    config = MatchConfig(verify=verify, read_numbers=read_numbers)
-    rec = Recognizer.open(model, db, det, config, fallback=fallback)
+    if b is not None:
+        rec = Recognizer.open(
+            b.model, b.db, det, b.match_config(verify=verify, read_numbers=read_numbers), fallback
+        )
+    else:
+        config = MatchConfig(verify=verify, read_numbers=read_numbers)
+        rec = Recognizer.open(model, db, det, config, fallback=fallback)
     if videos:
         _recognize_videos(rec, videos, top, every, json_out)
         return

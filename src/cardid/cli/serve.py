@@ -6,12 +6,13 @@ from pathlib import Path
 
 import typer
 
-from cardid.cli.index import DB, MODEL
-
 
 def serve_cmd(
-    model: Path = MODEL,
-    db: Path = DB,
+    bundle: Path | None = typer.Argument(
+        None, help="A bundle (cardid pipeline run): model, DB, finder and settings."
+    ),
+    model: Path | None = typer.Option(None, help="The embedding artefact (without a bundle)."),
+    db: Path | None = typer.Option(None, "--db", help="A reference DB directory (without a bundle)."),
     detector: str = typer.Option("classical", help="Find cards: 'classical' or a YOLO-OBB .pt/.onnx."),
     catalog: Path | None = typer.Option(None, help="Gallery scans to serve (default: the one in db.json)."),
     host: str = typer.Option("127.0.0.1", help="Address to bind (default: this machine only)."),
@@ -34,12 +35,17 @@ def serve_cmd(
     /v1/cards/{id}, /healthz, /metrics, /docs."""
     import os
 
+    from cardid.errors import CardIDError
     from cardid.serve import ServeConfig, serve
 
+    if bundle is None and (model is None or db is None):
+        raise CardIDError("give a BUNDLE, or --model and --db")
+    if bundle is not None and (model is not None or db is not None):
+        raise CardIDError("a BUNDLE names its own model and DB: give the bundle, or --model and --db")
     if max_pixels:
         os.environ["CARDID_MAX_PIXELS"] = str(max_pixels)  # read by every decode in this process
 
     config = ServeConfig(
         int(max_upload_mb * 1024 * 1024), queue, body_timeout=body_timeout, allow_origins=tuple(allow_origin)
     )
-    serve(model, db, detector, catalog, host, port, config)
+    serve(model, db, detector, catalog, host, port, config, bundle=bundle)

@@ -106,3 +106,83 @@ def adapt_db(
         adapter, source=str(source), **{k: v for k, v in stats.items() if k not in ("pairs", "lam")}
     )
     return stats
+
+
+def adapt_from_photos(
+    model,
+    db: str | Path,
+    photos: str | Path,
+    detector: str = "classical",
+    conf: float = 0.25,
+    folds: int = 5,
+    seed: int = 0,
+    printing: bool = True,
+) -> dict:
+    """``cardid index adapt``: find the card in each labelled photo, fit and store the DB's query
+    adapter (λ on card-disjoint inner folds) and, with ``printing``, refit its printing model on the
+    photos' printing sets plus simulated views. Returns the figures and what to tell the user."""
+    from cardid.catalog.records import name_key
+    from cardid.data.photoset import load_photo_set
+    from cardid.db.match import MatchConfig
+    from cardid.embed import load_embedder
+    from cardid.eval.folds import card_folds
+    from cardid.eval.outcomes import photo_outcome
+    from cardid.progress import progress
+    from cardid.recognize import Recognizer, make_detector
+
+    emb = load_embedder(model)
+    card_db = CardDB.load(db, emb)
+    photo_set = load_photo_set(photos)
+    photo_set.require_cards(card_db.row_of, f"the DB {db}")
+    split = card_folds(photo_set, folds, seed, group=lambda c: name_key(card_db.records[c]))
+    # the printing model's evidence is recorded for every printing set (printing="model")
+    rec = Recognizer.open(emb, card_db, make_detector(detector, conf), MatchConfig(printing="model"))
+    rec.matcher.adapter = None  # the corners come from the model as it is
+    records = []
+    with progress(len(photo_set), "finding cards") as advance:
+        for ph in photo_set.photos:
+            res = rec.recognize_photo(load_rgb(ph.path))
+            cards = res.to_json()["cards"]
+            outcome, _ = photo_outcome({"cards": cards, "no_card": res.no_card}, ph.card_id)
+            records.append({"file": str(ph.path), "card_id": ph.card_id, "cards": cards, "outcome": outcome})
+            advance(1)
+    said = [fit_printing_on_photos(card_db, emb, records)] if printing else []
+    with progress(len(records), "fitting") as advance:
+        stats = adapt_db(
+            card_db, emb, records, [split.fold_of[r["card_id"]] for r in records], photos, advance
+        )
+    said.insert(
+        0,
+        f"query adapter stored in {db}: {stats['pairs']} photo ↔ scan pairs, λ {stats['lam']}; "
+        f"Recall@1 on held-out inner folds {stats['recall@1_without']:.3f} → {stats['recall@1_with']:.3f}",
+    )
+    figure = (
+        f"adapter from {stats['pairs']} photo ↔ scan pairs (inner folds: Recall@1 "
+        f"{stats['recall@1_without']:.3f} → {stats['recall@1_with']:.3f})"
+    )
+    return {**stats, "said": said, "figure": figure}
+
+
+def fit_printing_on_photos(card_db, emb, records: list[dict]) -> str:
+    """The DB's printing model refitted on simulated views of its cards plus these photos' printing
+    sets, stored with its fused calibration (as `eval photos --folds` fits each fold's)."""
+    from cardid.db.calibrate import printing_sets_on_views
+    from cardid.eval.refit import fit_on_photos
+
+    fused = (card_db.calibration or {}).get("fused")
+    if not fused:
+        return "printing model: not fitted (the DB has no fused calibration: run `cardid index calibrate`)"
+    simulated = printing_sets_on_views(card_db, emb, card_db.gallery(), cards=None)
+    model = fit_on_photos(records, simulated)
+    card_db.save_meta(calibration={**card_db.calibration, "fused": {**fused, "printing": model.to_dict()}})
+    f = model.fitted
+    decides = (
+        "it now decides the printing"
+        if f["real_sets"]
+        else "no photo showed a card with several printings in sight: the rules still decide"
+    )
+    return (
+        f"printing model stored in {card_db.root}: fitted on {f['real_sets']} printing sets of "
+        f"{f['real_photos']} photos and {f['simulated_sets']} simulated ones; names a printing at "
+        f"p ≥ {model.p_min} ({decides})"
+    )

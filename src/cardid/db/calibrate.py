@@ -108,8 +108,9 @@ def calibrate_on_views(
     target_precision: float = 0.95,
     progress: Callable[[int], None] | None = None,
     printing: bool = True,
+    views: int = 1,
 ) -> dict[str, Calibration]:
-    """Calibrate ``db`` on simulated camera views of up to ``cards`` of its cards (one view each),
+    """Calibrate ``db`` on simulated camera views of up to ``cards`` of its cards (``views`` each),
     rendered from ``catalog``'s scans: what `index build` does unless told not to; ``printing``:
     then fit its printing model (:func:`fit_printing`) on views of cards with several printings."""
     import random
@@ -121,7 +122,7 @@ def calibrate_on_views(
     if not ids:
         raise CardIDError(f"none of the DB's cards is in the catalog {catalog.root}")
     ids = random.Random(seed).sample(ids, min(cards, len(ids)))
-    images, labels = synthetic_queries(catalog, ids, seed=seed)
+    images, labels = synthetic_queries(catalog, ids, views=views, seed=seed)
     result = calibrate_db(db, embedder, images, labels, target_precision, progress=progress)
     if printing and "fused" in result:
         model, _ = fit_printing(db, embedder, catalog, cards, seed)

@@ -7,16 +7,19 @@ are off, and AMP is off (its check downloads weights). Runs land under ``models/
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cardid.detect import Detection
 from cardid.errors import CardIDError
 from cardid.io import sha256_file, write_json_atomic
+
+log = logging.getLogger(__name__)
 
 
 def _ultralytics():
@@ -48,6 +51,7 @@ class DetectorConfig(BaseModel):
     device: str = ""  # "" = cuda:0 when present, else cpu
     workers: int = 2
     seed: int = 0
+    patience: int = Field(100, ge=0)  # epochs without a better val fitness before stopping (0: never)
     export_onnx: bool = True
 
 
@@ -62,22 +66,27 @@ def train_detector(cfg: DetectorConfig) -> dict:
 
     device = cfg.device or ("0" if torch.cuda.is_available() else "cpu")
     out = Path(cfg.out_dir)
-    model = YOLO(cfg.model)
-    model.train(
-        data=cfg.data,
-        epochs=cfg.epochs,
-        imgsz=cfg.imgsz,
-        batch=cfg.batch,
-        device=device,
-        workers=cfg.workers,
-        seed=cfg.seed,
-        amp=False,
-        plots=False,
-        project=str(out.resolve()),
-        name="run",
-        exist_ok=True,
-        verbose=False,
-    )
+    last = out / "run" / "weights" / "last.pt"
+    if last.is_file() and not (out / "detector.json").is_file():  # a killed run: continue it
+        log.info("detector: resuming %s", last)
+        YOLO(str(last)).train(resume=True)
+    else:
+        YOLO(cfg.model).train(
+            data=cfg.data,
+            epochs=cfg.epochs,
+            imgsz=cfg.imgsz,
+            batch=cfg.batch,
+            device=device,
+            workers=cfg.workers,
+            seed=cfg.seed,
+            patience=cfg.patience,  # ultralytics: 0 never stops early
+            amp=False,
+            plots=False,
+            project=str(out.resolve()),
+            name="run",
+            exist_ok=True,
+            verbose=False,
+        )
     best = out / "run" / "weights" / "best.pt"
     shutil.copy2(best, out / "best.pt")
     metrics = YOLO(str(out / "best.pt")).val(

@@ -60,8 +60,10 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     config: ServeConfig = ServeConfig(),
+    bundle: str | Path | None = None,
 ) -> None:
-    """Load everything once, then serve until interrupted."""
+    """Load everything once (from ``bundle`` when given: checked file by file), then serve until
+    interrupted."""
     try:
         import uvicorn
     except ImportError as e:
@@ -69,7 +71,12 @@ def serve(
     from cardid.catalog.records import Catalog
     from cardid.recognize import Recognizer
 
-    rec = Recognizer.open(model, db, detector)
+    if bundle is not None:
+        from cardid.bundle import load_bundle
+
+        rec = load_bundle(bundle).recognizer()
+    else:
+        rec = Recognizer.open(model, db, detector)
     cat = Catalog.open(catalog) if catalog else None  # asked for explicitly: an error if it is not
     app = create_app(rec, cat, config, db_catalog=catalog is None)
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -118,6 +118,15 @@ def is_better(metrics: dict[str, float], best: dict[str, Any]) -> bool:
     return (metrics["recall@1"], metrics["map@r"]) >= (best["recall@1"], best_map)
 
 
+def improved(metrics: dict[str, float], best: dict[str, Any]) -> bool:
+    """Strictly better than ``best``: Recall@1, then mAP@R, then the mean margin between the
+    correct scan and the nearest other (which still moves once a small real validation set is
+    all named). What resets early stopping; anything else keeps it counting."""
+    b = best.get("metrics", {})
+    key = (metrics["recall@1"], metrics["map@r"], metrics.get("margin", 0.0))
+    return key > (best["recall@1"], b.get("map@r", -1.0), b.get("margin", -1.0))
+
+
 def no_best() -> dict[str, Any]:
     return {"recall@1": -1.0, "step": -1}
 

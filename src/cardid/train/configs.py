@@ -45,6 +45,9 @@ class LoopConfig(BaseModel):
     out_dir: str = "runs/train"
     checkpoint_dir: str | None = None  # default: <out_dir>/checkpoints
     restart_if_unreadable: bool = False  # every checkpoint unreadable: start at step 0 (else stop)
+    # stop after this many evaluations without a strictly better model (0: never). With a labelled
+    # real validation set (data.val), the run stops on real evidence instead of simulated views.
+    patience: int = Field(0, ge=0)
     collapse_max_mean_cos: float = 0.98
     collapse_min_effective_rank: float = 2.0
 

@@ -36,6 +36,7 @@ from cardid.train.common import (
     embed_gallery_and_queries,
     evaluate_embedder,
     finish_run,
+    improved,
     is_better,
     no_best,
     training_state,
@@ -139,9 +140,11 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
     state = load_latest(ckpt_dir, fp, cfg.restart_if_unreadable)
     start = 0
     best = {n: no_best() for n in cfg.students}
+    stale, stopped = dict.fromkeys(cfg.students, 0), False  # evaluations without a better student
     if state:
         sset.load_state_dict(state["students"])
         start, best = int(state["step"]), state["best"]
+        stale, stopped = state.get("stale", stale), bool(state.get("stopped"))
     tlog = open_run(out, cfg, start, d.main)
     if d.main:
         log.info(
@@ -169,7 +172,8 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
 
     result: dict[str, Any] = {}
     speed = Throughput()
-    for step, batch in enumerate(batches_after_resume(loader, state, d.device), start=start):
+    batches = iter(()) if stopped else batches_after_resume(loader, state, d.device)
+    for step, batch in enumerate(batches, start=start):
         views, y = batch[0], batch[1]
         views = {k: v.to(d.device, non_blocking=True) for k, v in views.items()}
         if cache is not None:
@@ -242,6 +246,7 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
                         m["effective_rank"],
                         teacher_r1,
                     )
+                    stale[n] = 0 if improved(m, best[n]) else stale[n] + 1
                     if is_better(m, best[n]):
                         best[n] = {"recall@1": m["recall@1"], "step": done, "metrics": m}
                         save_model_dir(
@@ -267,17 +272,23 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
                 tlog.write(rec)
                 speed.restart()  # evaluation time is not training throughput
             d.barrier()
-        if cadence.checkpoint(done):
+            stopped = d.from_main(cfg.patience > 0 and min(stale.values()) >= cfg.patience)
+        if cadence.checkpoint(done) or stopped:
             if d.main:
-                parts = {"students": sset.state_dict()}
+                parts = {"students": sset.state_dict(), "stale": stale, "stopped": stopped}
                 save_checkpoint(ckpt_dir, done, training_state(done, opt, sched, best, fp, d.device, **parts))
             d.barrier()
+        if stopped:
+            if d.main:
+                log.info("stopped at step %d: no better student in %d evaluations", done, cfg.patience)
+            break
 
     summary = {
         "teacher_val_recall@1": teacher_r1,
         "best": best,
         "final": result,
         "steps": cfg.steps,
+        "stopped_early": stopped,
         "global_batch": cfg.batch_size,
         "world_size": d.world,
     }

@@ -32,6 +32,14 @@ class Dist:
         if self.enabled:
             dist.barrier()
 
+    def from_main(self, flag: bool) -> bool:
+        """Rank 0's decision, on every rank (e.g. "stop now": only rank 0 evaluates)."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([int(flag)], device=self.device)
+        dist.broadcast(t, 0)
+        return bool(t.item())
+
 
 def init_distributed(device: str = "auto") -> Dist:
     """Join the process group torchrun set up (nccl on CUDA, gloo on CPU); pick this rank's device."""

@@ -31,6 +31,7 @@ from cardid.train.common import (
     batches_after_resume,
     evaluate_embedder,
     finish_run,
+    improved,
     is_better,
     no_best,
     training_state,
@@ -135,11 +136,12 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
 
     # ---- resume
     state = load_latest(ckpt_dir, fp, cfg.restart_if_unreadable)
-    start, best = 0, no_best()
+    start, best, stale, stopped = 0, no_best(), 0, False
     ema = EMA(teacher.embedder, cfg.ema_decay) if cfg.ema_decay else None
     if state:
         teacher.load_state_dict(state["model"])
         start, best = int(state["step"]), state["best"]
+        stale, stopped = int(state.get("stale", 0)), bool(state.get("stopped"))
         if ema and state.get("ema"):
             ema.model.load_state_dict(state["ema"])
     tlog = open_run(out, cfg, start, d.main)
@@ -169,9 +171,11 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
     # epochs are derived, never planned: one epoch = every training image (folder) or every card (online) once
     epoch_size = data.num_items if data.mode == "folder" else len(classes)
     phase_idx, model, opt, sched = -1, None, None, None
-    metrics: dict[str, Any] = {}
+    last_phase = 1 if cfg.phase2.steps else 0  # early stopping ends the run, so only in its last phase
+    metrics: dict[str, Any] = best.get("metrics", {})
     speed = Throughput()
-    for step, (x, y) in enumerate(batches_after_resume(loader, state, d.device), start=start):
+    batches = iter(()) if stopped else batches_after_resume(loader, state, d.device)
+    for step, (x, y) in enumerate(batches, start=start):
         # ---- phase switch: decide trainable parameters on the plain module, then wrap
         p_idx = 0 if step < bounds[0] else 1
         if p_idx != phase_idx:
@@ -186,6 +190,8 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
             if state and state.get("phase") == phase_idx and state["step"] == step:
                 opt.load_state_dict(state["optimizer"])
                 sched.load_state_dict(state["scheduler"])
+            else:
+                stale = 0  # a new phase: its own patience
             n_train = sum(p.numel() for g in groups for p in g["params"])
             if d.main:
                 log.info(
@@ -255,6 +261,7 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
                     metrics["effective_rank"],
                 )
                 speed.restart()  # evaluation time is not training throughput
+                stale = 0 if improved(metrics, best) else stale + 1
                 if is_better(metrics, best):
                     best = {"recall@1": metrics["recall@1"], "step": done, "metrics": metrics}
                     save_model_dir(
@@ -270,18 +277,29 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
                         complete=False,
                     )
             d.barrier()
-        if cadence.checkpoint(done):
+            stopped = d.from_main(cfg.patience > 0 and phase_idx == last_phase and stale >= cfg.patience)
+        if cadence.checkpoint(done) or stopped:
             if d.main:
-                parts = {"model": teacher.state_dict(), "phase": phase_idx}
+                parts = {
+                    "model": teacher.state_dict(),
+                    "phase": phase_idx,
+                    "stale": stale,
+                    "stopped": stopped,
+                }
                 parts["ema"] = ema.model.state_dict() if ema else None
                 save_checkpoint(ckpt_dir, done, training_state(done, opt, sched, best, fp, d.device, **parts))
             d.barrier()
+        if stopped:
+            if d.main:
+                log.info("stopped at step %d: no better model in %d evaluations", done, stale)
+            break
 
     sync = check_in_sync(teacher, d)
     result = {
         "best": best,
         "final": metrics,
         "steps": cfg.total_steps,
+        "stopped_early": stopped,
         "global_batch": cfg.batch_size,
         "world_size": d.world,
         "classes": len(classes),

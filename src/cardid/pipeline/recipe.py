@@ -1,0 +1,154 @@
+"""Recipes: which stages run, in which order, with which settings (YAML, checked before anything runs).
+
+A recipe names its stages in order; each stage's settings are that kind's typed config, so an
+unknown stage or key is one clear error, not a default run. Strings may say ``{realdata}`` (the
+recipe's real-data folder) and ``{recipes}`` (the folder of the shipped recipes and configs).
+Shipped recipes live in ``cardid/pipeline/recipes/`` and are named by their file name::
+
+    name: demo
+    device: cpu
+    stages:
+      catalog: {synth: {cards: 60}}
+      teacher: {preset: tiny}
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cardid.config import merge, parse_overrides
+from cardid.errors import CardIDError
+
+RECIPES_DIR = Path(__file__).with_name("recipes")
+
+
+def _first_error(e: ValidationError) -> str:
+    err = e.errors()[0]
+    where = ".".join(map(str, err["loc"]))
+    if err["type"] == "extra_forbidden":
+        return f"unknown key {where!r}"
+    return f"{where}: {err['msg']}"
+
+
+class StageSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    kind: str
+    settings_: dict[str, Any] = Field(default_factory=dict, alias="settings")
+    recipe: str = ""
+    realdata: str = ""
+
+    def settings(self, cls: type[BaseModel]) -> BaseModel:
+        data = _substitute(self.settings_, {"realdata": self.realdata, "recipes": str(RECIPES_DIR)})
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise CardIDError(f"recipe {self.recipe!r}, stage {self.name!r}: {_first_error(e)}") from None
+
+
+def _substitute(obj: Any, values: dict[str, str]) -> Any:
+    if isinstance(obj, str):
+        for k, v in values.items():
+            obj = obj.replace("{" + k + "}", v)
+        return obj
+    if isinstance(obj, dict):
+        return {k: _substitute(v, values) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_substitute(v, values) for v in obj]
+    return obj
+
+
+class SageMakerSettings(BaseModel):
+    """Where the training stages run when ``execution: sagemaker`` (the ``cardid cloud launch`` fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+    bucket: str = ""
+    role_arn: str = ""
+    region: str = "us-east-1"
+    spot: bool = True
+    instance_type: dict[str, str] = Field(default_factory=dict)  # stage → instance type
+    instance_count: int = Field(1, ge=1)
+    hf_token_secret: str | None = None
+    dry_run: bool = True  # write the requests, launch nothing (validated offline)
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    description: str = ""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    execution: Literal["local", "sagemaker"] = "local"
+    seed: int = 0
+    realdata: str = "../shared/realdata"
+    sagemaker: SageMakerSettings = SageMakerSettings()
+    stages: list[StageSpec]
+
+    def shared(self) -> dict[str, Any]:
+        """What enters every stage's key besides its own settings."""
+        return {"device": self.device, "seed": self.seed, "execution": self.execution}
+
+    def stage(self, name: str) -> StageSpec:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise CardIDError(f"recipe {self.name!r} has no stage {name!r}")
+
+    def check_device(self) -> None:
+        if self.device == "cuda" and self.execution == "local":
+            import torch
+
+            if not torch.cuda.is_available():
+                raise CardIDError(
+                    f"recipe {self.name!r} asks for device: cuda, but no CUDA GPU is visible here "
+                    "(run it on a GPU machine, with --set device=cpu, or with execution: sagemaker)"
+                )
+
+
+def shipped() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    """A shipped recipe by name (``demo``, ``cpu-real``…) or a YAML file, with ``key=value``
+    overrides: ``device=cpu``, ``teacher.phase2.steps=10`` (a stage's settings by its name)."""
+    p = Path(name_or_path)
+    if not p.suffix and not p.exists():
+        if str(name_or_path) not in shipped():
+            raise CardIDError(
+                f"unknown recipe {str(name_or_path)!r} (shipped: {', '.join(shipped())}; or a YAML file)"
+            )
+        p = RECIPES_DIR / f"{name_or_path}.yaml"
+    if not p.is_file():
+        raise CardIDError(f"recipe file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise CardIDError(f"recipe {p} is not valid YAML ({e})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("stages"), dict) or not raw["stages"]:
+        raise CardIDError(f"recipe {p}: needs a `stages:` mapping (stage name → settings)")
+    raw = copy.deepcopy(raw)
+    stage_names = list(raw["stages"])
+    for key, value in parse_overrides(overrides).items():
+        if key in raw["stages"]:
+            raw["stages"][key] = merge(raw["stages"][key] or {}, value if isinstance(value, dict) else {})
+        else:
+            raw = merge(raw, {key: value})
+    stages = []
+    for name in stage_names:
+        settings = dict(raw["stages"][name] or {})
+        kind = settings.pop("kind", name)
+        stages.append({"name": name, "kind": kind, "settings": settings})
+    raw["stages"] = stages
+    raw.setdefault("name", p.stem)
+    try:
+        recipe = Recipe.model_validate(raw)
+    except ValidationError as e:
+        raise CardIDError(f"recipe {raw['name']!r}: {_first_error(e)}") from None
+    for s in recipe.stages:
+        s.recipe, s.realdata = recipe.name, recipe.realdata
+    return recipe

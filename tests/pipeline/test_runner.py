@@ -1,0 +1,202 @@
+"""The runner on toy stages: keys, skip, resume, --from, --only, --plan, and what it refuses."""
+
+import json
+
+import pytest
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from cardid.errors import CardIDError
+from cardid.pipeline import load_recipe, plan, run
+from cardid.pipeline import runner as runner_mod
+from cardid.pipeline.runner import REGISTRY, PipelineError, stage
+
+CALLS: list[str] = []
+
+
+class Source(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: int = 1
+    data: str | None = None  # an outside file whose identity enters the key
+
+
+class Nothing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fail_once: bool = False
+
+
+@pytest.fixture(autouse=True)
+def toy_stages():
+    import cardid.pipeline.stages  # noqa: F401  (the real kinds, kept beside the toy ones)
+
+    saved = dict(REGISTRY)
+    CALLS.clear()
+
+    @stage("t-source", Source, external=lambda cfg: [cfg.data] if cfg.data else [])
+    def source(ctx, cfg):
+        CALLS.append(ctx.name)
+        (ctx.dir / "value.txt").write_text(str(cfg.value))
+        return {
+            "figure": f"value {cfg.value}",
+            "outputs": {"value": ctx.dir / "value.txt"},
+            "metrics": {"v": cfg.value},
+        }
+
+    @stage("t-double", Nothing, needs=("t-source",), resumable=True)
+    def double(ctx, cfg):
+        CALLS.append(ctx.name)
+        v = int(ctx.path("t-source", "value").read_text())
+        progress = ctx.dir / "progress.txt"  # what a checkpoint is to a training stage
+        seen = progress.read_text() if progress.exists() else ""
+        progress.write_text(seen + "x")
+        if cfg.fail_once and not seen:
+            raise KeyboardInterrupt  # killed half-way
+        (ctx.dir / "double.txt").write_text(str(2 * v))
+        return {
+            "figure": f"{2 * v} after {len(seen) + 1} tries",
+            "outputs": {"double": ctx.dir / "double.txt"},
+        }
+
+    @stage("t-sum", Nothing, needs=("t-double",), wants=("t-source",))
+    def total(ctx, cfg):
+        CALLS.append(ctx.name)
+        d = int(ctx.path("t-double", "double").read_text())
+        (ctx.dir / "sum.txt").write_text(str(d + 1))
+        return {"figure": f"sum {d + 1}", "outputs": {"sum": ctx.dir / "sum.txt"}}
+
+    yield
+    REGISTRY.clear()
+    REGISTRY.update(saved)
+
+
+def recipe(tmp_path, overrides=(), **stages):
+    stages = stages or {"src": {"kind": "t-source"}, "dbl": {"kind": "t-double"}, "sum": {"kind": "t-sum"}}
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump({"name": "toy", "device": "cpu", "stages": stages}, sort_keys=False))
+    return load_recipe(path, list(overrides))
+
+
+def statuses(r, out, **kw):
+    return {p.name: p.status for p in plan(r, out, **kw)}
+
+
+def test_a_rerun_with_nothing_changed_runs_nothing(tmp_path):
+    out = tmp_path / "run"
+    r = recipe(tmp_path)
+    assert statuses(r, out) == {"src": "run", "dbl": "run", "sum": "run"}
+    res = run(r, out, log=lambda s: None)
+    assert CALLS == ["src", "dbl", "sum"] and (out / "sum" / "sum.txt").read_text() == "3"
+    assert [s["figure"] for s in res.stages] == ["value 1", "2 after 1 tries", "sum 3"]
+    rec = json.loads((out / "dbl" / "stage.json").read_text())
+    assert rec["status"] == "done" and rec["outputs"] == {
+        "double": "dbl/double.txt"
+    }  # relative: a run can move
+    CALLS.clear()
+    run(r, out, log=lambda s: None)
+    assert CALLS == [] and statuses(r, out) == {"src": "done", "dbl": "done", "sum": "done"}
+
+
+def test_changed_settings_rerun_the_stage_and_what_reads_it(tmp_path):
+    out = tmp_path / "run"
+    run(recipe(tmp_path), out, log=lambda s: None)
+    CALLS.clear()
+    r2 = recipe(tmp_path, ["src.value=5"])
+    assert statuses(r2, out) == {"src": "rerun", "dbl": "rerun", "sum": "rerun"}
+    run(r2, out, log=lambda s: None)
+    assert CALLS == ["src", "dbl", "sum"] and (out / "sum" / "sum.txt").read_text() == "11"
+    CALLS.clear()
+    r3 = recipe(tmp_path, ["src.value=5", "sum.fail_once=false"])  # an explicit default: same key
+    run(r3, out, log=lambda s: None)
+    assert CALLS == []
+
+
+def test_an_outside_input_that_changes_reruns_its_stage(tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("a\n")
+    stages = {"src": {"kind": "t-source", "data": str(data)}, "dbl": {"kind": "t-double"}}
+    out = tmp_path / "run"
+    run(recipe(tmp_path, **stages), out, log=lambda s: None)
+    data.write_text("a,b\n")  # edited: size and mtime change
+    assert statuses(recipe(tmp_path, **stages), out) == {"src": "rerun", "dbl": "rerun"}
+
+
+def test_from_and_only(tmp_path):
+    out = tmp_path / "run"
+    r = recipe(tmp_path)
+    with pytest.raises(PipelineError, match="--only sum: it reads stage 'dbl', which has not finished"):
+        plan(r, out, only="sum")
+    run(r, out, log=lambda s: None)
+    CALLS.clear()
+    assert statuses(r, out, start="dbl") == {"src": "done", "dbl": "rerun", "sum": "rerun"}
+    run(r, out, start="dbl", log=lambda s: None)
+    assert CALLS == ["dbl", "sum"]
+    CALLS.clear()
+    run(r, out, only="dbl", log=lambda s: None)
+    assert CALLS == ["dbl"]  # only it; sum is now stale and says so
+    assert statuses(r, out)["sum"] == "rerun"
+    with pytest.raises(PipelineError, match="--from nope: no such stage"):
+        plan(r, out, start="nope")
+
+
+def test_a_killed_stage_resumes_in_its_folder_and_later_stages_wait(tmp_path):
+    out = tmp_path / "run"
+    r = recipe(tmp_path, ["dbl.fail_once=true"])
+    with pytest.raises(KeyboardInterrupt):
+        run(r, out, log=lambda s: None)
+    assert json.loads((out / "dbl" / "stage.json").read_text())["status"] == "running"
+    assert statuses(r, out) == {"src": "done", "dbl": "resume", "sum": "run"}
+    CALLS.clear()
+    res = run(r, out, log=lambda s: None)
+    assert CALLS == ["dbl", "sum"]
+    assert res.record("dbl")["figure"] == "2 after 2 tries"  # it kept what the killed run left
+
+
+def test_outputs_edited_after_they_finished_are_refused(tmp_path):
+    out = tmp_path / "run"
+    r = recipe(tmp_path)
+    run(r, out, log=lambda s: None)
+    (out / "dbl" / "double.txt").write_text("999")
+    with pytest.raises(
+        PipelineError, match="stage 'dbl': its outputs in .* changed after it finished.*--from dbl"
+    ):
+        run(r, out, log=lambda s: None)
+    run(r, out, start="dbl", log=lambda s: None)  # the way out it names
+    assert (out / "sum" / "sum.txt").read_text() == "3"
+
+
+def test_bad_recipes_say_one_clear_thing(tmp_path):
+    with pytest.raises(CardIDError, match="unknown stage 't-nope'"):
+        plan(recipe(tmp_path, src={"kind": "t-nope"}), tmp_path / "a")
+    with pytest.raises(CardIDError, match="recipe 'toy', stage 'src': unknown key 'valu'"):
+        plan(recipe(tmp_path, src={"kind": "t-source", "valu": 2}), tmp_path / "b")
+    with pytest.raises(CardIDError, match="stage 'dbl' needs a 't-source' stage before it"):
+        plan(recipe(tmp_path, dbl={"kind": "t-double"}), tmp_path / "c")
+    with pytest.raises(CardIDError, match="recipe 'toy': unknown key 'devise'"):
+        recipe(tmp_path, ["devise=cpu"])
+    with pytest.raises(CardIDError, match="unknown recipe 'nope'"):
+        load_recipe("nope")
+    (tmp_path / "user").mkdir()
+    (tmp_path / "user" / "notes.txt").write_text("mine")
+    with pytest.raises(PipelineError, match="was not written by cardid"):
+        run(recipe(tmp_path), tmp_path / "user", log=lambda s: None)
+    assert (tmp_path / "user" / "notes.txt").read_text() == "mine"
+
+
+def test_a_recipe_asking_for_cuda_without_a_gpu_is_refused_before_anything_runs(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    r = recipe(tmp_path, ["device=cuda"])
+    with pytest.raises(CardIDError, match="asks for device: cuda, but no CUDA GPU is visible"):
+        run(r, tmp_path / "run", log=lambda s: None)
+    assert CALLS == [] and not (tmp_path / "run").exists()
+
+
+def test_every_shipped_recipe_loads_and_plans(tmp_path):
+    from cardid.pipeline import shipped
+
+    assert {"demo", "cpu-real", "spec-gpu", "sagemaker"} <= set(shipped())
+    for name in shipped():
+        steps = plan(load_recipe(name), tmp_path / name)
+        assert steps and all(p.status == "run" for p in steps), name
+    assert runner_mod.manifest([tmp_path / "missing"]) != runner_mod.manifest([tmp_path])
