@@ -11,7 +11,6 @@ served is what was measured. ``cardid serve BUNDLE``, ``cardid recognize --bundl
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,12 +78,9 @@ def _files(root: Path) -> list[str]:
 
 
 def _place(src: Path, dst: Path) -> None:
-    """A hard link where the filesystem allows (a bundle of a 1 GB DB costs nothing), else a copy."""
+    """A copy, never a link: a bundle is handed on, and editing it must not edit what built it."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    shutil.copy2(src, dst)
 
 
 def _place_tree(src: Path, dst: Path) -> None:

