@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from cardid import __version__
-from cardid.cli import catalog, cloud, data, distill, export, index, pipeline, synth, train
+from cardid.cli import catalog, cloud, collection, data, distill, export, index, pipeline, synth, train
 from cardid.cli import eval as eval_cli
 from cardid.cli import recognize as recognize_cli
 from cardid.cli import serve as serve_cli
@@ -36,6 +36,7 @@ app.command("export")(export.export_cmd)
 app.add_typer(cloud.app, name="cloud")
 app.command("cost")(cloud.cost_cmd)
 app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(collection.app, name="collection")
 app.command("demo")(pipeline.demo)
 
 err = Console(stderr=True)

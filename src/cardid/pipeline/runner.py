@@ -148,7 +148,7 @@ class Planned:
     config: Any
     key: str
     inputs: dict[str, str]  # kind → the stage name it reads
-    status: str = ""  # done | run | resume | rerun | blocked
+    status: str = ""  # done | run | resume | rerun | skip (not asked for, --only)
     why: str = ""
     record: dict[str, Any] | None = None
 

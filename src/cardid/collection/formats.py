@@ -1,0 +1,304 @@
+"""Exports the collection apps import (TCGplayer app, Collectr, Dragon Shield) and cardid's own
+CSV/JSON, which imports back. Names, set names, numbers and rarity come from the catalog.
+
+Every text cell is neutralised against formula injection (OWASP): a cell that starts with ``=``,
+``+``, ``-``, ``@``, a tab or a carriage return is prefixed with ``'``, so a spreadsheet shows it as
+text instead of running it (``=HYPERLINK(…)`` in a card name runs in Excel, LibreOffice and Sheets
+even when quoted). cardid's own CSV marks what it prefixed and takes the mark off on import, so a
+round trip is exact. CSVs that Excel opens carry a UTF-8 BOM (else it mangles é).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import io
+import json
+import unicodedata
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cardid.collection.fields import FIELDS, CollectionError, Owned
+
+BOM = "\ufeff"
+DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
+#: prefixed too, so that a value that really starts with ``'`` survives a round trip
+QUOTED = (*DANGEROUS, "'")
+CONDITION_NAMES = {
+    "NM": "Near Mint",
+    "LP": "Lightly Played",
+    "MP": "Moderately Played",
+    "HP": "Heavily Played",
+    "DMG": "Damaged",
+}
+#: Dragon Shield's condition words: the closest of its scale to each of ours.
+DRAGONSHIELD_CONDITIONS = {
+    "NM": "NearMint",
+    "LP": "LightlyPlayed",
+    "MP": "Played",
+    "HP": "Poor",
+    "DMG": "Poor",
+}
+
+
+def neutralise(value: Any) -> str:
+    """A cell a spreadsheet shows as text: formula-looking text gets a leading ``'`` (OWASP)."""
+    s = "" if value is None else str(value)
+    return "'" + s if s.startswith(QUOTED) else s
+
+
+def restore(value: str) -> str:
+    """Undo :func:`neutralise` on cardid's own export (a ``'`` put before a dangerous character)."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(QUOTED) else value
+
+
+def simple_name(name: str) -> str:
+    """TCGplayer's "Simple Name": the name without accents or punctuation."""
+    ascii_ = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return " ".join("".join(c if c.isalnum() else " " for c in ascii_).split())
+
+
+def _meta(records: Mapping[str, Any], card_id: str) -> dict[str, str]:
+    r = records.get(card_id)
+    get = (lambda k: getattr(r, k, None) or "") if r is not None else (lambda k: "")
+    return {
+        "name": get("name") or card_id,
+        "set_id": get("set_id"),
+        "set_name": get("set_name") or get("set_id"),
+        "number": get("number"),
+        "rarity": get("rarity"),
+    }
+
+
+def _date(iso: str) -> str:
+    return (iso or "")[:10]
+
+
+def _tcgplayer(o: Owned, m: dict) -> list:
+    return [
+        o.quantity,
+        m["name"],
+        simple_name(m["name"]),
+        m["set_name"],
+        m["number"],
+        m["set_id"].upper(),
+        o.printing,
+        CONDITION_NAMES[o.condition],
+        o.language,
+        m["rarity"],
+        "",
+        "",
+    ]
+
+
+def _collectr(o: Owned, m: dict) -> list:
+    return [
+        o.folder or "cardid",
+        "Pokemon",
+        m["set_name"],
+        m["name"],
+        m["number"],
+        m["rarity"],
+        o.printing,
+        "Ungraded",
+        CONDITION_NAMES[o.condition],
+        "",
+        o.quantity,
+        "",
+        "",
+        "false",
+        _date(o.added),
+        o.notes,
+    ]
+
+
+def _dragonshield(o: Owned, m: dict) -> list:
+    finish = "Normal" if o.printing in ("Normal", "Unlimited", "1st Edition") else "Foil"
+    return [
+        o.folder or "cardid",
+        o.quantity,
+        0,
+        m["name"],
+        m["set_id"].upper(),
+        m["set_name"],
+        m["number"],
+        DRAGONSHIELD_CONDITIONS[o.condition],
+        finish,
+        o.language,
+        "",
+        _date(o.added),
+        "",
+        "",
+        "",
+    ]
+
+
+OWN_COLUMNS = [
+    "card_id",
+    "name",
+    "set_id",
+    "set_name",
+    "number",
+    "rarity",
+    "quantity",
+    "condition",
+    "language",
+    "printing",
+    "folder",
+    "added",
+    "photo",
+    "notes",
+]
+
+
+def _own(o: Owned, m: dict) -> list:
+    return [
+        o.card_id,
+        m["name"],
+        m["set_id"],
+        m["set_name"],
+        m["number"],
+        m["rarity"],
+        o.quantity,
+        o.condition,
+        o.language,
+        o.printing,
+        o.folder,
+        o.added,
+        o.photo,
+        o.notes,
+    ]
+
+
+#: format → (header, row, first line, BOM)
+CSV_FORMATS: dict[str, tuple[list[str], Callable[[Owned, dict], list], str, bool]] = {
+    "tcgplayer": (
+        [
+            "Quantity",
+            "Name",
+            "Simple Name",
+            "Set",
+            "Card Number",
+            "Set Code",
+            "Printing",
+            "Condition",
+            "Language",
+            "Rarity",
+            "Product ID",
+            "SKU",
+        ],
+        _tcgplayer,
+        "",
+        True,
+    ),
+    "collectr": (
+        [
+            "Portfolio Name",
+            "Category",
+            "Set",
+            "Product Name",
+            "Card Number",
+            "Rarity",
+            "Variance",
+            "Grade",
+            "Card Condition",
+            "Average Cost Paid",
+            "Quantity",
+            "Market Price (As of {today})",
+            "Price Override",
+            "Watchlist",
+            "Date Added",
+            "Notes",
+        ],
+        _collectr,
+        "",
+        True,
+    ),
+    # Excel reads the `sep=,` hint only without a BOM
+    "dragonshield": (
+        [
+            "Folder Name",
+            "Quantity",
+            "Trade Quantity",
+            "Card Name",
+            "Set Code",
+            "Set Name",
+            "Card Number",
+            "Condition",
+            "Printing",
+            "Language",
+            "Price Bought",
+            "Date Bought",
+            "LOW",
+            "MID",
+            "MARKET",
+        ],
+        _dragonshield,
+        "sep=,\r\n",
+        False,
+    ),
+    "cardid": (OWN_COLUMNS, _own, "", True),
+}
+FORMATS = (*CSV_FORMATS, "json")
+
+
+def export(rows: list[Owned], records: Mapping[str, Any], fmt: str, today: str | None = None) -> str:
+    """The collection as ``fmt`` (``tcgplayer``, ``collectr``, ``dragonshield``, ``cardid``, ``json``)."""
+    if fmt == "json":
+        out = [
+            dict(
+                o.to_dict(),
+                **{k: v for k, v in _meta(records, o.card_id).items() if k != "name"},
+                name=_meta(records, o.card_id)["name"],
+            )
+            for o in rows
+        ]
+        for d in out:
+            d.pop("id", None)
+        return json.dumps(
+            {"format": "cardid-collection-export/1", "cards": out}, ensure_ascii=False, indent=1
+        )
+    if fmt not in CSV_FORMATS:
+        raise CollectionError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
+    header, row, first, bom = CSV_FORMATS[fmt]
+    today = today or _dt.date.today().isoformat()
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow([h.replace("{today}", today) for h in header])
+    for o in rows:
+        w.writerow([v if isinstance(v, int) else neutralise(v) for v in row(o, _meta(records, o.card_id))])
+    return (BOM if bom else "") + first + buf.getvalue()
+
+
+def parse_import(text: str, known: Callable[[str], bool]) -> list[dict[str, Any]]:
+    """Rows of cardid's own CSV or JSON export, checked: unknown columns or card ids are refused
+    (one error naming them), nothing half-imported."""
+    text = text.lstrip(BOM)
+    if text.lstrip().startswith("{"):
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise CollectionError(f"not a cardid collection export (JSON: {e})") from None
+        if not isinstance(doc, dict) or doc.get("format") != "cardid-collection-export/1":
+            raise CollectionError("not a cardid collection export (no format cardid-collection-export/1)")
+        rows = [{k: v for k, v in r.items() if k in FIELDS or k == "added"} for r in doc.get("cards", [])]
+    else:
+        reader = csv.DictReader(io.StringIO(text))
+        cols = reader.fieldnames or []
+        unknown = [c for c in cols if c not in OWN_COLUMNS]
+        if "card_id" not in cols or unknown:
+            what = f"unknown column(s) {', '.join(map(repr, unknown))}" if unknown else "no card_id column"
+            raise CollectionError(
+                f"not cardid's own CSV export ({what}); export with `--format cardid`, or import that app's file there"
+            )
+        rows = []
+        for r in reader:
+            d = {k: restore(v) for k, v in r.items() if k in FIELDS or k == "added"}
+            d = {k: v for k, v in d.items() if v != "" or k in ("folder", "photo", "notes")}
+            rows.append(d)
+    bad = sorted({str(r.get("card_id")) for r in rows if not known(str(r.get("card_id", "")))})
+    if bad:
+        raise CollectionError(
+            f"{len(bad)} unknown card id(s), e.g. {', '.join(bad[:3])}; nothing was imported"
+        )
+    return rows

@@ -1,0 +1,291 @@
+"""A collector's cards, kept in SQLite: one row per owned card and its copies, every edit undoable.
+
+One file (``--collection``, default ``collection.sqlite`` beside the DB or in the user's data dir),
+written in WAL mode with every change in one ``BEGIN IMMEDIATE`` transaction, so several browser
+tabs and the command line can use it at once and a killed server loses nothing it said it kept.
+A row is a card id with its quantity, condition (NM/LP/MP/HP/DMG), language, printing/finish,
+folder (a binder), when and from which photo it was added. Every change is written to ``edits``
+with the row before and after, in the same transaction: :meth:`Collection.undo` reverts the last
+change not yet undone (an import is one change), whatever process made it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cardid.collection.fields import (
+    FIELDS,
+    FORMAT,
+    SAME,
+    Change,
+    CollectionError,
+    Owned,
+    check_fields,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cards (
+    id INTEGER PRIMARY KEY,
+    card_id TEXT NOT NULL,
+    quantity INTEGER NOT NULL CHECK (quantity >= 1),
+    condition TEXT NOT NULL DEFAULT 'NM' CHECK (condition IN ('NM', 'LP', 'MP', 'HP', 'DMG')),
+    language TEXT NOT NULL DEFAULT 'English',
+    printing TEXT NOT NULL DEFAULT 'Normal',
+    folder TEXT NOT NULL DEFAULT '',
+    added TEXT NOT NULL,
+    photo TEXT NOT NULL DEFAULT '',
+    notes TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS cards_card ON cards (card_id);
+CREATE TABLE IF NOT EXISTS edits (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    action TEXT NOT NULL,
+    batch INTEGER NOT NULL,
+    row_id INTEGER NOT NULL,
+    before TEXT,
+    after TEXT,
+    undone INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+@dataclass
+class _Tx:
+    con: sqlite3.Connection
+    batch: int
+
+    def execute(self, *args):
+        return self.con.execute(*args)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def default_path(db: str | Path | None = None) -> Path:
+    """``collection.sqlite`` beside the reference DB, or in the user's data dir."""
+    if db is not None:
+        return Path(db).resolve().parent / "collection.sqlite"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "cardid" / "collection.sqlite"
+
+
+class Collection:
+    """An open collection file. Methods are safe to call from several threads and processes."""
+
+    def __init__(self, path: str | Path, timeout: float = 10.0):
+        self.path = Path(path)
+        self.timeout = timeout
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        try:
+            with self._connect() as con:
+                if fresh:
+                    con.executescript(SCHEMA)
+                    con.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (FORMAT,))
+                    con.execute("INSERT OR REPLACE INTO meta VALUES ('created', ?)", (_now(),))
+                has_meta = con.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+                ).fetchone()
+                fmt = (
+                    con.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+                    if has_meta
+                    else None
+                )
+        except sqlite3.DatabaseError as e:
+            raise CollectionError(f"{self.path} is not a cardid collection ({e})") from None
+        if not fmt or fmt[0] != FORMAT:
+            raise CollectionError(f"{self.path} is an SQLite file but not a cardid collection ({FORMAT})")
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
+        except sqlite3.OperationalError as e:
+            raise CollectionError(f"cannot open the collection {self.path}: {e}") from None
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=NORMAL")
+            con.execute("PRAGMA foreign_keys=ON")
+            yield con
+        except sqlite3.OperationalError as e:
+            msg = str(e)
+            if "locked" in msg or "busy" in msg:
+                raise CollectionError(
+                    f"the collection {self.path} is locked by another program; try again"
+                ) from None
+            if "readonly" in msg or "read-only" in msg:
+                raise CollectionError(
+                    f"the collection {self.path} is read-only; nothing was changed"
+                ) from None
+            raise CollectionError(f"collection {self.path}: {msg}") from None
+        finally:
+            con.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[_Tx]:
+        """One transaction, one undoable change: everything in it is kept, or nothing."""
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                batch = int(con.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM edits").fetchone()[0])
+                yield _Tx(con, batch)
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    # ------------------------------------------------------------------ reading
+    @staticmethod
+    def _row(r: tuple) -> Owned:
+        return Owned(*r)
+
+    _COLS = "id, card_id, quantity, condition, language, printing, folder, added, photo, notes"
+
+    def rows(self, folder: str | None = None) -> list[Owned]:
+        with self._connect() as con:
+            q = f"SELECT {self._COLS} FROM cards"
+            args: tuple = ()
+            if folder is not None:
+                q, args = q + " WHERE folder = ?", (folder,)
+            return [self._row(r) for r in con.execute(q + " ORDER BY id", args)]
+
+    def get(self, row_id: int) -> Owned:
+        with self._connect() as con:
+            r = con.execute(f"SELECT {self._COLS} FROM cards WHERE id = ?", (row_id,)).fetchone()
+        if r is None:
+            raise CollectionError(f"no row {row_id} in the collection")
+        return self._row(r)
+
+    def count(self) -> int:
+        with self._connect() as con:
+            return int(con.execute("SELECT COALESCE(SUM(quantity), 0) FROM cards").fetchone()[0])
+
+    # ------------------------------------------------------------------ editing
+    @staticmethod
+    def _log(tx: _Tx, action: str, row_id: int, before: Owned | None, after: Owned | None) -> None:
+        tx.execute(
+            "INSERT INTO edits (at, action, batch, row_id, before, after) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                _now(),
+                action,
+                tx.batch,
+                row_id,
+                json.dumps(before.to_dict()) if before else None,
+                json.dumps(after.to_dict()) if after else None,
+            ),
+        )
+
+    def add(self, card_id: str, quantity: int = 1, merge: bool = True, **values: Any) -> Change:
+        """Add copies of a card; with ``merge``, to the row of the same card in the same state."""
+        added = values.pop("added", None)  # when it was added (an import keeps the original time)
+        v = check_fields({"card_id": card_id, "quantity": quantity, **values})
+        if added:
+            v["added"] = str(added)
+        with self._write() as tx:
+            return self._add(tx, v, merge)
+
+    def add_many(self, rows: list[dict[str, Any]], merge: bool = True) -> list[Change]:
+        """Add many rows as one change (an import): every row checked first, all kept or none."""
+        checked = [check_fields({k: v for k, v in r.items() if k in FIELDS}) for r in rows]
+        for r, raw in zip(checked, rows, strict=True):
+            if raw.get("added"):
+                r["added"] = str(raw["added"])
+        with self._write() as tx:
+            return [self._add(tx, r, merge) for r in checked]
+
+    def _add(self, tx: _Tx, v: dict[str, Any], merge: bool) -> Change:
+        full = {"quantity": 1, "condition": "NM", "language": "English", "printing": "Normal", "folder": ""}
+        full |= {"photo": "", "notes": ""} | v
+        if merge:
+            where = " AND ".join(f"{k} = ?" for k in SAME)
+            r = tx.execute(
+                f"SELECT {self._COLS} FROM cards WHERE {where} ORDER BY id LIMIT 1",
+                tuple(full[k] for k in SAME),
+            ).fetchone()
+            if r is not None:
+                before = self._row(r)
+                tx.execute(
+                    "UPDATE cards SET quantity = quantity + ? WHERE id = ?", (full["quantity"], before.id)
+                )
+                after = self._fetch(tx, before.id)
+                self._log(tx, "update", before.id, before, after)
+                return Change("update", after, before, merged=True)
+        cols = (
+            "card_id",
+            "quantity",
+            "condition",
+            "language",
+            "printing",
+            "folder",
+            "added",
+            "photo",
+            "notes",
+        )
+        full["added"] = full.get("added") or _now()
+        cur = tx.execute(
+            f"INSERT INTO cards ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            tuple(full[c] for c in cols),
+        )
+        row = self._fetch(tx, cur.lastrowid)
+        self._log(tx, "add", row.id, None, row)
+        return Change("add", row)
+
+    def _fetch(self, tx: _Tx, row_id: int) -> Owned:
+        r = tx.execute(f"SELECT {self._COLS} FROM cards WHERE id = ?", (row_id,)).fetchone()
+        if r is None:
+            raise CollectionError(f"no row {row_id} in the collection")
+        return self._row(r)
+
+    def update(self, row_id: int, **values: Any) -> Change:
+        v = check_fields(values)
+        if not v:
+            raise CollectionError("nothing to change")
+        with self._write() as tx:
+            before = self._fetch(tx, row_id)
+            sets = ", ".join(f"{k} = ?" for k in v)
+            tx.execute(f"UPDATE cards SET {sets} WHERE id = ?", (*v.values(), row_id))
+            after = self._fetch(tx, row_id)
+            self._log(tx, "update", row_id, before, after)
+            return Change("update", after, before)
+
+    def remove(self, row_id: int) -> Change:
+        with self._write() as tx:
+            before = self._fetch(tx, row_id)
+            tx.execute("DELETE FROM cards WHERE id = ?", (row_id,))
+            self._log(tx, "remove", row_id, before, None)
+            return Change("remove", None, before)
+
+    def undo(self) -> Change | None:
+        """Revert the last change not yet undone, all of it (None when there is none)."""
+        with self._write() as tx:
+            last = tx.execute("SELECT MAX(batch) FROM edits WHERE undone = 0").fetchone()[0]
+            if last is None:
+                return None
+            edits = tx.execute(
+                "SELECT id, action, row_id, before, after FROM edits WHERE batch = ? AND undone = 0 ORDER BY id DESC",
+                (last,),
+            ).fetchall()
+            for _eid, action, row_id, before_s, _after in edits:
+                tx.execute("DELETE FROM cards WHERE id = ?", (row_id,))
+                if action in ("update", "remove"):  # put the row back as it was
+                    d = json.loads(before_s)
+                    tx.execute(
+                        f"INSERT INTO cards ({', '.join(d)}) VALUES ({', '.join('?' * len(d))})",
+                        tuple(d.values()),
+                    )
+            tx.execute("UPDATE edits SET undone = 1 WHERE batch = ?", (last,))
+            first = edits[-1]
+            before = Owned(**json.loads(first[3])) if first[3] else None
+            after = Owned(**json.loads(first[4])) if first[4] else None
+            return Change(f"undo {first[1]}", before, after, info={"edits": len(edits)})
