@@ -23,7 +23,7 @@ DB = typer.Option(None, "--db", help="The reference DB whose catalog names the c
 def _open(collection: Path | None, db: Path | None):
     from cardid.collection import Collection, default_path
 
-    return Collection(collection or default_path(db))
+    return Collection(collection or default_path())
 
 
 def _records(db: Path | None) -> dict:

@@ -25,6 +25,10 @@ def serve_cmd(
     body_timeout: float = typer.Option(
         20.0, min=0.1, help="Seconds an upload's body has to arrive (408 after); no queue place meanwhile."
     ),
+    collection: Path | None = typer.Option(
+        None,
+        help="Where scanned cards are kept (SQLite; default: ~/.local/share/cardid/collection.sqlite).",
+    ),
     allow_origin: list[str] = typer.Option(
         [],
         help="Another web origin whose pages may use /v1/live (e.g. https://scan.example.org; '*' any). "
@@ -48,4 +52,4 @@ def serve_cmd(
     config = ServeConfig(
         int(max_upload_mb * 1024 * 1024), queue, body_timeout=body_timeout, allow_origins=tuple(allow_origin)
     )
-    serve(model, db, detector, catalog, host, port, config, bundle=bundle)
+    serve(model, db, detector, catalog, host, port, config, bundle=bundle, collection=collection)

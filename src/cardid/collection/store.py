@@ -73,7 +73,8 @@ def _now() -> str:
 
 
 def default_path(db: str | Path | None = None) -> Path:
-    """``collection.sqlite`` beside the reference DB, or in the user's data dir."""
+    """``collection.sqlite`` beside ``db`` when given, else in the user's data dir
+    (``$XDG_DATA_HOME/cardid``, default ``~/.local/share/cardid``)."""
     if db is not None:
         return Path(db).resolve().parent / "collection.sqlite"
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")

@@ -19,6 +19,7 @@ only, unless ``allow_origins`` names others.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -61,6 +62,7 @@ def serve(
     port: int = 8000,
     config: ServeConfig = ServeConfig(),
     bundle: str | Path | None = None,
+    collection: str | Path | None = None,
 ) -> None:
     """Load everything once (from ``bundle`` when given: checked file by file), then serve until
     interrupted."""
@@ -78,5 +80,10 @@ def serve(
     else:
         rec = Recognizer.open(model, db, detector)
     cat = Catalog.open(catalog) if catalog else None  # asked for explicitly: an error if it is not
-    app = create_app(rec, cat, config, db_catalog=catalog is None)
+    from cardid.collection import Collection, default_path
+
+    # what is scanned is kept, in the user's data dir unless told (never inside a bundle or a run)
+    kept = Collection(collection or default_path())
+    logging.getLogger("cardid.serve").info("collection: %s (%d cards)", kept.path, kept.count())
+    app = create_app(rec, cat, config, db_catalog=catalog is None, collection=kept)
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -24,10 +24,13 @@ if TYPE_CHECKING:
     from cardid.recognize import PhotoResult
 
 
-def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig(), db_catalog: bool = False):
+def create_app(
+    recognizer, catalog=None, config: ServeConfig = ServeConfig(), db_catalog: bool = False, collection=None
+):
     """The FastAPI app around one :class:`~cardid.recognize.Recognizer` and the catalog whose
     scans ``/v1/cards/{id}/image`` serves (``db_catalog``: the one the DB records, looked up again
-    when the DB is replaced; else ``catalog`` as given, or none)."""
+    when the DB is replaced; else ``catalog`` as given, or none); with a
+    :class:`~cardid.collection.Collection`, the ``/v1/collection`` routes keep what is scanned."""
     from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
     from starlette.requests import ClientDisconnect
@@ -154,6 +157,11 @@ def create_app(recognizer, catalog=None, config: ServeConfig = ServeConfig(), db
             return error(404, f"no scan for card {card_id!r}", route)
         metrics.observe(route, 200)
         return FileResponse(path)
+
+    if collection is not None:
+        from cardid.serve.collection import add_collection_routes
+
+        add_collection_routes(app, served, collection, metrics)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page():

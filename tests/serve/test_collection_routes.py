@@ -1,0 +1,78 @@
+"""The collection over HTTP: add, edit, remove, undo, export, search; bad requests said plainly."""
+
+import csv
+import io
+import json
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from fastapi.testclient import TestClient
+from tests.conftest import build_index
+
+from cardid.collection import Collection
+from cardid.recognize import Recognizer
+from cardid.serve import create_app
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, synth_catalog):
+    return build_index(tmp_path_factory.mktemp("served"), synth_catalog.root, "--calibrate-cards", "6")
+
+
+@pytest.fixture
+def client(index, tmp_path):
+    rec = Recognizer.open(*index)
+    coll = Collection(tmp_path / "c.sqlite")
+    return TestClient(create_app(rec, collection=coll)), coll, list(rec.matcher.db.ids)
+
+
+def test_add_edit_remove_undo_and_export(client):
+    c, coll, ids = client
+    r = c.post("/v1/collection", json={"card_id": ids[0], "condition": "LP", "folder": "Binder 1"})
+    assert r.status_code == 201 and r.json()["action"] == "add" and r.json()["count"] == 1
+    row = r.json()["row"]
+    assert row["card_id"] == ids[0] and row["name"]  # the catalog's name comes with the row
+    r = c.post("/v1/collection", json={"card_id": ids[0], "condition": "LP", "folder": "Binder 1"})
+    assert r.json()["merged"] and r.json()["row"]["quantity"] == 2
+    r = c.patch(f"/v1/collection/{row['id']}", json={"printing": "Reverse Holofoil", "card_id": ids[1]})
+    assert (
+        r.status_code == 200
+        and r.json()["row"]["card_id"] == ids[1]
+        and r.json()["before"]["card_id"] == ids[0]
+    )
+    assert c.get("/v1/collection").json()["count"] == 2
+    assert c.post("/v1/collection/undo").json()["action"] == "undo update"
+    assert coll.get(row["id"]).card_id == ids[0]
+    assert c.delete(f"/v1/collection/{row['id']}").json()["count"] == 0
+    c.post("/v1/collection/undo")
+    r = c.get("/v1/collection/export", params={"format": "tcgplayer"})
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert rows[0][0] == "Quantity" and rows[1][0] == "2" and rows[1][7] == "Lightly Played"
+    assert (
+        json.loads(c.get("/v1/collection/export", params={"format": "json"}).content)["cards"][0]["quantity"]
+        == 2
+    )
+
+
+def test_bad_requests_are_one_clear_message(client):
+    c, coll, ids = client
+    r = c.post("/v1/collection", json={"card_id": "nope-1"})
+    assert r.status_code == 404 and "unknown card 'nope-1'" in r.json()["error"]
+    r = c.post("/v1/collection", content=b"not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "JSON object" in r.json()["error"]
+    r = c.post("/v1/collection", json={"card_id": ids[0], "condition": "Mint"})
+    assert r.status_code == 400 and "condition must be one of" in r.json()["error"]
+    assert c.patch("/v1/collection/99", json={"quantity": 2}).status_code == 400
+    assert c.get("/v1/collection/export", params={"format": "xls"}).status_code == 400
+    assert coll.count() == 0
+
+
+def test_search_finds_a_card_by_name_set_or_number(client):
+    c, _coll, ids = client
+    rec = c.get(f"/v1/cards/{ids[3]}").json()
+    found = c.get("/v1/search", params={"q": f"{rec['name']} {rec['number']}"}).json()["cards"]
+    assert found and found[0]["card_id"] == ids[3]
+    assert c.get("/v1/search", params={"q": ""}).json()["cards"] == []
