@@ -183,7 +183,7 @@ def plan(work: Path, smoke: bool = False) -> list[Step]:
             220,
             150,
             str(work / "teacher.yaml"),
-            "cardid.train.teacher:TeacherConfig",
+            "cardid.train.configs:TeacherConfig",
             ["prepare"],
         ),
         Step(
@@ -193,7 +193,7 @@ def plan(work: Path, smoke: bool = False) -> list[Step]:
             150,
             80,
             str(work / "distill.yaml"),
-            "cardid.train.distill:DistillConfig",
+            "cardid.train.configs:DistillConfig",
             ["teacher"],
         ),
         Step(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# what `cardid serve` keeps by default (the collection) goes to a throwaway data dir, not the user's
+os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="cardid-test-data-")
 
 REALDATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata"
 REALDATA = REALDATA.resolve()

@@ -177,7 +177,7 @@ def test_bad_recipes_say_one_clear_thing(tmp_path):
         load_recipe("nope")
     (tmp_path / "user").mkdir()
     (tmp_path / "user" / "notes.txt").write_text("mine")
-    with pytest.raises(PipelineError, match="was not written by cardid"):
+    with pytest.raises(PipelineError, match="cardid did not create it"):
         run(recipe(tmp_path), tmp_path / "user", log=lambda s: None)
     assert (tmp_path / "user" / "notes.txt").read_text() == "mine"
 

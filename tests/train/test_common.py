@@ -87,3 +87,17 @@ def test_teacher_settings_import_without_the_training_loops():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert TeacherConfig().total_steps == 1500
+
+
+def test_early_stopping_counts_a_margin_gain_only_above_min_delta():
+    from cardid.train.common import improved
+
+    best = {"recall@1": 1.0, "step": 5, "metrics": {"recall@1": 1.0, "map@r": 1.0, "margin": 0.40}}
+    same = {"recall@1": 1.0, "map@r": 1.0}
+    assert improved(same | {"margin": 0.41}, best) and not improved(same | {"margin": 0.40}, best)
+    assert not improved(same | {"margin": 0.405}, best, min_delta=0.01)
+    assert improved(same | {"margin": 0.415}, best, min_delta=0.01)
+    assert not improved({"recall@1": 0.9, "map@r": 1.0, "margin": 0.9}, best)  # never traded for margin
+    assert improved(
+        {"recall@1": 1.0, "map@r": 1.0, "margin": 0.0}, {"recall@1": 0.9, "step": 1, "metrics": {}}
+    )

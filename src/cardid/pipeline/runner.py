@@ -287,7 +287,9 @@ def run(
     out = Path(out)
     recipe.check_device()
     if out.exists() and not is_cardid_dir(out) and any(out.iterdir()):
-        raise PipelineError(f"{out} exists and was not written by cardid; choose another --out")
+        raise PipelineError(
+            f"{out} exists and cardid did not create it: choose another --out (nothing was changed)"
+        )
     check_replaceable(out, "pipeline")
     out.mkdir(parents=True, exist_ok=True)
     if not is_cardid_dir(out):

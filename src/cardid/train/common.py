@@ -118,13 +118,15 @@ def is_better(metrics: dict[str, float], best: dict[str, Any]) -> bool:
     return (metrics["recall@1"], metrics["map@r"]) >= (best["recall@1"], best_map)
 
 
-def improved(metrics: dict[str, float], best: dict[str, Any]) -> bool:
+def improved(metrics: dict[str, float], best: dict[str, Any], min_delta: float = 0.0) -> bool:
     """Strictly better than ``best``: Recall@1, then mAP@R, then the mean margin between the
     correct scan and the nearest other (which still moves once a small real validation set is
-    all named). What resets early stopping; anything else keeps it counting."""
+    all named) by more than ``min_delta``. What resets early stopping; anything else counts."""
     b = best.get("metrics", {})
-    key = (metrics["recall@1"], metrics["map@r"], metrics.get("margin", 0.0))
-    return key > (best["recall@1"], b.get("map@r", -1.0), b.get("margin", -1.0))
+    now, then = (metrics["recall@1"], metrics["map@r"]), (best["recall@1"], b.get("map@r", -1.0))
+    if now != then:
+        return now > then
+    return metrics.get("margin", 0.0) > b.get("margin", -1.0) + min_delta
 
 
 def no_best() -> dict[str, Any]:

@@ -48,6 +48,7 @@ class LoopConfig(BaseModel):
     # stop after this many evaluations without a strictly better model (0: never). With a labelled
     # real validation set (data.val), the run stops on real evidence instead of simulated views.
     patience: int = Field(0, ge=0)
+    min_delta: float = Field(0.0, ge=0.0)  # a margin gain below this is not a gain (early stopping)
     collapse_max_mean_cos: float = 0.98
     collapse_min_effective_rank: float = 2.0
 

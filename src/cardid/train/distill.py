@@ -246,7 +246,7 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
                         m["effective_rank"],
                         teacher_r1,
                     )
-                    stale[n] = 0 if improved(m, best[n]) else stale[n] + 1
+                    stale[n] = 0 if improved(m, best[n], cfg.min_delta) else stale[n] + 1
                     if is_better(m, best[n]):
                         best[n] = {"recall@1": m["recall@1"], "step": done, "metrics": m}
                         save_model_dir(

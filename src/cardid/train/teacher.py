@@ -261,7 +261,7 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
                     metrics["effective_rank"],
                 )
                 speed.restart()  # evaluation time is not training throughput
-                stale = 0 if improved(metrics, best) else stale + 1
+                stale = 0 if improved(metrics, best, cfg.min_delta) else stale + 1
                 if is_better(metrics, best):
                     best = {"recall@1": metrics["recall@1"], "step": done, "metrics": metrics}
                     save_model_dir(
