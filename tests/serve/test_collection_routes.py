@@ -76,3 +76,27 @@ def test_search_finds_a_card_by_name_set_or_number(client):
     found = c.get("/v1/search", params={"q": f"{rec['name']} {rec['number']}"}).json()["cards"]
     assert found and found[0]["card_id"] == ids[3]
     assert c.get("/v1/search", params={"q": ""}).json()["cards"] == []
+
+
+def test_a_card_added_from_a_photo_is_kept_as_a_labelled_crop(index, tmp_path, synth_catalog):
+    from cardid.data.photoset import load_photo_set
+    from cardid.images import load_rgb
+    from cardid.serve.labelled import LabelledCrops
+
+    rec = Recognizer.open(*index)  # no finder: each upload is one card crop
+    labelled = LabelledCrops(tmp_path / "labelled")
+    c = TestClient(create_app(rec, collection=Collection(tmp_path / "c.sqlite"), labelled=labelled))
+    scan = synth_catalog.image_path(synth_catalog.ids[2])
+    r = c.post("/v1/recognize", content=scan.read_bytes(), headers={"content-type": "image/png"})
+    token = r.json()["photo"]
+    # the collector corrects it to another card: that label is what is kept
+    r = c.post(
+        "/v1/collection",
+        json={"card_id": synth_catalog.ids[5], "photo_token": token, "index": 0, "how": "corrected"},
+    )
+    assert r.status_code == 201 and r.json()["row"]["photo"].startswith("crops/")
+    photos = load_photo_set(tmp_path / "labelled" / "labelled.csv")
+    assert len(photos) == 1 and photos.photos[0].card_id == synth_catalog.ids[5]
+    assert load_rgb(photos.photos[0].path).shape[:2] == load_rgb(scan).shape[:2]  # a crop: the whole upload
+    r = c.post("/v1/collection", json={"card_id": synth_catalog.ids[5], "photo_token": "gone", "index": 0})
+    assert r.status_code == 400 and "no longer kept" in r.json()["error"] and labelled.count() == 1

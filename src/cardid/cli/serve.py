@@ -29,6 +29,10 @@ def serve_cmd(
         None,
         help="Where scanned cards are kept (SQLite; default: ~/.local/share/cardid/collection.sqlite).",
     ),
+    keep_photos: bool = typer.Option(
+        True,
+        help="Keep each added card's crop with its label (labelled/ beside the collection) to learn from.",
+    ),
     allow_origin: list[str] = typer.Option(
         [],
         help="Another web origin whose pages may use /v1/live (e.g. https://scan.example.org; '*' any). "
@@ -52,4 +56,15 @@ def serve_cmd(
     config = ServeConfig(
         int(max_upload_mb * 1024 * 1024), queue, body_timeout=body_timeout, allow_origins=tuple(allow_origin)
     )
-    serve(model, db, detector, catalog, host, port, config, bundle=bundle, collection=collection)
+    serve(
+        model,
+        db,
+        detector,
+        catalog,
+        host,
+        port,
+        config,
+        bundle=bundle,
+        collection=collection,
+        keep_photos=keep_photos,
+    )

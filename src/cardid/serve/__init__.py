@@ -63,6 +63,7 @@ def serve(
     config: ServeConfig = ServeConfig(),
     bundle: str | Path | None = None,
     collection: str | Path | None = None,
+    keep_photos: bool = True,
 ) -> None:
     """Load everything once (from ``bundle`` when given: checked file by file), then serve until
     interrupted."""
@@ -85,5 +86,10 @@ def serve(
     # what is scanned is kept, in the user's data dir unless told (never inside a bundle or a run)
     kept = Collection(collection or default_path())
     logging.getLogger("cardid.serve").info("collection: %s (%d cards)", kept.path, kept.count())
-    app = create_app(rec, cat, config, db_catalog=catalog is None, collection=kept)
+    labelled = None
+    if keep_photos:  # each card added: its crop and label, a real photo set beside the collection
+        from cardid.serve.labelled import LabelledCrops
+
+        labelled = LabelledCrops(kept.path.parent / "labelled")
+    app = create_app(rec, cat, config, db_catalog=catalog is None, collection=kept, labelled=labelled)
     uvicorn.run(app, host=host, port=port, log_level="info")

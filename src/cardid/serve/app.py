@@ -25,12 +25,18 @@ if TYPE_CHECKING:
 
 
 def create_app(
-    recognizer, catalog=None, config: ServeConfig = ServeConfig(), db_catalog: bool = False, collection=None
+    recognizer,
+    catalog=None,
+    config: ServeConfig = ServeConfig(),
+    db_catalog: bool = False,
+    collection=None,
+    labelled=None,
 ):
     """The FastAPI app around one :class:`~cardid.recognize.Recognizer` and the catalog whose
     scans ``/v1/cards/{id}/image`` serves (``db_catalog``: the one the DB records, looked up again
     when the DB is replaced; else ``catalog`` as given, or none); with a
-    :class:`~cardid.collection.Collection`, the ``/v1/collection`` routes keep what is scanned."""
+    :class:`~cardid.collection.Collection`, the ``/v1/collection`` routes keep what is scanned, and
+    with :class:`~cardid.serve.labelled.LabelledCrops` every card added is kept as a labelled crop."""
     from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
     from starlette.requests import ClientDisconnect
@@ -44,6 +50,11 @@ def create_app(
     metrics = _Metrics()
     log = logging.getLogger("cardid.serve")
     pending = 0
+    recent = None
+    if collection is not None and labelled is not None:
+        from cardid.serve.labelled import RecentPhotos
+
+        recent = RecentPhotos()  # what a card added later is cut from
 
     def error(status: int, message: str, route: str) -> JSONResponse:
         metrics.observe(route, status)
@@ -59,6 +70,8 @@ def create_app(
             result = served.recognizer.timed(image, config.top)
         out = result.to_json()
         out["size"] = [int(image.shape[1]), int(image.shape[0])]
+        if recent is not None:
+            out["photo"] = recent.put(image, out["cards"])
         return result, out
 
     async def read_body(request: Request) -> bytes:
@@ -161,7 +174,7 @@ def create_app(
     if collection is not None:
         from cardid.serve.collection import add_collection_routes
 
-        add_collection_routes(app, served, collection, metrics)
+        add_collection_routes(app, served, collection, metrics, recent, labelled)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page():

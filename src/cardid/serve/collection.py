@@ -34,13 +34,16 @@ def search_cards(records, query: str, limit: int = 20) -> list[dict]:
     return [{"card_id": cid, **_card(records, cid)} for _, _, cid in hits[:limit]]
 
 
-def add_collection_routes(app, served, collection, metrics) -> None:
-    """Register the collection routes on ``app`` (the collection: a :class:`Collection`)."""
+def add_collection_routes(app, served, collection, metrics, recent=None, labelled=None) -> None:
+    """Register the collection routes on ``app`` (the collection: a :class:`Collection`). With
+    ``recent`` photos and ``labelled`` crops, a card added with its ``photo`` token and ``index``
+    is also kept as a labelled crop (``labelled.csv``), its file named in the row's ``photo``."""
     from fastapi import Request
     from fastapi.responses import JSONResponse, Response
 
     from cardid.collection import CollectionError
     from cardid.collection.formats import FORMATS, export
+    from cardid.errors import CardIDError
 
     def records():
         return served.recognizer.matcher.db.records
@@ -96,6 +99,14 @@ def add_collection_routes(app, served, collection, metrics) -> None:
         if card_id not in records():
             metrics.observe("/v1/collection", 404)
             return JSONResponse({"error": f"unknown card {card_id!r}: not in the served DB"}, status_code=404)
+        token, index, how = data.pop("photo_token", None), data.pop("index", 0), data.pop("how", "confirmed")
+        if token and recent is not None and labelled is not None:
+            try:  # the card as the camera saw it, labelled by the collector: a real photo to learn from
+                crop = recent.crop(str(token), int(index))
+                path = labelled.save(crop, card_id, f"{how} in the scanner")
+                data["photo"] = str(path.relative_to(labelled.root))
+            except (CardIDError, ValueError, TypeError) as e:
+                return fail("/v1/collection", e)
         return answer("/v1/collection", lambda: change_json(collection.add(card_id, **data)), status=201)
 
     @app.patch(
