@@ -100,3 +100,27 @@ def test_a_card_added_from_a_photo_is_kept_as_a_labelled_crop(index, tmp_path, s
     assert load_rgb(photos.photos[0].path).shape[:2] == load_rgb(scan).shape[:2]  # a crop: the whole upload
     r = c.post("/v1/collection", json={"card_id": synth_catalog.ids[5], "photo_token": "gone", "index": 0})
     assert r.status_code == 400 and "no longer kept" in r.json()["error"] and labelled.count() == 1
+
+
+def test_a_binder_page_names_each_card_by_its_pocket(index, tmp_path):
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from tests.conftest import constant_obb_onnx
+
+    from cardid.recognize import make_detector
+
+    # a 2x2 page: four card-sized boxes (cx, cy, w, h, angle) at the pockets, one pocket empty
+    boxes = [((40, 45, 36, 50, 0.0), 0.9), ((80, 45, 36, 50, 0.0), 0.9), ((80, 100, 36, 50, 0.0), 0.9)]
+    finder = make_detector(constant_obb_onnx(tmp_path / "f.onnx", boxes))
+    rec = Recognizer.open(*index, finder)
+    c = TestClient(create_app(rec))
+    buf = io.BytesIO()
+    Image.fromarray(np.full((160, 160, 3), 128, np.uint8)).save(buf, "PNG")
+    r = c.post("/v1/recognize?binder=2x2", content=buf.getvalue(), headers={"content-type": "image/png"})
+    assert r.status_code == 200, r.text
+    assert r.json()["binder"] == {"rows": 2, "cols": 2, "filled": 3}
+    assert sorted(k["pocket"] for k in r.json()["cards"]) == [1, 2, 4]
+    bad = c.post("/v1/recognize?binder=nine", content=buf.getvalue(), headers={"content-type": "image/png"})
+    assert bad.status_code == 400 and "ROWSxCOLS" in bad.json()["error"]

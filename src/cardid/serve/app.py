@@ -145,6 +145,18 @@ def create_app(
         if found is None:
             return busy(route)
         _, out = found
+        layout = request.query_params.get("binder")
+        if layout:  # a binder page: each card named by its pocket, in reading order
+            from cardid.recognize.binder import parse_layout, pockets
+
+            try:
+                rows, cols = parse_layout(layout)
+                placed = pockets([c.get("corners") for c in out["cards"]], rows, cols)
+            except CardIDError as e:
+                return error(400, str(e), route)
+            for c, pocket in zip(out["cards"], placed, strict=True):
+                c["pocket"] = pocket
+            out["binder"] = {"rows": rows, "cols": cols, "filled": sum(p is not None for p in placed)}
         metrics.observe(route, 200, time.perf_counter() - t)
         return out
 
