@@ -1,6 +1,12 @@
 """The scanner page in a real browser: Debian's chromium driven by playwright, against a real
-uvicorn on 127.0.0.1. Skipped (with the reason) where either is missing."""
+uvicorn on 127.0.0.1 keeping a real SQLite collection. Skipped (with the reason) where either is
+missing. Where a decision the tiny random model cannot make is needed (an ambiguous card, a
+binder page), the recognition answer is stood in for at the network layer; everything the page
+then does (review, pick, search, keep, export) goes to the real server."""
 
+import csv
+import io
+import json
 import shutil
 import threading
 import time
@@ -22,10 +28,12 @@ if CHROMIUM is None:
 
 from tests.conftest import build_index  # noqa: E402
 
+from cardid.collection import Collection  # noqa: E402
 from cardid.db.decide import Calibration  # noqa: E402
 from cardid.detect import Detection  # noqa: E402
 from cardid.recognize import Recognizer  # noqa: E402
 from cardid.serve import ServeConfig, create_app, free_port  # noqa: E402
+from cardid.serve.labelled import LabelledCrops  # noqa: E402
 
 BG = 50
 
@@ -50,15 +58,17 @@ def _photo(scan, w=640, h=480):
     return img
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, synth_catalog):
+@pytest.fixture
+def server(tmp_path_factory, synth_catalog, tmp_path):
     import uvicorn
 
     root = tmp_path_factory.mktemp("browser")
     model, db = build_index(root, synth_catalog.root, "--calibrate-cards", "6")
     rec = Recognizer.open(model, db, Finder(), fallback=False)
     rec.matcher.calibration = Calibration("fused")  # the tiny random model: accept what verifies
-    app = create_app(rec, synth_catalog, ServeConfig())
+    coll = Collection(tmp_path / "collection.sqlite")
+    labelled = LabelledCrops(tmp_path / "labelled")
+    app = create_app(rec, synth_catalog, ServeConfig(), collection=coll, labelled=labelled)
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     th = threading.Thread(target=srv.run, daemon=True)
@@ -69,7 +79,13 @@ def server(tmp_path_factory, synth_catalog):
         time.sleep(0.05)
     names = [synth_catalog[c].name for c in synth_catalog.ids]
     cid = next(c for c in synth_catalog.ids if names.count(synth_catalog[c].name) == 1)  # no reprint
-    yield f"http://127.0.0.1:{port}", cid, synth_catalog, root
+    yield {
+        "url": f"http://127.0.0.1:{port}",
+        "cid": cid,
+        "cat": synth_catalog,
+        "coll": coll,
+        "labelled": labelled,
+    }
     srv.should_exit = True
     th.join(timeout=10)
 
@@ -78,19 +94,199 @@ def _browser(p, *args):
     return p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", *args])
 
 
-def test_upload_a_photo_and_see_the_card(server, tmp_path):
-    url, cid, cat, _ = server
+def _rows(page):
+    return page.eval_on_selector_all("#rows tr", "trs => trs.map(t => t.children[0].innerText)")
+
+
+def _card(cat, cid):
+    r = cat[cid]
+    return {
+        "card_id": cid,
+        "name": r.name,
+        "set_id": r.set_id,
+        "set_name": "",
+        "number": r.number,
+        "score": 1.0,
+    }
+
+
+def _answer(cards, binder=None):
+    out = {"cards": cards, "no_card": not cards, "ms": 1.0, "size": [640, 480]}
+    if binder:
+        out["binder"] = binder
+    return out
+
+
+def test_upload_confirm_with_the_keyboard_and_find_it_again_after_a_reload(server, tmp_path):
+    cid, cat = server["cid"], server["cat"]
     path = tmp_path / "photo.png"
     cv2.imwrite(str(path), _photo(cat.load_image(cid))[..., ::-1])
     with sync_api.sync_playwright() as p:
         b = _browser(p)
         page = b.new_page()
-        page.goto(url + "/")
+        page.goto(server["url"] + "/")
+        assert page.locator("#video").is_hidden()  # no grey box where the hidden video is
         page.set_input_files("#file", str(path))
-        page.wait_for_selector(f".card.match[data-card='{cid}']", timeout=30_000)
-        assert cat[cid].name in page.inner_text("#cards")
-        assert page.locator(".card img").count() >= 1  # the top-5 gallery scans
+        page.wait_for_selector(".item.match.current", timeout=30_000)
+        assert cat[cid].name in page.inner_text("#queue")
+        page.locator("h1").click()  # the keyboard goes to the page, not to a form field
+        page.keyboard.press("Enter")
+        page.wait_for_function(
+            f"[...document.querySelectorAll('#rows tr')].some(t => t.innerText.includes('{cid}'))"
+        )
+        page.reload()
+        page.wait_for_function(f"document.querySelector('#rows').innerText.includes('{cid}')")
         b.close()
+    assert [r.card_id for r in server["coll"].rows()] == [cid]
+    assert server["labelled"].count() == 1  # the confirmed card is a labelled real photo now
+
+
+def test_pick_an_ambiguous_printing_and_correct_wrong_and_unknown_cards_by_search(server, tmp_path):
+    cat, coll = server["cat"], server["coll"]
+    a, b_, c, d = (cat.ids[i] for i in (1, 2, 3, 4))
+    cards = [
+        {
+            "decision": "ambiguous",
+            "card": None,
+            "ambiguous_between": [_card(cat, a), _card(cat, b_)],
+            "top": [],
+            "corners": [[10, 10], [100, 10], [100, 140], [10, 140]],
+        },
+        {
+            "decision": "unknown",
+            "card": None,
+            "ambiguous_between": [],
+            "top": [],
+            "corners": [[200, 10], [290, 10], [290, 140], [200, 140]],
+        },
+        {
+            "decision": "match",
+            "card": _card(cat, a),
+            "ambiguous_between": [],
+            "top": [_card(cat, a)],
+            "corners": [[400, 10], [490, 10], [490, 140], [400, 140]],
+        },
+    ]
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), np.full((480, 640, 3), 90, np.uint8))
+    with sync_api.sync_playwright() as p:
+        br = _browser(p)
+        page = br.new_page()
+        page.route("**/v1/recognize*", lambda r: r.fulfill(json=_answer(cards)))
+        page.goto(server["url"] + "/")
+        page.set_input_files("#file", str(path))
+        page.wait_for_selector(".item.ambiguous.current")
+        page.locator("h1").click()
+        page.keyboard.press("2")  # the second printing
+        page.wait_for_selector(".item.unknown.current")
+        for target in (c, d):  # the unknown card, then the wrong match: both found by search
+            page.keyboard.press("/")
+            page.fill("#search", f"{cat[target].name} {cat[target].number}")
+            page.wait_for_function(f"document.querySelector('#results').innerText.includes('{target}')")
+            page.wait_for_selector("#results div.sel")
+            page.keyboard.press("Enter")
+            page.wait_for_function(f"document.querySelector('#rows').innerText.includes('{target}')")
+        br.close()
+    assert sorted(r.card_id for r in coll.rows()) == sorted([b_, c, d])
+
+
+def test_a_binder_session_of_a_hundred_cards_with_the_keyboard_only(server, tmp_path):
+    cat, coll = server["cat"], server["coll"]
+    pages = []
+    for n in range(12):
+        cards = []
+        for k in range(9):
+            cid = cat.ids[(n * 9 + k) % len(cat)]
+            x, y = 20 + (k % 3) * 100, 20 + (k // 3) * 140
+            cards.append({"decision": "match", "card": _card(cat, cid), "ambiguous_between": [], "top": [_card(cat, cid)],
+                          "corners": [[x, y], [x + 90, y], [x + 90, y + 130], [x, y + 130]], "pocket": k + 1})  # fmt: skip
+        pages.append(_answer(cards, {"rows": 3, "cols": 3, "filled": 9}))
+    files = []
+    for n in range(12):
+        files.append(tmp_path / f"page{n:02d}.png")
+        cv2.imwrite(str(files[-1]), np.full((480, 640, 3), 90, np.uint8))
+    served = iter(pages)
+    with sync_api.sync_playwright() as p:
+        br = _browser(p)
+        page = br.new_page()
+        page.route("**/v1/recognize*", lambda r: r.fulfill(json=next(served)))
+        page.goto(server["url"] + "/")
+        page.select_option("#binder", "3x3")
+        page.fill("#folder", "Binder A")
+        page.set_input_files("#file", [str(f) for f in files])
+        page.wait_for_function("document.querySelectorAll('.item').length === 108", timeout=60_000)
+        assert "12 page(s)" in page.inner_text("#pending") and "page 12 pocket 9" in page.inner_text("#queue")
+        page.locator("h1").click()
+        for _ in range(108):
+            page.keyboard.press("Enter")
+        page.wait_for_function(
+            "document.querySelector('#pending').innerText.startsWith('0 to review')", timeout=60_000
+        )
+        br.close()
+    assert coll.count() == 108 and {r.folder for r in coll.rows()} == {"Binder A"}
+
+
+def test_every_export_downloads_in_its_apps_form(server):
+    cat, coll = server["cat"], server["coll"]
+    coll.add(cat.ids[0], quantity=2, condition="LP", printing="Holofoil")
+    heads = {
+        "tcgplayer": "Quantity,Name,Simple Name,Set,Card Number,Set Code,Printing,Condition,Language,Rarity,Product ID,SKU",
+        "collectr": "Portfolio Name,Category,Set,Product Name,Card Number,Rarity,Variance,Grade,Card Condition",
+        "dragonshield": "sep=,",
+        "cardid": "card_id,name,set_id,set_name,number,rarity,quantity,condition",
+    }
+    with sync_api.sync_playwright() as p:
+        br = _browser(p)
+        page = br.new_context(accept_downloads=True).new_page()
+        page.goto(server["url"] + "/")
+        for fmt, head in heads.items():
+            page.select_option("#format", fmt)
+            with page.expect_download() as dl:
+                page.click("#export")
+            raw = Path(dl.value.path()).read_bytes().decode("utf-8")
+            assert raw.lstrip("\ufeff").startswith(head), fmt
+            assert raw.startswith("\ufeff") == (fmt != "dragonshield"), fmt
+            if fmt == "cardid":
+                row = next(csv.DictReader(io.StringIO(raw.lstrip("\ufeff"))))
+                assert (row["card_id"], row["quantity"], row["condition"], row["printing"]) == (
+                    cat.ids[0],
+                    "2",
+                    "LP",
+                    "Holofoil",
+                )
+        page.select_option("#format", "json")
+        with page.expect_download() as dl:
+            page.click("#export")
+        assert json.loads(Path(dl.value.path()).read_text())["cards"][0]["quantity"] == 2
+        br.close()
+
+
+def test_the_page_says_what_went_wrong_and_never_hangs(server, tmp_path):
+    from PIL import Image
+
+    cid, cat = server["cid"], server["cat"]
+    tiff = tmp_path / "scan.tiff"  # the server reads TIFF; chromium does not show it
+    Image.fromarray(_photo(cat.load_image(cid))).save(tiff)
+    png = tmp_path / "p.png"
+    cv2.imwrite(str(png), np.full((480, 640, 3), 90, np.uint8))
+    with sync_api.sync_playwright() as p:
+        br = _browser(p)
+        page = br.new_page()
+        page.goto(server["url"] + "/")
+        page.set_input_files("#file", str(tiff))
+        page.wait_for_selector(".item.match", timeout=30_000)  # drawn from the server's own rendering
+        assert "1 card(s)" in page.inner_text("#status")
+        page.route(
+            "**/v1/recognize*",
+            lambda r: r.fulfill(status=500, body="boom: out of memory", content_type="text/plain"),
+        )
+        page.set_input_files("#file", str(png))
+        page.wait_for_function("document.querySelector('#status').innerText.includes('boom: out of memory')")
+        page.unroute("**/v1/recognize*")
+        page.route("**/v1/recognize*", lambda r: r.abort())
+        page.set_input_files("#file", str(png))
+        page.wait_for_function("document.querySelector('#status').innerText.includes('server unreachable')")
+        br.close()
 
 
 def _y4m(path, frames):
@@ -102,8 +298,8 @@ def _y4m(path, frames):
             f.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes())
 
 
-def test_live_camera_confirms_a_card_and_exports_it_as_csv(server, tmp_path):
-    url, cid, cat, _ = server
+def test_live_camera_confirms_a_card_into_the_review_queue(server, tmp_path):
+    cid, cat = server["cid"], server["cat"]
     video = tmp_path / "cam.y4m"
     _y4m(video, [_photo(cat.load_image(cid))] * 20)
     with sync_api.sync_playwright() as p:
@@ -113,17 +309,14 @@ def test_live_camera_confirms_a_card_and_exports_it_as_csv(server, tmp_path):
             "--use-fake-device-for-media-stream",
             f"--use-file-for-fake-video-capture={video}",
         )
-        page = b.new_context(accept_downloads=True).new_page()
-        page.goto(url + "/")
+        page = b.new_page()
+        page.goto(server["url"] + "/")
         page.click("#live")
-        page.wait_for_function(
-            f"document.querySelector('#scanned').innerText.includes('{cid}')", timeout=60_000
-        )
-        assert "live: confirmed" in page.inner_text("#status")
-        with page.expect_download() as dl:
-            page.click("#csv")
-        csv = Path(dl.value.path()).read_text(encoding="utf-8").splitlines()
-        assert csv[0] == "card_id,name,set,number,count,time"
-        assert csv[1].startswith(f'"{cid}","{cat[cid].name}"') and ',"1",' in csv[1]  # confirmed once
+        page.wait_for_selector(".item.match.current", timeout=60_000)
+        assert "live camera" in page.inner_text("#queue")
         page.click("#live")
+        page.locator("h1").click()
+        page.keyboard.press("Enter")
+        page.wait_for_function(f"document.querySelector('#rows').innerText.includes('{cid}')")
         b.close()
+    assert server["coll"].count() == 1

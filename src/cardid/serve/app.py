@@ -2,6 +2,7 @@
 
 # no `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime
 import asyncio
+import functools
 import logging
 import threading
 import time
@@ -60,8 +61,10 @@ def create_app(
         metrics.observe(route, status)
         return JSONResponse({"error": message}, status_code=status)
 
-    def work(data: bytes, name: str) -> "tuple[PhotoResult, dict]":
-        """The photo's result and its JSON answer (with the photo's size)."""
+    def work(data: bytes, name: str, render: bool = False, keep: bool = False) -> "tuple[PhotoResult, dict]":
+        """The photo's result and its JSON answer (with the photo's size; ``render``: the photo
+        annotated as a JPEG data URL, for a browser that cannot decode the upload itself;
+        ``keep``: a token to cut its cards' crops from when they are added to the collection)."""
         from cardid.images import decode_rgb
 
         image = decode_rgb(data, name)
@@ -70,8 +73,25 @@ def create_app(
             result = served.recognizer.timed(image, config.top)
         out = result.to_json()
         out["size"] = [int(image.shape[1]), int(image.shape[0])]
-        if recent is not None:
+        if recent is not None and keep:
             out["photo"] = recent.put(image, out["cards"])
+        if render:
+            import base64
+
+            import cv2
+
+            from cardid.recognize import annotate
+
+            small = annotate(image, out)
+            scale = 1600 / max(small.shape[:2])
+            if scale < 1:
+                small = cv2.resize(small, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+            ok, jpg = cv2.imencode(
+                ".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+            )
+            out["rendered"] = (
+                "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode() if ok else None
+            )
         return result, out
 
     async def read_body(request: Request) -> bytes:
@@ -90,7 +110,7 @@ def create_app(
         await asyncio.wait_for(receive(), config.body_timeout)
         return bytes(buf)
 
-    async def run(body: bytes, name: str):
+    async def run(body: bytes, name: str, **kw):
         """Recognise in the pool, holding a queue place; None when the queue is full."""
         nonlocal pending
         if pending >= config.queue:
@@ -98,7 +118,8 @@ def create_app(
             return None
         pending += 1
         try:
-            return await asyncio.get_running_loop().run_in_executor(pool, work, body, name)
+            job = functools.partial(work, body, name, **kw)
+            return await asyncio.get_running_loop().run_in_executor(pool, job)
         finally:
             pending -= 1
 
@@ -139,7 +160,8 @@ def create_app(
             )
         t = time.perf_counter()
         try:
-            found = await run(body, name)
+            q = request.query_params
+            found = await run(body, name, render=q.get("render") in ("1", "true"), keep=True)
         except ImageError as e:
             return error(400, str(e), route)
         if found is None:
