@@ -55,7 +55,7 @@ test: $(STAMP)
 
 # The edit loop: everything but the tests marked slow (CI runs `make test`: all of them).
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -n 2 --dist loadfile -m "not slow" tests
+	$(BIN)/pytest -q -n 2 --dist worksteal -m "not slow" tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools

@@ -151,6 +151,7 @@ def test_hailo_lite0_student_starts_from_the_packaged_weights():
     assert (small.height, small.width) == (176, 128)  # the card-shaped input the preset promises
 
 
+@pytest.mark.slow
 def test_frozen_open_nsfw_exports_to_onnx_with_its_pooling_and_its_notice(tmp_path, synth_catalog):
     from cardid.embed.onnx import read_onnx_meta
     from cardid.export import export_model

@@ -31,7 +31,7 @@ def test_empty_pockets_keep_the_others_in_place():
 
 
 def test_a_card_outside_the_grid_or_twice_in_a_pocket_is_not_placed():
-    quads = page(3, 3) + [page(1, 1)[0]]  # a tenth card on top of pocket 1
+    quads = [*page(3, 3), page(1, 1)[0]]  # a tenth card on top of pocket 1
     assert pockets(quads)[-1] is None
     assert pockets(page(3, 4), rows=3, cols=3)[3] is None  # a 4th column on a 3x3 page
 

