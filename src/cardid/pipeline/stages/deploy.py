@@ -131,7 +131,7 @@ class AdaptStage(Settings):
     AdaptStage,
     needs=("calibrate", "export"),
     wants=("detector", "evaluate"),
-    external=lambda cfg: [Path(cfg.photos), Path(cfg.photos).parent / "photos-dev"],
+    external=lambda cfg: [Path(cfg.photos).parent],  # the CSV and the photos it names beside it
 )
 def adapt_stage(ctx: StageContext, cfg: AdaptStage) -> dict:
     """A query adapter (and the printing model) learned from labelled real photos."""
