@@ -295,7 +295,9 @@ def run(
     if not is_cardid_dir(out):
         write_marker(out, "pipeline")
     steps = plan(recipe, out, start, only)
-    write_json_atomic(out / "recipe.json", recipe.model_dump(mode="json"))
+    said = recipe.model_dump(mode="json")  # the recipe as run (rewritten only when it changed)
+    if not (out / "recipe.json").is_file() or read_json(out / "recipe.json", "recipe record") != said:
+        write_json_atomic(out / "recipe.json", said)
     records: dict[str, dict[str, Any]] = {p.name: p.record for p in steps if p.status == "done" and p.record}
     for p in steps:
         if p.status in ("done", "skip"):
