@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import time
 
 import pytest
 
@@ -124,3 +125,64 @@ def test_a_binder_page_names_each_card_by_its_pocket(index, tmp_path):
     assert sorted(k["pocket"] for k in r.json()["cards"]) == [1, 2, 4]
     bad = c.post("/v1/recognize?binder=nine", content=buf.getvalue(), headers={"content-type": "image/png"})
     assert bad.status_code == 400 and "ROWSxCOLS" in bad.json()["error"]
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_write_loses_nothing_it_answered_for(index, tmp_path, synth_catalog):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+
+    from cardid.serve import free_port, wait_ready
+
+    model, db = index
+    port, path = free_port(), tmp_path / "kept.sqlite"
+    cmd = [sys.executable, "-m", "cardid.cli", "serve", "--model", str(model), "--db", str(db)]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port), "--collection", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    answered: list[str] = []
+    stop = threading.Event()
+
+    def writer(k: int) -> None:
+        with httpx.Client(timeout=5) as h:
+            i = 0
+            while not stop.is_set():
+                try:
+                    r = h.post(
+                        url + "/v1/collection",
+                        json={"card_id": synth_catalog.ids[i % 6], "notes": f"w{k}-{i}"},
+                    )
+                except httpx.HTTPError:
+                    return  # the server is gone
+                if r.status_code == 201:
+                    answered.append(f"w{k}-{i}")
+                i += 1
+
+    try:
+        assert wait_ready(url, 60), "the server did not come up"
+        threads = [threading.Thread(target=writer, args=(k,)) for k in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        os.kill(proc.pid, signal.SIGKILL)  # mid-write: no shutdown, no flush
+        proc.wait(timeout=20)
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    kept = Collection(path)
+    # every answered write was kept; at most the three in flight were kept without an answer
+    assert len(answered) > 10 and len(answered) <= kept.count() <= len(answered) + 3
+    import sqlite3
+
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
