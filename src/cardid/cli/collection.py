@@ -20,7 +20,7 @@ COLLECTION = typer.Option(
 DB = typer.Option(None, "--db", help="The reference DB whose catalog names the cards (names, sets, rarity).")
 
 
-def _open(collection: Path | None, db: Path | None):
+def _open(collection: Path | None):
     from cardid.collection import Collection, default_path
 
     return Collection(collection or default_path())
@@ -39,7 +39,7 @@ def list_cmd(
     collection: Path | None = COLLECTION, db: Path | None = DB, folder: str | None = typer.Option(None)
 ) -> None:
     """Every row: card, quantity, condition, language, printing, folder, when added."""
-    c = _open(collection, db)
+    c = _open(collection)
     records = _records(db)
     t = Table(title=f"{c.path}: {c.count()} cards")
     for col in ("row", "card", "name", "qty", "cond", "lang", "printing", "folder", "added"):
@@ -73,7 +73,7 @@ def export_cmd(
     from cardid.collection.formats import export
     from cardid.io import write_bytes_atomic
 
-    c = _open(collection, db)
+    c = _open(collection)
     text = export(c.rows(), _records(db), fmt)
     write_bytes_atomic(out_file, text.encode("utf-8"))
     out.print(f"[green]{len(c.rows())} rows[/] ({c.count()} cards) → {out_file} ({fmt})")
@@ -95,7 +95,7 @@ def import_cmd(
     rows = parse_import(
         file.read_text(encoding="utf-8-sig"), (lambda c: c in records) if records else (lambda c: True)
     )
-    c = _open(collection, db)
+    c = _open(collection)
     c.add_many(rows)
     out.print(f"[green]imported[/] {len(rows)} rows into {c.path} ({c.count()} cards)")
 
@@ -103,7 +103,7 @@ def import_cmd(
 @app.command("undo")
 def undo_cmd(collection: Path | None = COLLECTION, db: Path | None = DB) -> None:
     """Take back the last change (an edit, a removal, a whole import)."""
-    ch = _open(collection, db).undo()
+    ch = _open(collection).undo()
     out.print(
         "nothing to undo" if ch is None else f"[green]{ch.action}[/] ({ch.info.get('edits', 1)} edit(s))"
     )
