@@ -164,25 +164,18 @@ def adapt_from_photos(
 
 
 def recognise_photos(card_db, emb, photo_set, detector: str = "classical", conf: float = 0.25) -> list[dict]:
-    """Each labelled photo's cards (corners, decisions, the printing model's evidence) and outcome,
-    with the model as it is (no adapter)."""
+    """Each labelled photo's record (cards with corners and the printing model's evidence, its
+    outcome) with the model as it is, no adapter: the records `cardid eval photos` keeps."""
     from cardid.db.match import MatchConfig
-    from cardid.eval.outcomes import photo_outcome
+    from cardid.eval.outcomes import evaluate_photo_set
     from cardid.progress import progress
     from cardid.recognize import Recognizer, make_detector
 
     # the printing model's evidence is recorded for every printing set (printing="model")
     rec = Recognizer.open(emb, card_db, make_detector(detector, conf), MatchConfig(printing="model"))
     rec.matcher.adapter = None
-    records = []
     with progress(len(photo_set), "finding cards") as advance:
-        for ph in photo_set.photos:
-            res = rec.recognize_photo(load_rgb(ph.path))
-            cards = res.to_json()["cards"]
-            outcome, _ = photo_outcome({"cards": cards, "no_card": res.no_card}, ph.card_id)
-            records.append({"file": str(ph.path), "card_id": ph.card_id, "cards": cards, "outcome": outcome})
-            advance(1)
-    return records
+        return evaluate_photo_set(rec, photo_set.rows(), advance)
 
 
 def fit_printing_on_photos(card_db, emb, records: list[dict]) -> str:

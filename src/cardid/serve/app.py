@@ -74,7 +74,7 @@ def create_app(
         out = result.to_json()
         out["size"] = [int(image.shape[1]), int(image.shape[0])]
         if recent is not None and keep:
-            out["photo"] = recent.put(image, out["cards"])
+            out["photo"] = recent.put(data, out["cards"])
         if render:
             import base64
 

@@ -24,17 +24,18 @@ from cardid.errors import CardIDError
 
 
 class RecentPhotos:
-    """The last ``size`` photos recognised, with their cards' corners, by token."""
+    """The last ``size`` photos recognised, by token: the upload as it came (compressed, a few MB
+    at most; decoded again only when one of its cards is added) and its cards' corners."""
 
     def __init__(self, size: int = 32):
         self.size = size
-        self._items: OrderedDict[str, tuple[np.ndarray, list]] = OrderedDict()
+        self._items: OrderedDict[str, tuple[bytes, list]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def put(self, image: np.ndarray, cards: list[dict]) -> str:
+    def put(self, data: bytes, cards: list[dict]) -> str:
         token = secrets.token_urlsafe(12)
         with self._lock:
-            self._items[token] = (image, [(c.get("corners"), bool(c.get("upside_down"))) for c in cards])
+            self._items[token] = (data, [(c.get("corners"), bool(c.get("upside_down"))) for c in cards])
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return token
@@ -42,15 +43,17 @@ class RecentPhotos:
     def crop(self, token: str, index: int) -> np.ndarray:
         """Card ``index`` of photo ``token``, rectified and upright (the whole photo for a crop)."""
         from cardid.detect.rectify import rectify
+        from cardid.images import decode_rgb
 
         with self._lock:
             item = self._items.get(token)
         if item is None:
             raise CardIDError("that photo is no longer kept (too old): its crop was not saved")
-        image, cards = item
+        data, cards = item
         if not 0 <= index < len(cards):
             raise CardIDError(f"the photo has {len(cards)} card(s), not a card {index}")
         corners, upside_down = cards[index]
+        image = decode_rgb(data, "kept photo")  # as recognised: the same EXIF turn, the same corners
         crop = image if corners is None else rectify(image, np.asarray(corners, np.float32))
         return np.ascontiguousarray(crop[::-1, ::-1]) if upside_down else crop
 
