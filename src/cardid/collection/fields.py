@@ -3,7 +3,7 @@ half-written row)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from cardid.errors import CardIDError
@@ -46,6 +46,11 @@ class Owned:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+#: the columns a row keeps besides its id, and what an added row gets when it does not say
+STORED = tuple(f.name for f in fields(Owned) if f.name != "id")
+DEFAULTS = {f.name: f.default for f in fields(Owned) if f.name in FIELDS and f.name != "card_id"}
 
 
 @dataclass

@@ -18,7 +18,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cardid.collection.fields import FIELDS, CollectionError, Owned
+from cardid.collection.fields import FIELDS, STORED, CollectionError, Owned
 
 BOM = "\ufeff"
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
@@ -58,16 +58,16 @@ def simple_name(name: str) -> str:
     return " ".join("".join(c if c.isalnum() else " " for c in ascii_).split())
 
 
-def _meta(records: Mapping[str, Any], card_id: str) -> dict[str, str]:
+def card_meta(records: Mapping[str, Any], card_id: str) -> dict[str, str]:
+    """What the catalog says of a card (name, set, set name, number, rarity; "" where it does not)."""
     r = records.get(card_id)
-    get = (lambda k: getattr(r, k, None) or "") if r is not None else (lambda k: "")
-    return {
-        "name": get("name") or card_id,
-        "set_id": get("set_id"),
-        "set_name": get("set_name") or get("set_id"),
-        "number": get("number"),
-        "rarity": get("rarity"),
-    }
+    return {k: (getattr(r, k, None) or "") if r is not None else "" for k in CATALOG}
+
+
+def _meta(records: Mapping[str, Any], card_id: str) -> dict[str, str]:
+    """:func:`card_meta` as exports write it: the id for a missing name, the set id for a missing set name."""
+    m = card_meta(records, card_id)
+    return m | {"name": m["name"] or card_id, "set_name": m["set_name"] or m["set_id"]}
 
 
 def _date(iso: str) -> str:
@@ -133,41 +133,13 @@ def _dragonshield(o: Owned, m: dict) -> list:
     ]
 
 
-OWN_COLUMNS = [
-    "card_id",
-    "name",
-    "set_id",
-    "set_name",
-    "number",
-    "rarity",
-    "quantity",
-    "condition",
-    "language",
-    "printing",
-    "folder",
-    "added",
-    "photo",
-    "notes",
-]
+CATALOG = ("name", "set_id", "set_name", "number", "rarity")
+#: cardid's own CSV: the card, what the catalog says of it, then every stored field
+OWN_COLUMNS = ["card_id", *CATALOG, *STORED[1:]]
 
 
 def _own(o: Owned, m: dict) -> list:
-    return [
-        o.card_id,
-        m["name"],
-        m["set_id"],
-        m["set_name"],
-        m["number"],
-        m["rarity"],
-        o.quantity,
-        o.condition,
-        o.language,
-        o.printing,
-        o.folder,
-        o.added,
-        o.photo,
-        o.notes,
-    ]
+    return [o.card_id, *(m[k] for k in CATALOG), *(getattr(o, k) for k in STORED[1:])]
 
 
 #: format → (header, row, first line, BOM)
@@ -245,16 +217,7 @@ FORMATS = (*CSV_FORMATS, "json")
 def export(rows: list[Owned], records: Mapping[str, Any], fmt: str, today: str | None = None) -> str:
     """The collection as ``fmt`` (``tcgplayer``, ``collectr``, ``dragonshield``, ``cardid``, ``json``)."""
     if fmt == "json":
-        out = [
-            dict(
-                o.to_dict(),
-                **{k: v for k, v in _meta(records, o.card_id).items() if k != "name"},
-                name=_meta(records, o.card_id)["name"],
-            )
-            for o in rows
-        ]
-        for d in out:
-            d.pop("id", None)
+        out = [{k: v for k, v in o.to_dict().items() if k != "id"} | _meta(records, o.card_id) for o in rows]
         return json.dumps(
             {"format": "cardid-collection-export/1", "cards": out}, ensure_ascii=False, indent=1
         )

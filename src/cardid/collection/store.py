@@ -1,6 +1,6 @@
 """A collector's cards, kept in SQLite: one row per owned card and its copies, every edit undoable.
 
-One file (``--collection``, default ``collection.sqlite`` beside the DB or in the user's data dir),
+One file (``--collection``, default ``collection.sqlite`` in the user's data dir),
 written in WAL mode with every change in one ``BEGIN IMMEDIATE`` transaction, so several browser
 tabs and the command line can use it at once and a killed server loses nothing it said it kept.
 A row is a card id with its quantity, condition (NM/LP/MP/HP/DMG), language, printing/finish,
@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from cardid.collection.fields import (
-    FIELDS,
+    DEFAULTS,
     FORMAT,
     SAME,
+    STORED,
     Change,
     CollectionError,
     Owned,
@@ -72,11 +73,9 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def default_path(db: str | Path | None = None) -> Path:
-    """``collection.sqlite`` beside ``db`` when given, else in the user's data dir
-    (``$XDG_DATA_HOME/cardid``, default ``~/.local/share/cardid``)."""
-    if db is not None:
-        return Path(db).resolve().parent / "collection.sqlite"
+def default_path() -> Path:
+    """``collection.sqlite`` in the user's data dir (``$XDG_DATA_HOME/cardid``, default
+    ``~/.local/share/cardid``): never inside a run or a bundle, which stay as built."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "cardid" / "collection.sqlite"
 
@@ -147,11 +146,7 @@ class Collection:
             con.execute("COMMIT")
 
     # ------------------------------------------------------------------ reading
-    @staticmethod
-    def _row(r: tuple) -> Owned:
-        return Owned(*r)
-
-    _COLS = "id, card_id, quantity, condition, language, printing, folder, added, photo, notes"
+    _COLS = ", ".join(("id", *STORED))
 
     def rows(self, folder: str | None = None) -> list[Owned]:
         with self._connect() as con:
@@ -159,14 +154,11 @@ class Collection:
             args: tuple = ()
             if folder is not None:
                 q, args = q + " WHERE folder = ?", (folder,)
-            return [self._row(r) for r in con.execute(q + " ORDER BY id", args)]
+            return [Owned(*r) for r in con.execute(q + " ORDER BY id", args)]
 
     def get(self, row_id: int) -> Owned:
         with self._connect() as con:
-            r = con.execute(f"SELECT {self._COLS} FROM cards WHERE id = ?", (row_id,)).fetchone()
-        if r is None:
-            raise CollectionError(f"no row {row_id} in the collection")
-        return self._row(r)
+            return self._fetch(con, row_id)
 
     def count(self) -> int:
         with self._connect() as con:
@@ -189,25 +181,20 @@ class Collection:
 
     def add(self, card_id: str, quantity: int = 1, merge: bool = True, **values: Any) -> Change:
         """Add copies of a card; with ``merge``, to the row of the same card in the same state."""
-        added = values.pop("added", None)  # when it was added (an import keeps the original time)
-        v = check_fields({"card_id": card_id, "quantity": quantity, **values})
-        if added:
-            v["added"] = str(added)
-        with self._write() as tx:
-            return self._add(tx, v, merge)
+        return self.add_many([{"card_id": card_id, "quantity": quantity, **values}], merge)[0]
 
     def add_many(self, rows: list[dict[str, Any]], merge: bool = True) -> list[Change]:
-        """Add many rows as one change (an import): every row checked first, all kept or none."""
-        checked = [check_fields({k: v for k, v in r.items() if k in FIELDS}) for r in rows]
-        for r, raw in zip(checked, rows, strict=True):
-            if raw.get("added"):
-                r["added"] = str(raw["added"])
+        """Add rows as one change (an import): every row checked first, all kept or none. A row's
+        ``added`` (when, ISO time) is kept as given: an import keeps the original time."""
+        checked = []
+        for r in rows:
+            v = check_fields({k: x for k, x in r.items() if k != "added"})
+            checked.append(v | ({"added": str(r["added"])} if r.get("added") else {}))
         with self._write() as tx:
-            return [self._add(tx, r, merge) for r in checked]
+            return [self._add(tx, v, merge) for v in checked]
 
     def _add(self, tx: _Tx, v: dict[str, Any], merge: bool) -> Change:
-        full = {"quantity": 1, "condition": "NM", "language": "English", "printing": "Normal", "folder": ""}
-        full |= {"photo": "", "notes": ""} | v
+        full = DEFAULTS | v
         if merge:
             where = " AND ".join(f"{k} = ?" for k in SAME)
             r = tx.execute(
@@ -215,38 +202,27 @@ class Collection:
                 tuple(full[k] for k in SAME),
             ).fetchone()
             if r is not None:
-                before = self._row(r)
+                before = Owned(*r)
                 tx.execute(
                     "UPDATE cards SET quantity = quantity + ? WHERE id = ?", (full["quantity"], before.id)
                 )
                 after = self._fetch(tx, before.id)
                 self._log(tx, "update", before.id, before, after)
                 return Change("update", after, before, merged=True)
-        cols = (
-            "card_id",
-            "quantity",
-            "condition",
-            "language",
-            "printing",
-            "folder",
-            "added",
-            "photo",
-            "notes",
-        )
         full["added"] = full.get("added") or _now()
         cur = tx.execute(
-            f"INSERT INTO cards ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-            tuple(full[c] for c in cols),
+            f"INSERT INTO cards ({', '.join(STORED)}) VALUES ({', '.join('?' * len(STORED))})",
+            tuple(full[c] for c in STORED),
         )
         row = self._fetch(tx, cur.lastrowid)
         self._log(tx, "add", row.id, None, row)
         return Change("add", row)
 
-    def _fetch(self, tx: _Tx, row_id: int) -> Owned:
-        r = tx.execute(f"SELECT {self._COLS} FROM cards WHERE id = ?", (row_id,)).fetchone()
+    def _fetch(self, con: _Tx | sqlite3.Connection, row_id: int) -> Owned:
+        r = con.execute(f"SELECT {self._COLS} FROM cards WHERE id = ?", (row_id,)).fetchone()
         if r is None:
             raise CollectionError(f"no row {row_id} in the collection")
-        return self._row(r)
+        return Owned(*r)
 
     def update(self, row_id: int, **values: Any) -> Change:
         v = check_fields(values)

@@ -3,17 +3,7 @@ collector uses to correct a card (``/v1/collection…``, ``/v1/search``)."""
 
 # no `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime
 
-
-def _card(records, card_id: str) -> dict:
-    r = records.get(card_id)
-    get = (lambda k: getattr(r, k, None) or "") if r is not None else (lambda k: "")
-    return {
-        "name": get("name"),
-        "set_id": get("set_id"),
-        "set_name": get("set_name"),
-        "number": get("number"),
-        "rarity": get("rarity"),
-    }
+from cardid.collection.formats import card_meta
 
 
 def search_cards(records, query: str, limit: int = 20) -> list[dict]:
@@ -31,7 +21,7 @@ def search_cards(records, query: str, limit: int = 20) -> list[dict]:
             exact = sum(w in (name, number, set_id, cid.lower()) for w in words)
             hits.append((-exact, name, cid))
     hits.sort()
-    return [{"card_id": cid, **_card(records, cid)} for _, _, cid in hits[:limit]]
+    return [{"card_id": cid, **card_meta(records, cid)} for _, _, cid in hits[:limit]]
 
 
 def add_collection_routes(app, served, collection, metrics, recent=None, labelled=None) -> None:
@@ -62,7 +52,7 @@ def add_collection_routes(app, served, collection, metrics, recent=None, labelle
         return JSONResponse(out, status_code=status)
 
     def row_json(o) -> dict:
-        return {**o.to_dict(), **_card(records(), o.card_id)}
+        return {**o.to_dict(), **card_meta(records(), o.card_id)}
 
     def change_json(ch) -> dict:
         return {
