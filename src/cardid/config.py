@@ -48,6 +48,29 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """A YAML file that must hold a mapping (a config, a recipe): one clear error otherwise."""
+    p = Path(path)
+    if not p.is_file():
+        raise CardIDError(f"{what} not found: {p}")
+    try:
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise CardIDError(f"{what} is not valid YAML: {p} ({e})") from None
+    if not isinstance(loaded, dict):
+        raise CardIDError(f"{what} must hold a mapping: {p}")
+    return loaded
+
+
+def validation_message(e: ValidationError) -> str:
+    """A pydantic error as one line: the first problem, an unknown key named as such."""
+    err = e.errors()[0]
+    where = ".".join(map(str, err["loc"]))
+    if err["type"] == "extra_forbidden":
+        return f"unknown key {where!r}"
+    return f"{where}: {err['msg']}"
+
+
 def load_config(
     cls: type[M],
     path: str | Path | None = None,
@@ -57,26 +80,14 @@ def load_config(
 ) -> M:
     """Build ``cls`` in layers: its field defaults ← ``defaults`` (e.g. a preset) ← a YAML file ←
     keyword values that are not None (CLI options; nested dicts allowed) ← ``key.sub=value`` overrides."""
-    data: dict[str, Any] = {}
-    if path:
-        p = Path(path)
-        if not p.is_file():
-            raise CardIDError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise CardIDError(f"config file is not valid YAML: {p} ({e})") from e
-        if not isinstance(loaded, dict):
-            raise CardIDError(f"config file must hold a mapping: {p}")
-        data = loaded
+    data = read_mapping(path) if path else {}
     data = merge(defaults or {}, data)
     data = merge(data, _drop_none(values))
     data = merge(data, parse_overrides(overrides))
     try:
         return cls.model_validate(data)
     except ValidationError as e:
-        err = e.errors()[0]
-        raise CardIDError(f"invalid {cls.__name__}: {'.'.join(map(str, err['loc']))}: {err['msg']}") from e
+        raise CardIDError(f"invalid {cls.__name__}: {validation_message(e)}") from e
 
 
 def save_config(cfg: BaseModel, path: str | Path) -> None:

@@ -18,21 +18,12 @@ import copy
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cardid.config import merge, parse_overrides
+from cardid.config import merge, parse_overrides, read_mapping, validation_message
 from cardid.errors import CardIDError
 
 RECIPES_DIR = Path(__file__).with_name("recipes")
-
-
-def _first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    where = ".".join(map(str, err["loc"]))
-    if err["type"] == "extra_forbidden":
-        return f"unknown key {where!r}"
-    return f"{where}: {err['msg']}"
 
 
 class StageSpec(BaseModel):
@@ -49,7 +40,9 @@ class StageSpec(BaseModel):
             given = cls.model_validate(_substitute(self.settings_, values))
             return cls.model_validate(_substitute(given.model_dump(), values))
         except ValidationError as e:
-            raise CardIDError(f"recipe {self.recipe!r}, stage {self.name!r}: {_first_error(e)}") from None
+            raise CardIDError(
+                f"recipe {self.recipe!r}, stage {self.name!r}: {validation_message(e)}"
+            ) from None
 
 
 def _substitute(obj: Any, values: dict[str, str]) -> Any:
@@ -124,13 +117,8 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
                 f"unknown recipe {str(name_or_path)!r} (shipped: {', '.join(shipped())}; or a YAML file)"
             )
         p = RECIPES_DIR / f"{name_or_path}.yaml"
-    if not p.is_file():
-        raise CardIDError(f"recipe file not found: {p}")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise CardIDError(f"recipe {p} is not valid YAML ({e})") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("stages"), dict) or not raw["stages"]:
+    raw = read_mapping(p, "recipe file")
+    if not isinstance(raw.get("stages"), dict) or not raw["stages"]:
         raise CardIDError(f"recipe {p}: needs a `stages:` mapping (stage name → settings)")
     raw = copy.deepcopy(raw)
     stage_names = list(raw["stages"])
@@ -149,7 +137,7 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
     try:
         recipe = Recipe.model_validate(raw)
     except ValidationError as e:
-        raise CardIDError(f"recipe {raw['name']!r}: {_first_error(e)}") from None
+        raise CardIDError(f"recipe {raw['name']!r}: {validation_message(e)}") from None
     for s in recipe.stages:
         s.recipe, s.realdata = recipe.name, recipe.realdata
     return recipe
