@@ -40,12 +40,15 @@ def run_recipe(
         steps = plan(r, out_dir, start, only)
         out.print(stage_table(steps, f"cardid pipeline {r.name} → {out_dir} (plan: nothing is run)"))
         return None
-    out.print(stage_table(plan(r, out_dir, start, only), f"cardid pipeline {r.name} → {out_dir}"))
+
+    def planned(steps) -> None:  # the table before anything runs
+        out.print(stage_table(steps, f"cardid pipeline {r.name} → {out_dir}"))
 
     def finished(p) -> None:  # the table's row, as each stage finishes
         out.print(f"[green]✓ {p.name}[/] {p.record['seconds']:.1f} s  {p.why}")
 
-    res = run(r, out_dir, start, only, log=lambda s: out.print(f"[bold]{s}[/]"), on_stage=finished)
+    log = lambda s: out.print(f"[bold]{s}[/]")  # noqa: E731
+    res = run(r, out_dir, start, only, log=log, on_stage=finished, on_plan=planned)
     steps = plan(r, out_dir)
     out.print(
         stage_table(

@@ -76,9 +76,10 @@ def stage_def(kind: str) -> StageDef:
 
 
 # ----------------------------------------------------------------------------- identities
-def manifest(paths: list[Path], root: Path | None = None) -> str:
+def manifest(paths: list[Path], outputs: bool = False) -> str:
     """Identity of files on disk: every file's relative path, size and mtime (no content read, so
-    thousands of scans take milliseconds); a missing path is part of the identity too."""
+    thousands of scans take milliseconds); a missing path is part of the identity too. ``outputs``:
+    a stage's folder, whose record and marker (the runner's) and readers' caches are left out."""
     h = hashlib.sha256()
     for p in paths:
         p = Path(p)
@@ -88,7 +89,7 @@ def manifest(paths: list[Path], root: Path | None = None) -> str:
         files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
         base = p if p.is_dir() else p.parent
         for f in files:
-            if root is not None and (f.name in (STAGE_JSON, MARKER) or f.suffix == ".cache"):
+            if outputs and (f.name in (STAGE_JSON, MARKER) or f.suffix == ".cache"):
                 continue  # the runner's own record, and caches readers write (ultralytics' labels.cache)
             st = f.stat()
             h.update(f"{f.relative_to(base).as_posix()}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
@@ -265,7 +266,7 @@ def _check_outputs(planned: list[Planned], out: Path) -> None:
     for p in planned:
         if p.status != "done" or p.record is None:
             continue
-        now = manifest([out / p.name], root=out)
+        now = manifest([out / p.name], outputs=True)
         if now != p.record.get("manifest"):
             raise PipelineError(
                 f"stage {p.name!r}: its outputs in {out / p.name} changed after it finished "
@@ -281,9 +282,11 @@ def run(
     only: str | None = None,
     log: Callable[[str], None] = print,
     on_stage: Callable[[Planned], None] | None = None,
+    on_plan: Callable[[list[Planned]], None] | None = None,
 ) -> RunResult:
     """Run ``recipe`` into ``out``: finished stages are skipped, killed ones resumed, changed ones
-    rerun from an empty folder. ``on_stage`` is called with each stage as it finishes (progress)."""
+    rerun from an empty folder. ``on_plan`` is called with the plan before anything runs, and
+    ``on_stage`` with each stage as it finishes (progress)."""
     out = Path(out)
     recipe.check_device()
     if out.exists() and not is_cardid_dir(out) and any(out.iterdir()):
@@ -295,6 +298,8 @@ def run(
     if not is_cardid_dir(out):
         write_marker(out, "pipeline")
     steps = plan(recipe, out, start, only)
+    if on_plan:
+        on_plan(steps)
     said = recipe.model_dump(mode="json")  # the recipe as run (rewritten only when it changed)
     if not (out / "recipe.json").is_file() or read_json(out / "recipe.json", "recipe record") != said:
         write_json_atomic(out / "recipe.json", said)
@@ -324,7 +329,7 @@ def run(
             "metrics": result.get("metrics") or {},
             "cardid": __version__,
         }
-        rec["manifest"] = manifest([d], root=out)
+        rec["manifest"] = manifest([d], outputs=True)
         write_json_atomic(d / STAGE_JSON, rec)
         p.record, p.status, p.why = rec, "done", rec["figure"]
         records[p.name] = rec
