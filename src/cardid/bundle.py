@@ -77,16 +77,18 @@ def _files(root: Path) -> list[str]:
     )
 
 
-def _place(src: Path, dst: Path) -> None:
-    """A copy, never a link: a bundle is handed on, and editing it must not edit what built it."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(src, dst)
+def bundle_or_parts(bundle, model, db, flag: str = "--bundle") -> None:
+    """A command takes a bundle or a model and a DB, not both (a bundle names its own): one line."""
+    if bundle is None and (model is None or db is None):
+        raise BundleError(f"give {flag}, or --model and --db")
+    if bundle is not None and (model is not None or db is not None):
+        raise BundleError(f"a {flag} names its own model and DB: give the bundle, or --model and --db")
 
 
-def _place_tree(src: Path, dst: Path) -> None:
-    for p in sorted(src.rglob("*")):
-        if p.is_file() and not p.name.startswith("."):
-            _place(p, dst / p.relative_to(src))
+def _copy_tree(src: Path, dst: Path) -> None:
+    """A copy, never a link (a bundle is handed on: editing it must not edit what built it),
+    without cardid's hidden markers."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".*"))
 
 
 def write_bundle(
@@ -110,8 +112,8 @@ def write_bundle(
         raise BundleError(f"a bundle carries an ONNX model; {model} is not one (cardid export --target onnx)")
     CardDB.load(db)  # a DB that does not load is not bundled
     with atomic_dir(out, overwrite=overwrite, kind="bundle") as tmp:
-        _place(model, tmp / "model.onnx")
-        _place_tree(db, tmp / "db")
+        shutil.copy2(model, tmp / "model.onnx")
+        _copy_tree(db, tmp / "db")
         meta: dict[str, Any] = {
             "format": BUNDLE_FORMAT,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -128,12 +130,12 @@ def write_bundle(
             det = Path(detector)
             if det.suffix != ".onnx" or not det.is_file():
                 raise BundleError(f"a bundle carries an ONNX detector or 'classical', not {detector}")
-            _place(det, tmp / "detector.onnx")
+            shutil.copy2(det, tmp / "detector.onnx")
             meta["detector"] = "detector.onnx"
         if notices and Path(notices).is_dir():
-            _place_tree(Path(notices), tmp / "NOTICES")
+            _copy_tree(Path(notices), tmp / "NOTICES")
         if source:
-            _place_tree(Path(source), tmp / "source")
+            _copy_tree(Path(source), tmp / "source")
             meta["source"] = "source"
         if evaluation:
             write_json_atomic(tmp / "evaluation.json", evaluation)

@@ -66,13 +66,11 @@ def recognize_cmd(
     """Name each card: JSON lines (decision, top-k with names, sets, numbers, scores) and a table.
     Any number of photos streams in bounded memory; a video (.mp4, .mov, .avi, …) prints each card
     confirmed across frames once per visit."""
+    from cardid.bundle import bundle_or_parts
     from cardid.db.match import MatchConfig
     from cardid.recognize import Recognizer, expand_inputs, is_video, make_detector
 
-    if bundle is None and (model is None or db is None):
-        raise CardIDError("give --model and --db, or --bundle")
-    if bundle is not None and (model is not None or db is not None):
-        raise CardIDError("a --bundle names its own model and DB: give the bundle, or --model and --db")
+    bundle_or_parts(bundle, model, db)
     if resume and not json_out:
         raise CardIDError("--resume needs --json FILE (the output to resume)")
     if resume and overwrite:

@@ -43,13 +43,10 @@ def serve_cmd(
     /v1/cards/{id}, /healthz, /metrics, /docs."""
     import os
 
-    from cardid.errors import CardIDError
+    from cardid.bundle import bundle_or_parts
     from cardid.serve import ServeConfig, serve
 
-    if bundle is None and (model is None or db is None):
-        raise CardIDError("give a BUNDLE, or --model and --db")
-    if bundle is not None and (model is not None or db is not None):
-        raise CardIDError("a BUNDLE names its own model and DB: give the bundle, or --model and --db")
+    bundle_or_parts(bundle, model, db, "BUNDLE")
     if max_pixels:
         os.environ["CARDID_MAX_PIXELS"] = str(max_pixels)  # read by every decode in this process
 
