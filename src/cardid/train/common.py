@@ -111,22 +111,27 @@ class Throughput:
         return round(rate, 1)
 
 
+def _retrieval(metrics: dict[str, float], best: dict[str, Any]) -> tuple[tuple, tuple]:
+    """(Recall@1, mAP@R) now and of the best so far (-1 before any)."""
+    then = (best["recall@1"], best.get("metrics", {}).get("map@r", -1.0))
+    return (metrics["recall@1"], metrics["map@r"]), then
+
+
 def is_better(metrics: dict[str, float], best: dict[str, Any]) -> bool:
     """Selection on retrieval, never on a training loss or cosine: Recall@1, then mAP@R. Ties go to
     the later, longer-trained model (simulated validation saturates with pretrained backbones)."""
-    best_map = best.get("metrics", {}).get("map@r", -1.0)
-    return (metrics["recall@1"], metrics["map@r"]) >= (best["recall@1"], best_map)
+    now, then = _retrieval(metrics, best)
+    return now >= then
 
 
 def improved(metrics: dict[str, float], best: dict[str, Any], min_delta: float = 0.0) -> bool:
     """Strictly better than ``best``: Recall@1, then mAP@R, then the mean margin between the
     correct scan and the nearest other (which still moves once a small real validation set is
     all named) by more than ``min_delta``. What resets early stopping; anything else counts."""
-    b = best.get("metrics", {})
-    now, then = (metrics["recall@1"], metrics["map@r"]), (best["recall@1"], b.get("map@r", -1.0))
+    now, then = _retrieval(metrics, best)
     if now != then:
         return now > then
-    return metrics.get("margin", 0.0) > b.get("margin", -1.0) + min_delta
+    return metrics.get("margin", 0.0) > best.get("metrics", {}).get("margin", -1.0) + min_delta
 
 
 def no_best() -> dict[str, Any]:
