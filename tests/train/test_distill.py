@@ -85,6 +85,23 @@ def test_the_quick_teachers_once_per_batch_for_all_students(tmp_path, quick_teac
     assert sum(calls) == 20 * 2  # only the cache: 20 cards × 2 views, embedded once, no per-step teacher
 
 
+def test_channels_last_trains_the_same_model(tmp_path, quick_teacher):
+    """NHWC is a memory layout, not a model: the same steps give the same student (to float error),
+    and it is saved in the ordinary layout."""
+    runs = {}
+    for cl in (True, False):
+        out = tmp_path / str(cl)
+        distill(
+            dcfg(out, quick_teacher, "students=[tiny-cnn]", "steps=3", "eval_every=3", f"channels_last={cl}")
+        )
+        model, _ = load_model_dir(out / "run" / "students" / "tiny-cnn")
+        runs[cl] = model.state_dict()
+    convs = [k for k, v in runs[True].items() if v.ndim == 4]
+    assert convs and all(runs[True][k].is_contiguous() for k in convs)
+    for k, v in runs[False].items():
+        torch.testing.assert_close(runs[True][k], v, rtol=1e-3, atol=1e-4, msg=k)
+
+
 def test_mse_only_collapse_is_caught(tmp_path, quick_teacher, monkeypatch):
     def blind_student(name, dim, pretrained=True, weights=None):
         model, pre = create_student(name, dim, False)

@@ -138,6 +138,11 @@ def no_best() -> dict[str, Any]:
     return {"recall@1": -1.0, "step": -1}
 
 
+def memory_format(cfg: LoopConfig) -> torch.memory_format:
+    """How the loop lays out its model's 4-D weights and its batches (``cfg.channels_last``)."""
+    return torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+
 def batches_after_resume(loader, state: dict[str, Any] | None, device: torch.device):
     """The loader's batch iterator, then the checkpoint's RNG restored: creating the iterator may
     draw from the global RNG, so a resumed run must restore it afterwards to continue exactly."""

@@ -42,6 +42,10 @@ class LoopConfig(BaseModel):
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"  # cuda: every visible GPU, one per process
     compile: bool = False  # torch.compile the training forward (after the DDP wrap; once per phase)
+    # convolutions in NHWC memory (weights and batches): same model, other kernels. On a 2-core CPU a
+    # training step is 1.9× faster for EfficientNet-Lite0 and 1.35× for open_nsfw (measured); ViTs
+    # have no 4-D tensors but their patch embedding, so nothing changes for them
+    channels_last: bool = True
     out_dir: str = "runs/train"
     checkpoint_dir: str | None = None  # default: <out_dir>/checkpoints
     restart_if_unreadable: bool = False  # every checkpoint unreadable: start at step 0 (else stop)

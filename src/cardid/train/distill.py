@@ -38,6 +38,7 @@ from cardid.train.common import (
     finish_run,
     improved,
     is_better,
+    memory_format,
     no_best,
     training_state,
 )
@@ -84,7 +85,9 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
     ckpt_dir = Path(cfg.checkpoint_dir or out / "checkpoints")
     torch.manual_seed(cfg.seed)
     amp = d.device.type == "cuda"
+    fmt = memory_format(cfg)
     teacher, tmeta = load_model_dir(cfg.teacher, d.device)
+    teacher.to(memory_format=fmt)
     for p in teacher.parameters():
         p.requires_grad_(False)
     tpre, dim = Preprocess.from_dict(tmeta["preprocess"]), int(tmeta["embed_dim"])
@@ -93,7 +96,7 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
         model, pre = create_student(name, dim, cfg.pretrained, cfg.weights.get(name))
         if model.embed_dim != dim:
             raise CardIDError(f"student {name} embeds in {model.embed_dim} dimensions, the teacher in {dim}")
-        students[name], contracts[name] = model.to(d.device), pre
+        students[name], contracts[name] = model.to(d.device, memory_format=fmt), pre
     data = load_training_data(
         cfg.data.train, tpre, cfg.data.photo, cfg.seed, cfg.data.val, cfg.data.val_views
     )
@@ -126,7 +129,7 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
         dataset: Dataset = Indexed(MultiContract(data.train, {"teacher": tpre}), idx)
         rows = []
         for views, _, _ in DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.data.workers):
-            rows.append(_teacher_embed(teacher, views["teacher"].to(d.device), amp))
+            rows.append(_teacher_embed(teacher, views["teacher"].to(d.device, memory_format=fmt), amp))
         cache = torch.cat(rows)
         dataset = Indexed(
             MultiContract(data.train, {k: v for k, v in contracts.items() if k != "teacher"}), idx
@@ -175,7 +178,7 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
     batches = iter(()) if stopped else batches_after_resume(loader, state, d.device)
     for step, batch in enumerate(batches, start=start):
         views, y = batch[0], batch[1]
-        views = {k: v.to(d.device, non_blocking=True) for k, v in views.items()}
+        views = {k: v.to(d.device, non_blocking=True, memory_format=fmt) for k, v in views.items()}
         if cache is not None:
             t_emb = cache[batch[2].to(cache.device)]
         else:

@@ -33,6 +33,7 @@ from cardid.train.common import (
     finish_run,
     improved,
     is_better,
+    memory_format,
     no_best,
     training_state,
 )
@@ -127,7 +128,8 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
     pre = cfg.model.contract()
     data = load_training_data(cfg.data.train, pre, cfg.data.photo, cfg.seed, cfg.data.val, cfg.data.val_views)
     classes = list(data.gallery.class_index.idx_to_class)
-    teacher = build_teacher(cfg, len(classes)).to(d.device)
+    fmt = memory_format(cfg)
+    teacher = build_teacher(cfg, len(classes)).to(d.device, memory_format=fmt)
     fp = fingerprint(cfg, teacher, classes)
     thresholds = cfg.collapse_thresholds
     phases = [cfg.phase1, cfg.phase2]
@@ -201,7 +203,8 @@ def _train(cfg: TeacherConfig, d: Dist) -> dict[str, Any]:
                     {g["name"]: g["initial_lr"] for g in opt.param_groups},
                 )
         teacher.train()
-        x, y = x.to(d.device, non_blocking=True), y.to(d.device, non_blocking=True)
+        x = x.to(d.device, non_blocking=True, memory_format=fmt)
+        y = y.to(d.device, non_blocking=True)
         with torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=amp):
             loss, cos, _ = model(x, y)
         opt.zero_grad(set_to_none=True)
