@@ -76,6 +76,13 @@ class Query:
     #: the embedding before the query adapter (None: no adapter): the printing is weighed on it, so
     #: an adapter fitted on photos of some printings cannot tilt the choice between printings
     raw_embedding: np.ndarray | None = None
+    #: row → Verification made earlier for the same crop (another adapter's pass): looked up
+    #: instead of matching again, never counted as verified by this query until it asks
+    known: dict = field(default_factory=dict)
+
+    def seen(self) -> dict:
+        """Every verification made for this crop so far (for a later query of the same crop)."""
+        return {**self.known, **self.cache}
 
 
 class Matcher:
@@ -138,10 +145,16 @@ class Matcher:
                 progress(1)
         return out
 
-    def query(self, image: np.ndarray, embedding: np.ndarray) -> Query:
+    def query(self, image: np.ndarray, embedding: np.ndarray, seen: Query | None = None) -> Query:
+        """``seen``: this crop's query from an earlier pass (another adapter or decision setting):
+        its features and verifications are reused, and what is decided is as if made afresh."""
         raw = None
         if self.adapter is not None:  # learned on real photo ↔ scan pairs: queries only
             raw, embedding = embedding, self.adapter(embedding[None])[0]
+        if seen is not None:
+            return Query(
+                embedding, seen.features, seen.hash_sims, image=image, raw_embedding=raw, known=seen.seen()
+            )
         cfg = self.db.features.cfg if self.db.features is not None else None
         feats, h = None, None
         if self.verifying:
@@ -217,9 +230,12 @@ class Matcher:
     def verify(self, q: Query, row: int) -> Verification:
         """The crop verified against one gallery card (ORB + RANSAC), once per query and card."""
         if row not in q.cache:
-            feats = self.db.features
-            pts, desc = feats.keypoints(row)
-            q.cache[row] = match(q.features, np.asarray(pts), np.asarray(desc), feats.cfg)
+            v = q.known.get(row)
+            if v is None:
+                feats = self.db.features
+                pts, desc = feats.keypoints(row)
+                v = match(q.features, np.asarray(pts), np.asarray(desc), feats.cfg)
+            q.cache[row] = v
         return q.cache[row]
 
     def steps(self) -> tuple[Step, ...]:

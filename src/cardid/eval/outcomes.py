@@ -69,11 +69,21 @@ def _top1(result: dict) -> str | None:
 
 
 def evaluate_photo_set(
-    rec: Recognizer, rows: list[dict], progress: Callable[[int], None] | None = None
+    rec: Recognizer,
+    rows: list[dict],
+    progress: Callable[[int], None] | None = None,
+    memos: dict[str, dict] | None = None,
 ) -> list[dict]:
+    """Each photo recognised → its record (outcome, top-1, cards, ms). ``memos`` (path → the
+    recognizer's memo, :meth:`~cardid.recognize.Recognizer.recognize_photo`): a photo seen in an
+    earlier pass is decided again from what that pass found and embedded (same records as from
+    scratch), and keeps the milliseconds its first pass took."""
     per = []
     for r in rows:
-        res = rec.timed(load_rgb(r["path"])).to_json()
+        memo = None if memos is None else memos.setdefault(r["path"], {})
+        res = rec.timed(load_rgb(r["path"]), memo=memo).to_json()
+        if memo is not None:
+            res["ms"] = memo.setdefault("ms", res["ms"])
         outcome, card = photo_outcome(res, r["card_id"])
         per.append(
             {

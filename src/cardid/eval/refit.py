@@ -215,10 +215,13 @@ def fit_printing_folds(
     return {"max_wrong": max_wrong, "models": models, **fold_figures(held_out_records, folds, name_of)}
 
 
-def adapted_by_fold(rec, db, emb, per, photo_set, split, simulated, name_of, printing, progress=None) -> dict:
+def adapted_by_fold(
+    rec, db, emb, per, photo_set, split, simulated, name_of, printing, progress=None, memos=None
+) -> dict:
     """photos-dev recognised again, each fold's photos with a query adapter fitted on the other
     folds' photos (their first-pass corners; λ on their own inner folds): its figures, and the
-    printing model refitted on these records card-disjointly as before."""
+    printing model refitted on these records card-disjointly as before. ``memos``: the first
+    pass's (:func:`~cardid.eval.outcomes.evaluate_photo_set`), so only the decisions are redone."""
     from cardid.db.adapt import fit_db_adapter, photo_pairs
 
     q, rows, used = photo_pairs(db, emb, per)
@@ -231,7 +234,7 @@ def adapted_by_fold(rec, db, emb, per, photo_set, split, simulated, name_of, pri
             rec.matcher.adapter = a
             held = set(split.held_out(i))
             adapted += evaluate_photo_set(
-                rec, [r for r in photo_set.rows() if r["card_id"] in held], progress
+                rec, [r for r in photo_set.rows() if r["card_id"] in held], progress, memos
             )
     finally:
         rec.matcher.adapter = db.adapter

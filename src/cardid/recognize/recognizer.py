@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from cardid.db.decide import AMBIGUOUS, MATCH, UNKNOWN
-from cardid.db.match import MatchConfig, Matcher
+from cardid.db.match import MatchConfig, Matcher, Query
 from cardid.db.store import CardDB
 from cardid.detect.rectify import orientations, rectify, refine_corners
 from cardid.embed import Embedder, load_embedder
@@ -57,54 +57,75 @@ class Recognizer:
         det = make_detector(detector) if isinstance(detector, str | Path) else detector
         return cls(Matcher(card_db, embedder, config), det, fallback=fallback)
 
-    def whole_image(self, image: np.ndarray, top: int = 5, reason: str = "nothing_found") -> CardResult:
+    def whole_image(
+        self, image: np.ndarray, top: int = 5, reason: str = "nothing_found", memo: dict | None = None
+    ) -> CardResult:
         """Take the photo itself as the card (a card filling the frame has no outline to find, and a
         finder may then return its art box). The whole image and a centred card-shaped window are
         embedded; the one closer to its nearest gallery card is verified and decided, flagged
-        ``fallback: whole_image`` with the ``reason`` it ran."""
+        ``fallback: whole_image`` with the ``reason`` it ran. ``memo``: as :meth:`recognize_photo`."""
         m, db = self.matcher, self.matcher.db
+        memo = {} if memo is None else memo
         crops = [image, *_card_windows(image)]
-        emb = m.embedder.embed(crops)
-        k = int(topk_cosine(emb, db.embeddings, 1)[0][:, 0].argmax())
-        d = m.decide(m.query(crops[k], emb[k]))
+        if "whole" not in memo:
+            emb = m.embedder.embed(crops)
+            memo["whole"] = (emb, int(topk_cosine(emb, db.embeddings, 1)[0][:, 0].argmax()))
+        emb, k = memo["whole"]
+        q = m.query(crops[k], emb[k], memo.get("whole_query"))
+        memo["whole_query"] = _kept(q)
+        d = m.decide(q)
         h, w = image.shape[:2]
         window = ["whole", "centre"][min(k, 1)]
         corners = _window_corners(w, h, k)
         return CardResult(d, corners, fallback="whole_image", reason=reason, window=window, db=db, top=top)
 
-    def timed(self, image: np.ndarray, top: int = 5) -> PhotoResult:
+    def timed(self, image: np.ndarray, top: int = 5, memo: dict | None = None) -> PhotoResult:
         """:meth:`recognize_photo` with what every output records beside it: its milliseconds and
         whether the DB was calibrated."""
         t = time.perf_counter()
-        r = self.recognize_photo(image, top)
+        r = self.recognize_photo(image, top, memo)
         ms = round((time.perf_counter() - t) * 1e3, 1)
         return replace(r, ms=ms, calibrated=self.matcher.calibrated)
 
-    def recognize_photo(self, image: np.ndarray, top: int = 5) -> PhotoResult:
+    def recognize_photo(self, image: np.ndarray, top: int = 5, memo: dict | None = None) -> PhotoResult:
         """One photo → every card in it, decided.
 
         All detected cards are embedded in one batch, both ways up; the orientation whose nearest
-        gallery card is closer is kept, and only it is verified."""
+        gallery card is closer is kept, and only it is verified.
+
+        ``memo``: a dict the caller keeps for this photo. The first call fills it with what no
+        decision setting changes (the cards found, their embeddings, the crops' features and the
+        verifications made); a later call — with another query adapter or printing model, as the
+        fold evaluation does — reuses them and decides as if from scratch."""
         m, db = self.matcher, self.matcher.db
+        memo = {} if memo is None else memo
         if self.detector is None:
-            return PhotoResult((CardResult(m.decide(m.prepare([image])[0]), db=db, top=top),))
-        dets = sorted(self.detector.detect(image), key=lambda d: (d.box()[1], d.box()[0]))
+            q = m.query(image, self._embed([image], memo)[0], memo.get("query"))
+            memo["query"] = _kept(q)
+            return PhotoResult((CardResult(m.decide(q), db=db, top=top),))
+        if "dets" not in memo:
+            dets = sorted(self.detector.detect(image), key=lambda d: (d.box()[1], d.box()[0]))
+            memo["dets"] = dets
+            memo["quads"] = [refine_corners(image, d.corners) if self.refine else d.corners for d in dets]
+        dets, quads = memo["dets"], memo["quads"]
         if not dets:
             if not self.fallback:
                 return PhotoResult((), no_card=True)
-            fb = self.whole_image(image, top)
+            fb = self.whole_image(image, top, memo=memo)
             named = fb.decision.kind in (MATCH, AMBIGUOUS)
             return PhotoResult((fb,), no_card=not named, fallback=True)
-        quads = [refine_corners(image, det.corners) if self.refine else det.corners for det in dets]
         crops = [o for q in quads for o in orientations(rectify(image, q))]
-        emb = m.embedder.embed(crops)
+        emb = self._embed(crops, memo)
         best = topk_cosine(emb, db.embeddings, 1)[0][:, 0].reshape(-1, 2).argmax(1)
+        seen = memo.setdefault("queries", {})
         cards = []
         for i, det in enumerate(dets):
             k = 2 * i + int(best[i])
+            q = m.query(crops[k], emb[k], seen.get(k))
+            seen[k] = _kept(q)
             cards.append(
                 CardResult(
-                    m.decide(m.query(crops[k], emb[k])),
+                    m.decide(q),
                     corners=[[round(float(x), 1), round(float(y), 1)] for x, y in quads[i]],
                     detection_score=round(det.score, 3),
                     upside_down=bool(best[i]),
@@ -119,10 +140,21 @@ class Recognizer:
         ):
             # one or two things found and none of them is a known card: the finder may have found
             # a card's art box or a frame inside the photo; the photo as a whole gets a second look
-            fb = self.whole_image(image, top, reason="nothing_recognised")
+            fb = self.whole_image(image, top, reason="nothing_recognised", memo=memo)
             if fb.decision.kind in (MATCH, AMBIGUOUS):
                 return PhotoResult((*cards, fb), fallback=True)
         return PhotoResult(tuple(cards))
+
+    def _embed(self, crops: list[np.ndarray], memo: dict) -> np.ndarray:
+        if "emb" not in memo:
+            memo["emb"] = self.matcher.embedder.embed(crops)
+        return memo["emb"]
+
+
+def _kept(q: Query) -> Query:
+    """What a memo keeps of a query: all but its crop (megabytes; rectified again when needed).
+    Its verifications are shared, so those made while deciding are kept too."""
+    return replace(q, image=None)
 
 
 def _centre_window(w: int, h: int) -> tuple[int, int, int, int] | None:
