@@ -109,3 +109,21 @@ def test_eval_photos_runs_whole_photos_end_to_end(tmp_path, capsys):
     assert per["p0.jpg"]["top1"] == cat.ids[0]  # verification names it even with a random tiny model
     html = (out / "report.html").read_text()
     assert "not named correctly" in html and "R@1" in capsys.readouterr().out
+    # the same photos against that DB as it is (what a pipeline's calibrate stage made), read only:
+    # the same decisions, and the DB untouched
+    files = {p: p.read_bytes() for p in sorted((out / "db").rglob("*")) if p.is_file()}
+    again = tmp_path / "again"
+    ok = main([*args, "--out", str(again), "--folds", "2", "--adapter", "--db", str(out / "db")])
+    assert ok == 0 and not (again / "db").exists()
+    assert {p: p.read_bytes() for p in sorted((out / "db").rglob("*")) if p.is_file()} == files
+
+    def records(report):
+        ph = report["sets"]["photos-dev"]
+        return [
+            {k: v for k, v in p.items() if k != "ms"} for p in ph["per_photo"] + ph["adapter"]["per_photo"]
+        ]
+
+    rep2 = json.loads((again / "report.json").read_text())
+    assert records(rep2) == records(rep)
+    assert rep2["calibration"] == rep["calibration"]
+    assert rep2["printing_sets_simulated"] == rep["printing_sets_simulated"]

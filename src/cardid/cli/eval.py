@@ -98,6 +98,10 @@ def photos_cmd(
         False,
         help="With --folds: recognise each fold again with a query adapter fitted on the other folds' photos.",
     ),
+    db: Path | None = typer.Option(
+        None,
+        help="A DB built with --model and calibrated: evaluated as it is, not built and calibrated here.",
+    ),
 ) -> None:
     """Whole real photos → decisions: Recall@1, wrong matches, no_card, ms per photo, by notes;
     the card and its printing counted apart, by crop width; with --folds, per card-disjoint fold,
@@ -127,6 +131,7 @@ def photos_cmd(
             fold_seed=fold_seed,
             printing=printing,
             adapter=adapter,
+            db_dir=db,
         )
     out.print(format_report(report))
     out.print(f"report: {out_dir / 'report.html'}")

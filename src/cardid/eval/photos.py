@@ -30,7 +30,7 @@ from cardid.data.photoset import PhotoSet, load_photo_set
 from cardid.db.match import MatchConfig
 from cardid.errors import CardIDError
 from cardid.eval.outcomes import OUTCOMES, evaluate_photo_set, summarise
-from cardid.eval.real import _img_tag, build_real_db
+from cardid.eval.real import _img_tag, build_real_db, open_real_db
 from cardid.eval.refit import (
     adapted_by_fold,
     fit_printing_folds,
@@ -87,6 +87,7 @@ def evaluate_photos(
     fold_seed: int = 0,
     printing: str = "model",
     adapter: bool = False,
+    db_dir: str | Path | None = None,
 ) -> dict:
     """``folds``: also report photos-dev in that many card-disjoint folds (every printing of a card
     name in one fold, :mod:`cardid.eval.folds`): each fold's figures on its own cards, and their
@@ -96,7 +97,8 @@ def evaluate_photos(
     by the rules the model replaced, to compare the two on the same folds). ``adapter`` (with
     ``folds``): photos-dev again, each fold's photos with a query adapter fitted on the other folds'
     photos (:mod:`cardid.db.adapt`; λ on their own inner folds), and the printing model refitted on
-    those records likewise."""
+    those records likewise. ``db_dir``: a DB already built with ``model`` and calibrated, evaluated
+    as it is (read only) instead of one built and calibrated here."""
     from cardid.catalog.records import name_key
     from cardid.eval.folds import card_folds
 
@@ -108,7 +110,10 @@ def evaluate_photos(
         raise CardIDError("an adapter is fitted on other folds' photos: give --folds with --adapter")
     if folds:
         card_folds(photos, folds, fold_seed)  # too few cards: said before the DB is built, not after
-    catalog, emb, db, cals, build_s, simulated = build_real_db(realdata, model, out, calib_cards)
+    if db_dir is None:
+        catalog, emb, db, cals, build_s, simulated = build_real_db(realdata, model, out, calib_cards)
+    else:
+        catalog, emb, db, cals, build_s, simulated = open_real_db(realdata, model, Path(db_dir), out)
     for s_ in (photos, dev):
         if s_ is not None:
             s_.require_cards(catalog, f"the gallery of {realdata}")
@@ -135,8 +140,10 @@ def evaluate_photos(
         "sets": {},
     }
     threshold = rec.matcher.calibration.threshold
+    memos: dict[str, dict] = {}  # photos-dev's first pass, reused by the adapter's
     for name, (recognizer, photo_set) in sets.items():
-        per = evaluate_photo_set(recognizer, photo_set.rows(), progress)
+        reuse = memos if adapter and name == "photos-dev" else None
+        per = evaluate_photo_set(recognizer, photo_set.rows(), progress, reuse)
         groups = sorted({g for p in per for g in p["groups"]})
         report["sets"][name] = {
             **summarise(per),
@@ -155,7 +162,7 @@ def evaluate_photos(
                 )
             if adapter:
                 report["sets"][name]["adapter"] = adapted_by_fold(
-                    recognizer, db, emb, per, photo_set, split, simulated, name_of, printing, progress
+                    recognizer, db, emb, per, photo_set, split, simulated, name_of, printing, progress, memos
                 )
     write_json_atomic(out / "report.json", report)
     write_bytes_atomic(out / "report.html", render_html(report, catalog).encode())

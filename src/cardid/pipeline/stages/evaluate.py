@@ -47,9 +47,10 @@ def fold_summary(report: dict) -> dict:
     }
 
 
-@stage("evaluate", EvaluateStage, needs=("export",), wants=("detector",), external=_realdata)
+@stage("evaluate", EvaluateStage, needs=("calibrate", "export"), wants=("detector",), external=_realdata)
 def evaluate_stage(ctx: StageContext, cfg: EvaluateStage) -> dict:
-    """Whole real photos by card-disjoint folds (what is fitted on photos, fitted on other cards)."""
+    """Whole real photos by card-disjoint folds (what is fitted on photos, fitted on other cards),
+    recognised with the DB the ``calibrate`` stage made: the one the bundle ships."""
     from cardid.errors import CardIDError
     from cardid.eval.photos import evaluate_photos
     from cardid.progress import progress
@@ -71,6 +72,7 @@ def evaluate_stage(ctx: StageContext, cfg: EvaluateStage) -> dict:
             progress=advance,
             folds=cfg.folds,
             adapter=cfg.adapter,
+            db_dir=ctx.path("calibrate", "db"),
         )
     s = fold_summary(report)
     m, sd = s["mean"], s["sd"]

@@ -24,6 +24,7 @@ class LoopStage(Settings):
     config: dict[str, Any] = Field(default_factory=dict)  # the loop's config fields, over the preset
     validation: str | None = None  # labelled real crops to select and stop on (card-disjoint from evaluation)
     patience: int = Field(0, ge=0)  # evaluations without a better model before stopping (0: never)
+    min_delta: float = Field(0.0, ge=0.0)  # a margin gain below this is no better model (with patience)
 
 
 def _validation(cfg: LoopStage) -> list[Path]:
@@ -41,6 +42,7 @@ def _loop_values(ctx: StageContext, cfg: LoopStage) -> dict[str, Any]:
         "device": ctx.recipe.device,
         "out_dir": str(ctx.dir),
         "patience": cfg.patience or None,
+        "min_delta": cfg.min_delta or None,
         "data": {"train": _data(ctx), "val": cfg.validation},
     }
 
