@@ -9,7 +9,8 @@ import pytest
 from cardid.catalog.records import CardRecord
 from cardid.cli import main
 from cardid.collection import Collection, CollectionError
-from cardid.collection.formats import BOM, export, neutralise, parse_import, restore
+from cardid.collection.formats import BOM, export, neutralise, restore
+from cardid.collection.imports import parse_import
 
 RECORDS = {
     "base1-4": CardRecord(
@@ -125,7 +126,9 @@ def test_cardids_own_export_round_trips_exactly(coll, tmp_path):
     for fmt in ("cardid", "json"):
         text = export(coll.rows(), RECORDS, fmt)
         fresh = Collection(tmp_path / f"{fmt}.sqlite")
-        fresh.add_many(parse_import(text, lambda c: c in RECORDS))
+        got = parse_import(text, RECORDS)
+        assert got.format == fmt
+        fresh.add_many(got.rows)
         keep = (
             "card_id",
             "quantity",
@@ -143,12 +146,86 @@ def test_cardids_own_export_round_trips_exactly(coll, tmp_path):
 
 def test_imports_that_cannot_be_trusted_are_refused_whole(coll, tmp_path):
     text = export(coll.rows(), RECORDS, "cardid")
+    others = {k: v for k, v in RECORDS.items() if k != "evil-1"}
     with pytest.raises(CollectionError, match="1 unknown card id.*evil-1; nothing was imported"):
-        parse_import(text, lambda c: c != "evil-1")
-    with pytest.raises(CollectionError, match="unknown column.*'Simple Name'"):
-        parse_import(export(coll.rows(), RECORDS, "tcgplayer"), lambda c: True)
+        parse_import(text, others)
+    with pytest.raises(CollectionError, match="unknown column.*'Price'"):
+        parse_import(text.replace("card_id,", "card_id,Price,", 1), RECORDS)
     with pytest.raises(CollectionError, match="not a cardid collection export"):
-        parse_import(json.dumps({"cards": []}), lambda c: True)
+        parse_import(json.dumps({"cards": []}), RECORDS)
+    with pytest.raises(CollectionError, match="not an export cardid reads"):
+        parse_import("Foo,Bar\r\n1,2\r\n", RECORDS)
+    tcg = export(coll.rows(), RECORDS, "tcgplayer")
+    with pytest.raises(CollectionError, match="finds its cards in the catalog: give --db"):
+        parse_import(tcg, None)
+    # a row naming no card of the catalog, an unknown printing: the lines named, nothing kept
+    no_flabebe = {k: v for k, v in RECORDS.items() if k != "sv2-1"}
+    with pytest.raises(
+        CollectionError,
+        match=r"2 row\(s\) of the tcgplayer export.*line 2: Charizard.*printing 'Shiny'.*line 3: Flabébé.*no such card",
+    ):
+        parse_import(tcg.replace("Holofoil", "Shiny"), no_flabebe)
+
+
+def _kept(rows, *fields):
+    return sorted(tuple(getattr(r, f) for f in fields) for r in rows)
+
+
+@pytest.mark.parametrize(
+    "fmt,fields",
+    [
+        ("tcgplayer", ("card_id", "quantity", "condition", "language", "printing")),
+        ("collectr", ("card_id", "quantity", "condition", "printing", "folder", "notes")),
+        ("dragonshield", ("card_id", "quantity", "condition", "printing", "language", "folder")),
+    ],
+)
+def test_another_apps_export_imports_back_by_set_and_number(coll, tmp_path, fmt, fields):
+    """What each app's file says of a card comes back: the card found by set and number, and
+    every field the format carries (formula-looking names included, as text)."""
+    got = parse_import(export(coll.rows(), RECORDS, fmt), RECORDS)
+    assert got.format == fmt
+    fresh = Collection(tmp_path / "fresh.sqlite")
+    fresh.add_many(got.rows)
+    assert _kept(fresh.rows(), *fields) == _kept(coll.rows(), *fields)
+
+
+def test_files_written_by_the_apps_themselves():
+    """The apps' own spellings: a set named, not coded; numbers as 004/102; conditions with the
+    finish after them; Dragon Shield's words; two cards sharing set and number told apart by name."""
+    records = RECORDS | {
+        "base1-4b": CardRecord(id="base1-4b", name="Charmander", set_id="base1", set_name="Base", number="4")
+    }
+    tcg = (
+        "Quantity,Name,Simple Name,Set,Card Number,Set Code,Printing,Condition,Language,Rarity,Product ID,SKU\r\n"
+        "3,Charizard,Charizard,Base,004/102,,Holofoil,Near Mint Holofoil,English,Holo Rare,42,4242\r\n"
+    )
+    assert parse_import(tcg, records).rows == [
+        {
+            "card_id": "base1-4",
+            "quantity": "3",
+            "condition": "NM",
+            "printing": "Holofoil",
+            "language": "English",
+        }
+    ]
+    ds = (
+        "sep=,\r\nFolder Name,Quantity,Trade Quantity,Card Name,Set Code,Set Name,Card Number,Condition,"
+        "Printing,Language,Price Bought,Date Bought\r\n"
+        "Trades,1,0,Flabébé,SV2,Paldea Evolved,001,Excellent,Foil,French,0.10,2026-11-30\r\n"
+    )
+    assert parse_import(ds, records).rows == [
+        {
+            "card_id": "sv2-1",
+            "quantity": "1",
+            "condition": "LP",
+            "printing": "Holofoil",
+            "language": "French",
+            "folder": "Trades",
+            "added": "2026-11-30",
+        }
+    ]
+    with pytest.raises(CollectionError, match="line 2: Charizard.*one of base1-4, base1-4b"):
+        parse_import(tcg.replace("Charizard,Charizard", "Charizard EX,Charizard EX"), records)
 
 
 def test_collection_cli_export_import_undo(coll, tmp_path, capsys):
@@ -163,3 +240,6 @@ def test_collection_cli_export_import_undo(coll, tmp_path, capsys):
     assert main(["collection", "list", *args]) == 0 and "Binder 1" in capsys.readouterr().out
     assert main(["collection", "export", "--format", "xml", "--out", str(out), *args]) == 1
     assert "unknown export format 'xml'" in capsys.readouterr().err
+    assert main(["collection", "export", "--format", "tcgplayer", "--out", str(out), *args]) == 0
+    assert main(["collection", "import", str(out), "--collection", str(other)]) == 1
+    assert "give --db" in capsys.readouterr().err and Collection(other).count() == 0

@@ -81,23 +81,25 @@ def export_cmd(
 
 @app.command("import")
 def import_cmd(
-    file: Path = typer.Argument(..., help="cardid's own export (CSV or JSON)."),
+    file: Path = typer.Argument(
+        ...,
+        help="An export: cardid's own (CSV or JSON), or the TCGplayer app's, Collectr's or Dragon Shield's.",
+    ),
     collection: Path | None = COLLECTION,
     db: Path | None = DB,
 ) -> None:
-    """Add the rows of cardid's own export (one change: `cardid collection undo` takes it back)."""
-    from cardid.collection.formats import parse_import
+    """Add the rows of an export as one change (`cardid collection undo` takes it back). Another
+    app's cards are found in --db's catalog by set and number; a row that names none, or two, stops
+    the whole import, naming its line."""
+    from cardid.collection.imports import parse_import
     from cardid.errors import CardIDError
 
     if not file.is_file():
         raise CardIDError(f"no such file: {file}")
-    records = _records(db)
-    rows = parse_import(
-        file.read_text(encoding="utf-8-sig"), (lambda c: c in records) if records else (lambda c: True)
-    )
+    got = parse_import(file.read_text(encoding="utf-8-sig"), _records(db))
     c = _open(collection)
-    c.add_many(rows)
-    out.print(f"[green]imported[/] {len(rows)} rows into {c.path} ({c.count()} cards)")
+    c.add_many(got.rows)
+    out.print(f"[green]imported[/] {len(got.rows)} rows ({got.format}) into {c.path} ({c.count()} cards)")
 
 
 @app.command("undo")

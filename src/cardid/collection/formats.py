@@ -1,5 +1,5 @@
 """Exports the collection apps import (TCGplayer app, Collectr, Dragon Shield) and cardid's own
-CSV/JSON, which imports back. Names, set names, numbers and rarity come from the catalog.
+CSV/JSON, which imports back (:mod:`cardid.collection.imports` reads them all). Names, set names, numbers and rarity come from the catalog.
 
 Every text cell is neutralised against formula injection (OWASP): a cell that starts with ``=``,
 ``+``, ``-``, ``@``, a tab or a carriage return is prefixed with ``'``, so a spreadsheet shows it as
@@ -18,7 +18,7 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cardid.collection.fields import FIELDS, STORED, CollectionError, Owned
+from cardid.collection.fields import STORED, CollectionError, Owned
 
 BOM = "\ufeff"
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
@@ -231,37 +231,3 @@ def export(rows: list[Owned], records: Mapping[str, Any], fmt: str, today: str |
     for o in rows:
         w.writerow([v if isinstance(v, int) else neutralise(v) for v in row(o, _meta(records, o.card_id))])
     return (BOM if bom else "") + first + buf.getvalue()
-
-
-def parse_import(text: str, known: Callable[[str], bool]) -> list[dict[str, Any]]:
-    """Rows of cardid's own CSV or JSON export, checked: unknown columns or card ids are refused
-    (one error naming them), nothing half-imported."""
-    text = text.lstrip(BOM)
-    if text.lstrip().startswith("{"):
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise CollectionError(f"not a cardid collection export (JSON: {e})") from None
-        if not isinstance(doc, dict) or doc.get("format") != "cardid-collection-export/1":
-            raise CollectionError("not a cardid collection export (no format cardid-collection-export/1)")
-        rows = [{k: v for k, v in r.items() if k in FIELDS or k == "added"} for r in doc.get("cards", [])]
-    else:
-        reader = csv.DictReader(io.StringIO(text))
-        cols = reader.fieldnames or []
-        unknown = [c for c in cols if c not in OWN_COLUMNS]
-        if "card_id" not in cols or unknown:
-            what = f"unknown column(s) {', '.join(map(repr, unknown))}" if unknown else "no card_id column"
-            raise CollectionError(
-                f"not cardid's own CSV export ({what}); export with `--format cardid`, or import that app's file there"
-            )
-        rows = []
-        for r in reader:
-            d = {k: restore(v) for k, v in r.items() if k in FIELDS or k == "added"}
-            d = {k: v for k, v in d.items() if v != "" or k in ("folder", "photo", "notes")}
-            rows.append(d)
-    bad = sorted({str(r.get("card_id")) for r in rows if not known(str(r.get("card_id", "")))})
-    if bad:
-        raise CollectionError(
-            f"{len(bad)} unknown card id(s), e.g. {', '.join(bad[:3])}; nothing was imported"
-        )
-    return rows
