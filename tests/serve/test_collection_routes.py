@@ -103,6 +103,43 @@ def test_a_card_added_from_a_photo_is_kept_as_a_labelled_crop(index, tmp_path, s
     assert r.status_code == 400 and "no longer kept" in r.json()["error"] and labelled.count() == 1
 
 
+def test_a_card_confirmed_live_is_kept_with_the_crop_of_its_frame(index, tmp_path, synth_catalog):
+    import cv2
+    import numpy as np
+
+    from cardid.db.decide import Calibration
+    from cardid.detect import Detection
+    from cardid.images import load_rgb
+    from cardid.serve.labelled import LabelledCrops
+
+    cid = synth_catalog.ids[3]
+    scan = synth_catalog.load_image(cid)
+    h, w = scan.shape[:2]
+    frame = np.full((h + 80, w + 120, 3), 40, np.uint8)
+    frame[40 : 40 + h, 60 : 60 + w] = scan
+    quad = np.float32([[60, 40], [60 + w, 40], [60 + w, 40 + h], [60, 40 + h]])
+
+    class OneCard:  # sees exactly the card: the test is about what is kept
+        def detect(self, image):
+            return [Detection(quad, 0.9)]
+
+    rec = Recognizer.open(index[0], index[1], OneCard())
+    rec.matcher.calibration = Calibration("fused")
+    labelled = LabelledCrops(tmp_path / "labelled")
+    c = TestClient(create_app(rec, collection=Collection(tmp_path / "c.sqlite"), labelled=labelled))
+    png = cv2.imencode(".png", frame[..., ::-1])[1].tobytes()
+    with c.websocket_connect("/v1/live") as ws:
+        events = []
+        for _ in range(6):
+            ws.send_bytes(png)
+            events += ws.receive_json()["confirmed"]
+    assert [e["card_id"] for e in events] == [cid] and events[0]["index"] == 0
+    r = c.post("/v1/collection", json={"card_id": cid, "photo_token": events[0]["photo"], "index": 0})
+    assert r.status_code == 201 and labelled.count() == 1
+    crop = load_rgb(tmp_path / "labelled" / r.json()["row"]["photo"])
+    assert abs(crop.shape[0] - h) <= 2 and abs(crop.shape[1] - w) <= 2  # the card, not the frame
+
+
 def test_a_binder_page_names_each_card_by_its_pocket(index, tmp_path):
     import io
 

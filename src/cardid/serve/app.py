@@ -258,6 +258,10 @@ def create_app(
                 result, rec = found
                 scene = tracker.update(sightings(result, rec["cards"]))
                 scene.update(cards=rec["cards"], no_card=rec["no_card"], ms=rec["ms"])
+                if scene["confirmed"] and recent is not None:
+                    from cardid.serve.labelled import keep_confirmed
+
+                    keep_confirmed(scene["confirmed"], recent.put(data, rec["cards"]), rec["cards"])
                 await ws.send_json(scene)
         except WebSocketDisconnect:
             pass

@@ -87,3 +87,13 @@ class LabelledCrops:
             return 0
         with self.csv.open(encoding="utf-8") as f:
             return max(0, sum(1 for _ in f) - 1)
+
+
+def keep_confirmed(events: list[dict], token: str, cards: list[dict]) -> None:
+    """A card confirmed in a live frame names that frame (kept as ``token``) and its place in it,
+    so adding it to the collection saves its crop as an upload's would (``photo``, ``index``)."""
+    for ev in events:
+        # the track's last sighting is this frame's card record itself (the same object)
+        index = next((i for i, c in enumerate(cards) if c is ev.get("info")), None)
+        if index is not None:
+            ev["photo"], ev["index"] = token, index
