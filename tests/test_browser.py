@@ -130,6 +130,14 @@ def test_upload_confirm_with_the_keyboard_and_find_it_again_after_a_reload(serve
         page.wait_for_selector(".item.match.current", timeout=30_000)
         assert cat[cid].name in page.inner_text("#queue")
         page.locator("h1").click()  # the keyboard goes to the page, not to a form field
+        # before adding it: its language (l cycles) and its folder (f types it, Enter goes back)
+        page.keyboard.press("l")
+        page.keyboard.press("l")
+        assert page.locator('.item.current [data-q="language"]').input_value() == "German"
+        page.keyboard.press("f")
+        page.keyboard.type("Binder 2")
+        page.keyboard.press("Enter")  # leaves the folder field: does not add the card yet
+        assert server["coll"].count() == 0
         page.keyboard.press("Enter")
         page.wait_for_function(
             f"[...document.querySelectorAll('#rows tr')].some(t => t.innerText.includes('{cid}'))"
@@ -137,7 +145,8 @@ def test_upload_confirm_with_the_keyboard_and_find_it_again_after_a_reload(serve
         page.reload()
         page.wait_for_function(f"document.querySelector('#rows').innerText.includes('{cid}')")
         b.close()
-    assert [r.card_id for r in server["coll"].rows()] == [cid]
+    rows = server["coll"].rows()
+    assert [(r.card_id, r.language, r.folder) for r in rows] == [(cid, "German", "Binder 2")]
     assert server["labelled"].count() == 1  # the confirmed card is a labelled real photo now
 
 
@@ -320,3 +329,9 @@ def test_live_camera_confirms_a_card_into_the_review_queue(server, tmp_path):
         page.wait_for_function(f"document.querySelector('#rows').innerText.includes('{cid}')")
         b.close()
     assert server["coll"].count() == 1
+    # the frame it was confirmed in was kept: its crop is a labelled photo like an upload's
+    assert server["labelled"].count() == 1
+    crop = cv2.imread(
+        str(server["labelled"].root / next(csv.DictReader(server["labelled"].csv.open()))["file"])
+    )
+    assert crop is not None and crop.shape[0] > crop.shape[1]  # the card, upright, not the frame
