@@ -30,7 +30,7 @@ from cardid.data.photoset import PhotoSet, load_photo_set
 from cardid.db.match import MatchConfig
 from cardid.errors import CardIDError
 from cardid.eval.outcomes import OUTCOMES, evaluate_photo_set, summarise
-from cardid.eval.real import _img_tag, build_real_db, open_real_db
+from cardid.eval.real import _img_tag, build_real_db
 from cardid.eval.refit import (
     adapted_by_fold,
     fit_printing_folds,
@@ -110,10 +110,8 @@ def evaluate_photos(
         raise CardIDError("an adapter is fitted on other folds' photos: give --folds with --adapter")
     if folds:
         card_folds(photos, folds, fold_seed)  # too few cards: said before the DB is built, not after
-    if db_dir is None:
-        catalog, emb, db, cals, build_s, simulated = build_real_db(realdata, model, out, calib_cards)
-    else:
-        catalog, emb, db, cals, build_s, simulated = open_real_db(realdata, model, Path(db_dir), out)
+    db_path = Path(db_dir) if db_dir is not None else None
+    catalog, emb, db, cals, build_s, simulated = build_real_db(realdata, model, out, calib_cards, db_path)
     for s_ in (photos, dev):
         if s_ is not None:
             s_.require_cards(catalog, f"the gallery of {realdata}")

@@ -59,15 +59,35 @@ class RealDB(NamedTuple):
     printing_sets: list  # the simulated printing sets its printing model was fitted on
 
 
-def build_real_db(realdata: Path, model: str | Path | Embedder, out: Path, calib_cards: int = 300) -> RealDB:
+def build_real_db(
+    realdata: Path,
+    model: str | Path | Embedder,
+    out: Path,
+    calib_cards: int = 300,
+    db_dir: Path | None = None,
+) -> RealDB:
     """The real gallery as a catalog, a DB built with ``model`` and calibrated on simulated views
-    (its printing model too)."""
+    (its printing model too). ``db_dir``: a DB already built with ``model`` and calibrated (a
+    pipeline's ``calibrate`` stage: what its bundle ships), opened read-only instead; its
+    simulated printing sets are made the same way, for the folds' printing models."""
     if not (realdata / "gallery.csv").is_file():
         raise CardIDError(f"not a realdata folder (no gallery.csv): {realdata}")
     catalog = catalog_from_folder(
         realdata / "gallery", out / "catalog", metadata_csv=realdata / "gallery.csv"
     )
     emb = model if isinstance(model, Embedder) else load_embedder(model)
+    if db_dir is not None:
+        from cardid.db.calibrate import printing_sets_on_views
+        from cardid.db.decide import Calibration
+
+        db = CardDB.load(db_dir, emb)  # refuses a DB built with another model
+        if not db.calibration:
+            raise CardIDError(
+                f"the DB {db_dir} is not calibrated: evaluate it after `cardid index calibrate`"
+            )
+        cals = {k: Calibration.from_dict(v) for k, v in db.calibration.items()}
+        sets = printing_sets_on_views(db, emb, catalog, cards=None) if "fused" in cals else []
+        return RealDB(catalog, emb, db, cals, 0.0, sets)
     t0 = time.perf_counter()
     db = CardDB.build(emb, catalog, out / "db", overwrite=True)
     build_s = time.perf_counter() - t0
@@ -78,27 +98,6 @@ def build_real_db(realdata: Path, model: str | Path | Embedder, out: Path, calib
     if model is not None:
         cals["fused"].printing = model.to_dict()
     return RealDB(catalog, emb, db, cals, build_s, sets)
-
-
-def open_real_db(realdata: Path, model: str | Path | Embedder, db_dir: Path, out: Path) -> RealDB:
-    """The real gallery as a catalog and a DB already built with ``model`` and calibrated (a
-    pipeline's ``calibrate`` stage: what its bundle ships), opened read-only; the simulated printing
-    sets are made as :func:`build_real_db` makes them, for the folds' printing models."""
-    from cardid.db.calibrate import printing_sets_on_views
-    from cardid.db.decide import Calibration
-
-    if not (realdata / "gallery.csv").is_file():
-        raise CardIDError(f"not a realdata folder (no gallery.csv): {realdata}")
-    catalog = catalog_from_folder(
-        realdata / "gallery", out / "catalog", metadata_csv=realdata / "gallery.csv"
-    )
-    emb = model if isinstance(model, Embedder) else load_embedder(model)
-    db = CardDB.load(db_dir, emb)  # refuses a DB built with another model
-    if not db.calibration:
-        raise CardIDError(f"the DB {db_dir} is not calibrated: evaluate it after `cardid index calibrate`")
-    cals = {k: Calibration.from_dict(v) for k, v in db.calibration.items()}
-    sets = printing_sets_on_views(db, emb, catalog, cards=None) if "fused" in cals else []
-    return RealDB(catalog, emb, db, cals, 0.0, sets)
 
 
 def evaluate_real(
