@@ -173,3 +173,17 @@ def save_rgb(path: str | os.PathLike[str], rgb: np.ndarray, quality: int = 95) -
     if not ok:
         raise ImageError(f"could not encode image as {ext}: {path}")
     write_bytes_atomic(path, buf.tobytes())
+
+
+def jpeg_data_url(rgb: np.ndarray, quality: int = 85) -> str:
+    """An RGB image as a ``data:image/jpeg;base64,…`` URL (report pages, the server's renderings)."""
+    import base64
+
+    ok, buf = cv2.imencode(
+        ".jpg",
+        cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
+        [cv2.IMWRITE_JPEG_QUALITY, int(quality)],
+    )
+    if not ok:
+        raise ImageError("could not encode the image as JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode()

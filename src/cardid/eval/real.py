@@ -9,7 +9,6 @@ against every scan. An HTML page shows every query with its top-5 and a failure 
 
 from __future__ import annotations
 
-import base64
 import html
 import random
 import time
@@ -29,7 +28,7 @@ from cardid.db.verify import extract, match
 from cardid.embed import Embedder, load_embedder
 from cardid.errors import CardIDError
 from cardid.eval.queries import load_queries
-from cardid.images import load_rgb
+from cardid.images import jpeg_data_url, load_rgb
 from cardid.io import write_bytes_atomic, write_json_atomic
 
 
@@ -195,8 +194,7 @@ def evaluate_real(
 def _img_tag(rgb: np.ndarray, h: int = 160) -> str:
     w = max(1, round(rgb.shape[1] * h / rgb.shape[0]))
     small = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
-    _, buf = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80])
-    return f'<img src="data:image/jpeg;base64,{base64.b64encode(buf.tobytes()).decode()}" height="{h}">'
+    return f'<img src="{jpeg_data_url(small, 80)}" height="{h}">'
 
 
 def format_stages(report: dict) -> str:

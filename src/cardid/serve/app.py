@@ -76,22 +76,16 @@ def create_app(
         if recent is not None and keep:
             out["photo"] = recent.put(data, out["cards"])
         if render:
-            import base64
-
             import cv2
 
+            from cardid.images import jpeg_data_url
             from cardid.recognize import annotate
 
             small = annotate(image, out)
             scale = 1600 / max(small.shape[:2])
             if scale < 1:
                 small = cv2.resize(small, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-            ok, jpg = cv2.imencode(
-                ".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
-            )
-            out["rendered"] = (
-                "data:image/jpeg;base64," + base64.b64encode(jpg.tobytes()).decode() if ok else None
-            )
+            out["rendered"] = jpeg_data_url(small, 85)
         return result, out
 
     async def read_body(request: Request) -> bytes:
