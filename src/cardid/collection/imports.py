@@ -162,6 +162,8 @@ def _condition(value: str, words: dict[str, str]) -> str | None:
 
 def _app_rows(fmt: str, reader: csv.DictReader, finder: CardFinder) -> list[dict[str, Any]]:
     rows, problems = [], []
+    words = _DRAGONSHIELD if fmt == "dragonshield" else _CONDITIONS
+    cond_col = "Card Condition" if fmt == "collectr" else "Condition"
     for line, raw in enumerate(reader, start=2 + (fmt == "dragonshield")):
         r = {k: restore(v or "").strip() for k, v in raw.items() if k is not None}
         name = r.get("Name") or r.get("Product Name") or r.get("Card Name") or ""
@@ -172,8 +174,6 @@ def _app_rows(fmt: str, reader: csv.DictReader, finder: CardFinder) -> list[dict
             problems.append(f"{where} ({'no such card' if not found else 'one of ' + ', '.join(found[:3])})")
             continue
         row: dict[str, Any] = {"card_id": found[0], "quantity": r.get("Quantity") or "1"}
-        words = _DRAGONSHIELD if fmt == "dragonshield" else _CONDITIONS
-        cond_col = {"tcgplayer": "Condition", "collectr": "Card Condition", "dragonshield": "Condition"}[fmt]
         if r.get(cond_col):
             row["condition"] = _condition(r[cond_col], words)
             if row["condition"] is None:
