@@ -49,3 +49,29 @@ def test_the_strips_are_compared_only_where_they_differ_at_the_photos_resolution
     assert strip_scores([fine, fine], [base, fine], scale=0.25) is None  # at a quarter: they do not
     s = strip_scores([coarse, coarse], [base, coarse], scale=0.25)
     assert s is not None and s[1] > 0.5 > s[0]  # the photo shows the block: card 1 leads
+
+
+def test_match_finds_the_pairs_bfmatcher_knnmatch_finds():
+    """The ratio test on cv2.batchDistance's two nearest descriptors keeps exactly the pairs (and so
+    the homography) that BFMatcher.knnMatch(k=2) gives: same matches, same inliers, same H."""
+    import cv2
+
+    cfg = VerifyConfig()
+    rng = np.random.default_rng(3)
+    for seed in range(4):
+        card = _card(seed)
+        rot = cv2.getRotationMatrix2D((160, 224), float(rng.uniform(-6, 6)), float(rng.uniform(0.9, 1.1)))
+        noisy = np.clip(cv2.warpAffine(card, rot, (320, 448)) + rng.normal(0, 10, card.shape), 0, 255)
+        q = extract(noisy.astype(np.uint8), cfg)
+        for g in (extract(card, cfg), extract(_card(seed + 10), cfg)):
+            pairs = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(q.descriptors, g.descriptors, k=2)
+            good = [p[0] for p in pairs if p[0].distance < cfg.ratio * p[1].distance]
+            v = match(q, g.points, g.descriptors, cfg)
+            assert v.matches == len(good)
+            if len(good) >= cfg.min_matches:
+                src = q.points[[m.queryIdx for m in good]]
+                dst = g.points[[m.trainIdx for m in good]]
+                h, mask = cv2.findHomography(
+                    src, dst, cv2.USAC_ACCURATE, cfg.ransac_px, maxIters=cfg.ransac_iters
+                )
+                assert v.inliers == int(mask.sum()) and np.array_equal(v.homography, h)
