@@ -85,6 +85,50 @@ def test_the_quick_teachers_once_per_batch_for_all_students(tmp_path, quick_teac
     assert sum(calls) == 20 * 2  # only the cache: 20 cards × 2 views, embedded once, no per-step teacher
 
 
+def test_kept_views_are_the_rendered_views_and_train_the_same_student(tmp_path, quick_teacher, caplog):
+    """With a teacher cache, the students' inputs are kept from the cache's own pass instead of being
+    rendered again each time a view is drawn: the same tensors, so bit for bit the same student."""
+    from cardid.data.datasets import MultiContract
+    from cardid.preprocess import PRESETS
+    from cardid.synth.photo import PhotoSimConfig
+    from cardid.train.data import Indexed, KeptViews, Resized, cache_indices, load_training_data
+
+    _, cat, _ = quick_teacher
+    data = load_training_data(cat.root, PRESETS["tiny64"], PhotoSimConfig(), seed=0)
+    idx = cache_indices(data, 2)[:6]
+    contracts = {"a": PRESETS["tiny64"], "b": PRESETS["portrait128"]}
+    rendered = Indexed(MultiContract(data.train, contracts), idx)
+    resized = Indexed(MultiContract(data.train, {k: Resized(v) for k, v in contracts.items()}), idx)
+    items = [resized[i] for i in range(len(idx))]
+    kept = KeptViews(
+        {k: torch.stack([v[k] for v, _, _ in items]) for k in contracts},
+        torch.tensor([y for _, y, _ in items]),
+        contracts,
+    )
+    for i in range(len(idx)):
+        (want, y, j), (got, y2, j2) = rendered[i], kept[i]
+        assert (y, j) == (y2, j2) and all(torch.equal(want[k], got[k]) for k in contracts)
+    with pytest.raises(CardIDError, match="one uint8 tensor per contract"):
+        KeptViews({"a": kept.kept["a"]}, kept.labels, contracts)
+
+    runs = {}
+    for gib in (4.0, 0.0):
+        out = tmp_path / str(gib)
+        over = [
+            "students=[tiny-cnn]",
+            "steps=4",
+            "eval_every=4",
+            "teacher_cache_views=2",
+            f"keep_views_gib={gib}",
+        ]
+        caplog.clear()
+        with caplog.at_level("INFO", logger="cardid.train.distill"):
+            distill(dcfg(out, quick_teacher, *over))
+        assert ("students' inputs kept" in caplog.text) == (gib > 0)
+        runs[gib] = load_model_dir(out / "run" / "students" / "tiny-cnn")[0].state_dict()
+    assert all(torch.equal(runs[4.0][k], v) for k, v in runs[0.0].items())
+
+
 def test_channels_last_trains_the_same_model(tmp_path, quick_teacher):
     """NHWC is a memory layout, not a model: the same steps give the same student (to float error),
     and it is saved in the ordinary layout."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from cardid.catalog.records import CLASS_INDEX_FILE, METADATA_FILE, Catalog
@@ -126,6 +127,38 @@ class Indexed(Dataset):
     def __getitem__(self, i: int):
         views, label = self.base[self.indices[i]]
         return views, label, i
+
+
+class Resized:
+    """A contract's geometry alone (RGB uint8 at its size): a view kept to be normalised when drawn."""
+
+    def __init__(self, contract: Preprocess):
+        self.contract = contract
+
+    def __call__(self, img: np.ndarray) -> np.ndarray:
+        return self.contract.resize_image(img)
+
+
+class KeptViews(Dataset):
+    """Views rendered once and kept (uint8, one tensor per contract), normalised when drawn: item
+    ``i`` is exactly ``Indexed(MultiContract(base, contracts), indices)[i]``, without rendering."""
+
+    def __init__(self, kept: dict[str, torch.Tensor], labels: torch.Tensor, contracts: dict[str, Preprocess]):
+        if set(kept) != set(contracts) or any(len(v) != len(labels) for v in kept.values()):
+            raise CardIDError("kept views: one uint8 tensor per contract, one row per label")
+        self.kept, self.labels, self.contracts = kept, labels, contracts
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        views = {k: torch.from_numpy(self.contracts[k].normalize(v[i].numpy())) for k, v in self.kept.items()}
+        return views, int(self.labels[i]), i
+
+
+def kept_views_gib(contracts: dict[str, Preprocess], n: int) -> float:
+    """Memory that ``n`` views kept as :class:`KeptViews` take, in GiB."""
+    return n * sum(c.height * c.width * 3 for c in contracts.values()) / 2**30
 
 
 def cache_indices(data, k: int) -> list[int]:

@@ -43,7 +43,15 @@ from cardid.train.common import (
     training_state,
 )
 from cardid.train.configs import DistillConfig
-from cardid.train.data import Indexed, StepBatches, cache_indices, load_training_data
+from cardid.train.data import (
+    Indexed,
+    KeptViews,
+    Resized,
+    StepBatches,
+    cache_indices,
+    kept_views_gib,
+    load_training_data,
+)
 from cardid.train.distributed import Dist, run_distributed
 from cardid.train.logs import open_run
 from cardid.train.losses import distill_loss
@@ -126,16 +134,28 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
     cache = None
     if cfg.teacher_cache_views:
         idx = cache_indices(data, cfg.teacher_cache_views)
-        dataset: Dataset = Indexed(MultiContract(data.train, {"teacher": tpre}), idx)
-        rows = []
-        for views, _, _ in DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.data.workers):
+        own = {k: v for k, v in contracts.items() if k != "teacher"}
+        keep = kept_views_gib(own, len(idx)) <= cfg.keep_views_gib
+        pass_contracts = {"teacher": tpre} | ({k: Resized(v) for k, v in own.items()} if keep else {})
+        dataset: Dataset = Indexed(MultiContract(data.train, pass_contracts), idx)
+        rows, kept, labels = [], {k: [] for k in own} if keep else {}, []
+        for views, y, _ in DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.data.workers):
             rows.append(_teacher_embed(teacher, views["teacher"].to(d.device, memory_format=fmt), amp))
+            for k in kept:
+                kept[k].append(views[k])
+            labels.append(y)
         cache = torch.cat(rows)
-        dataset = Indexed(
-            MultiContract(data.train, {k: v for k, v in contracts.items() if k != "teacher"}), idx
-        )
+        if keep:  # the pass rendered each view once for the teacher: the students draw it from memory
+            dataset = KeptViews({k: torch.cat(v) for k, v in kept.items()}, torch.cat(labels), own)
+        else:
+            dataset = Indexed(MultiContract(data.train, own), idx)
         if d.main:
-            log.info("teacher cache: %d views embedded once (%d per card)", len(idx), cfg.teacher_cache_views)
+            log.info(
+                "teacher cache: %d views embedded once (%d per card)%s",
+                len(idx),
+                cfg.teacher_cache_views,
+                f"; the students' inputs kept ({kept_views_gib(own, len(idx)):.2f} GiB)" if keep else "",
+            )
     else:
         dataset = Indexed(base, list(range(data.num_items))) if data.mode == "folder" else base
 
@@ -170,7 +190,8 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
     sampler = StepBatches(len(dataset), cfg.batch_size, cfg.seed, start, cfg.steps, d.rank, d.world)
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.workers, pin_memory=amp)
+    workers = 0 if isinstance(dataset, KeptViews) else cfg.data.workers  # kept: nothing left to render
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=amp)
     cadence = Cadence(cfg, ends=[cfg.steps])
 
     result: dict[str, Any] = {}
