@@ -10,7 +10,7 @@ from cardid.db.calibrate import synthetic_queries
 from cardid.db.match import Matcher
 from cardid.db.store import CardDB
 from cardid.embed import load_embedder
-from cardid.errors import DBError
+from cardid.errors import CardIDError, DBError
 from cardid.images import save_rgb
 from cardid.synth.cards import synth_cards
 
@@ -72,3 +72,36 @@ def test_bad_photo_lists_are_refused_in_one_line(world, capsys):
     assert "not-a-card" in capsys.readouterr().err
     assert main(args) != 0
     assert "--photos" in capsys.readouterr().err
+
+
+def test_printing_sets_made_beforehand_fit_exactly_what_adapt_would_make(world, tmp_path, monkeypatch):
+    """The pipeline's evaluation saves the simulated printing sets it made on the calibrated DB;
+    the adapt stage reads them back instead of rendering and deciding every view again."""
+    import shutil
+
+    from cardid.db import adapt as adapt_mod
+    from cardid.db import calibrate as calibrate_mod
+    from cardid.printing.model import load_printing_sets, save_printing_sets
+
+    root, model, db = world
+    emb = load_embedder(model, "cpu")
+    a, b = shutil.copytree(db, tmp_path / "a"), shutil.copytree(db, tmp_path / "b")
+    adapt_mod.adapt_from_photos(model, a, root / "photos.csv", folds=3)
+    made = calibrate_mod.printing_sets_on_views(
+        CardDB.load(b, emb), emb, CardDB.load(b, emb).gallery(), cards=None
+    )
+    assert made
+    save_printing_sets(tmp_path / "sets.json", made)
+    back = load_printing_sets(tmp_path / "sets.json")
+    assert back == made  # full precision, truth included
+
+    def not_again(*_a, **_k):
+        raise AssertionError("the printing sets were made again")
+
+    monkeypatch.setattr(calibrate_mod, "printing_sets_on_views", not_again)
+    adapt_mod.adapt_from_photos(model, b, root / "photos.csv", folds=3, simulated=back)
+    fitted = [CardDB.load(d, emb).calibration["fused"]["printing"] for d in (a, b)]
+    assert fitted[0] == fitted[1] and fitted[0]["fitted"]["simulated_sets"] == len(made)
+    (tmp_path / "bad.json").write_text('{"members": []}')
+    with pytest.raises(CardIDError, match="not a list of printing sets"):
+        load_printing_sets(tmp_path / "bad.json")

@@ -118,13 +118,16 @@ def adapt_from_photos(
     seed: int = 0,
     printing: bool = True,
     records: list[dict] | None = None,
+    simulated: list | None = None,
 ) -> dict:
     """``cardid index adapt``: find the card in each labelled photo, fit and store the DB's query
     adapter (λ on card-disjoint inner folds) and, with ``printing``, refit its printing model on the
     photos' printing sets plus simulated views. Returns the figures and what to tell the user.
 
     ``records``: the photos already recognised with this model (``file``, ``card_id``, ``cards``,
-    ``outcome``, as ``cardid eval photos`` writes them, printing model on, no adapter): reused."""
+    ``outcome``, as ``cardid eval photos`` writes them, printing model on, no adapter): reused.
+    ``simulated``: the printing sets of simulated views of every card with another printing, made
+    beforehand with this model on this DB as it is (an evaluation's): reused likewise."""
     from cardid.catalog.records import name_key
     from cardid.data.photoset import load_photo_set
     from cardid.embed import load_embedder
@@ -146,7 +149,7 @@ def adapt_from_photos(
                 f"{len(missing)} photo(s) of {photos} were not recognised beforehand, e.g. {missing[0]}"
             )
         records = [by_file[str(ph.path)] for ph in photo_set.photos]
-    said = [fit_printing_on_photos(card_db, emb, records)] if printing else []
+    said = [fit_printing_on_photos(card_db, emb, records, simulated)] if printing else []
     with progress(len(records), "fitting") as advance:
         stats = adapt_db(
             card_db, emb, records, [split.fold_of[r["card_id"]] for r in records], photos, advance
@@ -178,16 +181,18 @@ def recognise_photos(card_db, emb, photo_set, detector: str = "classical", conf:
         return evaluate_photo_set(rec, photo_set.rows(), advance)
 
 
-def fit_printing_on_photos(card_db, emb, records: list[dict]) -> str:
+def fit_printing_on_photos(card_db, emb, records: list[dict], simulated: list | None = None) -> str:
     """The DB's printing model refitted on simulated views of its cards plus these photos' printing
-    sets, stored with its fused calibration (as `eval photos --folds` fits each fold's)."""
+    sets, stored with its fused calibration (as `eval photos --folds` fits each fold's).
+    ``simulated``: those views' printing sets, made beforehand on this DB (else made here)."""
     from cardid.db.calibrate import printing_sets_on_views
     from cardid.eval.refit import fit_on_photos
 
     fused = (card_db.calibration or {}).get("fused")
     if not fused:
         return "printing model: not fitted (the DB has no fused calibration: run `cardid index calibrate`)"
-    simulated = printing_sets_on_views(card_db, emb, card_db.gallery(), cards=None)
+    if simulated is None:
+        simulated = printing_sets_on_views(card_db, emb, card_db.gallery(), cards=None)
     model = fit_on_photos(records, simulated)
     card_db.save_meta(calibration={**card_db.calibration, "fused": {**fused, "printing": model.to_dict()}})
     f = model.fitted

@@ -40,7 +40,11 @@ from cardid.eval.refit import (
 )
 from cardid.images import load_rgb
 from cardid.io import write_bytes_atomic, write_json_atomic
+from cardid.printing.model import save_printing_sets
 from cardid.recognize import Recognizer, annotate, make_detector
+
+#: the simulated printing sets an evaluation fitted its folds' printing models on (full precision)
+SIMULATED_SETS = "printing_sets_simulated.json"
 
 
 def threshold_transfer(per: list[dict], calibrated: float) -> dict:
@@ -164,6 +168,7 @@ def evaluate_photos(
                 )
     write_json_atomic(out / "report.json", report)
     write_bytes_atomic(out / "report.html", render_html(report, catalog).encode())
+    save_printing_sets(out / SIMULATED_SETS, simulated)  # for an adapter fitted on this DB next
     return report
 
 

@@ -116,6 +116,27 @@ class PrintingSet:
         return np.stack([emb, emb * r, inl, strip, strip * r, num], axis=1)
 
 
+def save_printing_sets(path, sets: Sequence[PrintingSet]) -> None:
+    """Printing sets with their truth at full precision (``to_dict`` rounds, for reports): what a
+    later fit reads back to fit exactly what it would have fitted on the sets themselves."""
+    from cardid.io import write_json_atomic
+
+    rows = [
+        {"truth": s.truth, "width": float(s.width), "members": [asdict(m) for m in s.members]} for s in sets
+    ]
+    write_json_atomic(path, rows)
+
+
+def load_printing_sets(path) -> list[PrintingSet]:
+    """The sets :func:`save_printing_sets` wrote; a malformed record is an error naming it."""
+    from cardid.io import read_json
+
+    rows = read_json(path, "printing sets")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise CardIDError(f"{path}: not a list of printing sets")
+    return [PrintingSet.from_dict(r, r.get("truth")) for r in rows]
+
+
 def _best_other(x: np.ndarray) -> np.ndarray:
     """For each entry, the largest of the others (0 for a set of one)."""
     if len(x) < 2:

@@ -139,15 +139,25 @@ def adapt_stage(ctx: StageContext, cfg: AdaptStage) -> dict:
 
     db_dir = copy_db(ctx.path("calibrate", "db"), ctx.dir / "db")
     det = detector_for(ctx)
-    records = None
+    records = simulated = None
     ev = ctx.input("evaluate") if ctx.has("evaluate") else None
     if ev and ev["metrics"].get("photos_csv") == str(cfg.photos) and not ev["metrics"].get("limit"):
         import json  # the evaluation recognised every one of these photos with this model: reuse it
 
         report = json.loads(ctx.path("evaluate", "json").read_text(encoding="utf-8"))
         records = report["sets"]["photos-dev"]["per_photo"]
+    if ev and "simulated" in ev["outputs"]:
+        from cardid.printing.model import load_printing_sets  # made on the calibrate stage's DB too
+
+        simulated = load_printing_sets(ctx.path("evaluate", "simulated"))
     said = adapt_from_photos(
-        ctx.path("export", "onnx"), db_dir, cfg.photos, det, printing=cfg.printing, records=records
+        ctx.path("export", "onnx"),
+        db_dir,
+        cfg.photos,
+        det,
+        printing=cfg.printing,
+        records=records,
+        simulated=simulated,
     )
     for line in said["said"]:
         ctx.log(line)

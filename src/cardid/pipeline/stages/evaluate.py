@@ -52,7 +52,7 @@ def evaluate_stage(ctx: StageContext, cfg: EvaluateStage) -> dict:
     """Whole real photos by card-disjoint folds (what is fitted on photos, fitted on other cards),
     recognised with the DB the ``calibrate`` stage made: the one the bundle ships."""
     from cardid.errors import CardIDError
-    from cardid.eval.photos import evaluate_photos
+    from cardid.eval.photos import SIMULATED_SETS, evaluate_photos
     from cardid.progress import progress
 
     if not (Path(cfg.realdata) / "photos-dev.csv").is_file():  # said before any work
@@ -81,7 +81,11 @@ def evaluate_stage(ctx: StageContext, cfg: EvaluateStage) -> dict:
         f"± {sd['exact_printing']:.3f}, wrong printing {100 * m['wrong_printing']:.1f} %, p50 {s['ms_p50']:.0f} ms"
     )
     metrics = {"summary": s, "photos_csv": str(root / "photos-dev.csv"), "limit": cfg.limit}
-    outputs = {"report": ctx.dir / "report.html", "json": ctx.dir / "report.json"}
+    outputs = {
+        "report": ctx.dir / "report.html",
+        "json": ctx.dir / "report.json",
+        "simulated": ctx.dir / SIMULATED_SETS,  # printing sets on the calibrate stage's DB (for adapt)
+    }
     return {"figure": figure, "outputs": outputs, "metrics": metrics}
 
 
