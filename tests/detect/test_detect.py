@@ -192,7 +192,7 @@ def test_recognizer_says_no_card_and_names_detected_cards(tmp_path, scan):
 
 
 @pytest.mark.slow
-def test_tiny_detector_trains_end_to_end(tmp_path):
+def test_tiny_detector_trains_end_to_end(tmp_path, monkeypatch):
     pytest.importorskip("ultralytics")
     from cardid.detect.yolo import DetectorConfig, YoloDetector, train_detector
 
@@ -208,10 +208,28 @@ def test_tiny_detector_trains_end_to_end(tmp_path):
         workers=0,
         export_onnx=True,
     )
-    res = train_detector(cfg)
+    import torch
+
+    from cardid.detect import yolo as yolo_mod
+
+    during, keeping = [], yolo_mod._keeping_threads
+
+    def recording(model, threads):
+        model.add_callback("on_train_batch_end", lambda trainer: during.append(torch.get_num_threads()))
+        return keeping(model, threads)
+
+    monkeypatch.setattr(yolo_mod, "_keeping_threads", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # ultralytics would set 1 on 2 cores, 7 on 8: ours is kept either way
+    try:
+        res = train_detector(cfg)
+        assert during and set(during) == {2} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
     assert (tmp_path / "models" / "detection" / "best.pt").is_file()
     assert res["onnx"].endswith("best.onnx") and "map50" in res["val"]
     dets = YoloDetector(res["weights"], conf=0.001, imgsz=160).detect(np.zeros((160, 160, 3), np.uint8))
+    assert torch.get_num_threads() == before  # finding cards leaves the process's thread count alone
     assert isinstance(dets, list) and all(d.corners.shape == (4, 2) for d in dets)
     from cardid.detect.onnx_obb import OnnxObbDetector
 
