@@ -80,15 +80,12 @@ class OnnxObbDetector:
     """``cardid train detector``'s ``best.onnx`` as a card finder, on onnxruntime only."""
 
     def __init__(self, path: str | Path, conf: float = 0.25, iou: float = 0.7, max_det: int = 300):
-        import onnxruntime as ort
+        from cardid.onnxrt import open_session
 
         path = Path(path)
         if not path.is_file():
             raise CardIDError(f"detector weights not found: {path}")
-        try:
-            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise CardIDError(f"not a readable ONNX detector: {path} ({e})") from e
+        self.session = open_session(path, what="ONNX detector")
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("task", "obb") != "obb":
             raise CardIDError(f"{path} is a YOLO {meta.get('task')} model, not an oriented-box (obb) one")

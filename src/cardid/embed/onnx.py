@@ -50,21 +50,13 @@ class OnnxEmbedder(BatchedEmbedder):
     """Runs a cardid ONNX export with onnxruntime; outputs are re-normalised (int8 drifts off 1)."""
 
     def __init__(self, path: str | Path, batch_size: int = 64, providers: Sequence[str] | None = None):
-        import onnxruntime as ort
-
         from cardid.io import sha256_file
+        from cardid.onnxrt import open_session
 
         self.path = Path(path)
         if not self.path.is_file():
             raise CardIDError(f"ONNX model not found: {self.path}")
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(
-                str(self.path), opts, providers=list(providers or ["CPUExecutionProvider"])
-            )
-        except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise CardIDError(f"not a readable ONNX model: {self.path} ({e})") from e
+        self.session = open_session(self.path, providers)
         # the metadata through onnxruntime itself: the runtime needs no `onnx` package
         meta = _cardid_meta(self.session.get_modelmeta().custom_metadata_map, self.path)
         self.preprocess = Preprocess.from_dict(meta["preprocess"])
