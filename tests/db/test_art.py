@@ -43,3 +43,12 @@ def test_art_relations_by_art_id_and_printings_sharing_it():
     assert not art.differs(0, 1) and art.differs(0, 2) and art.differs(2, 1)
     assert art.printings(0) == {0, 1}  # same name and same art: Fossil's Gastly is not one
     assert art.printings(2) == {2}
+
+
+def test_every_matcher_on_one_db_shares_the_pairs_compared():
+    """A pair's answer depends on its two scans only: an evaluation's simulated views, its photos
+    and each fold's matcher compare it once, and another DB starts afresh."""
+    db, other = _db(), _db()
+    first, second = ArtRelations(db), ArtRelations(db)
+    first._differs[(0, 2)] = True
+    assert second._differs == {(0, 2): True} and ArtRelations(other)._differs == {}

@@ -397,3 +397,25 @@ def test_operating_point_at_a_recall_goal():
     op = operating_point([0.9, 0.8, 0.7, 0.6, 0.5, 0.4], [True, True, False, True, True, False], 4, 0.95)
     assert op["recall"] == 1.0 and op["precision"] == 0.8 and op["score_threshold"] == 0.5
     assert operating_point([0.9], [True], 4, 0.95)["precision"] == 0.0  # recall 0.25 never reaches it
+
+
+def test_importing_ultralytics_leaves_torch_and_later_processes_their_threads():
+    """ultralytics sets OMP_NUM_THREADS=1 on import: neither torch (starting after it) nor a data
+    loader worker started later may inherit that; a count the user set is kept."""
+    pytest.importorskip("ultralytics")
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    code = "import torch; print(torch.get_num_threads())"
+    own = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    code = (
+        "import os\nfrom cardid.detect.yolo import _ultralytics\n_ultralytics()\nimport torch\n"
+        "print(torch.get_num_threads(), os.environ.get('OMP_NUM_THREADS'))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert run.stdout.split() == [own.stdout.strip(), "None"]
+    env["OMP_NUM_THREADS"] = "1"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert run.stdout.split() == ["1", "1"]

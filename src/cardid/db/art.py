@@ -14,6 +14,8 @@ Two questions, two tests:
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from cardid.db.store import CardDB
@@ -57,12 +59,17 @@ def same_card_rows(db: CardDB, row: int) -> set[int]:
     return rows
 
 
+#: the pairs compared so far, per DB: a pair depends on the two scans only, so every matcher on
+#: one DB (an evaluation's simulated views, its photos, each fold's adapter) shares them
+_COMPARED: weakref.WeakKeyDictionary[CardDB, dict[tuple[int, int], bool]] = weakref.WeakKeyDictionary()
+
+
 class ArtRelations:
-    """Same art or not between gallery rows, each pair compared once (scan against scan)."""
+    """Same art or not between gallery rows, each pair compared once (scan against scan) per DB."""
 
     def __init__(self, db: CardDB):
         self.db = db
-        self._differs: dict[tuple[int, int], bool] = {}
+        self._differs = _COMPARED.setdefault(db, {})
 
     def differs(self, a: int, b: int) -> bool:
         """Whether rows ``a`` and ``b`` show different art: by their ``art_id`` where the metadata

@@ -27,11 +27,21 @@ def _ultralytics():
     from PIL import Image
 
     pil_open = Image.open
+    # ultralytics sets OMP_NUM_THREADS=1 on import when unset: torch, if it starts after, and every
+    # process started after (data loader workers) would run one thread. Torch settles its own count
+    # first, and the variable is unset again.
+    import torch
+
+    torch.get_num_threads()
+    omp = os.environ.get("OMP_NUM_THREADS")
     try:
         import ultralytics
         import ultralytics.utils.patches
     except ImportError as e:
         raise CardIDError("the detector needs ultralytics: pip install 'cardid[detect]'") from e
+    finally:
+        if omp is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
     # ultralytics replaces PIL.Image.open process-wide with a version that, on an unreadable file,
     # tries to pip-install a HEIF plugin (offline: ModuleNotFoundError instead of a clear "corrupt
     # image" error). Put Pillow's own back; cardid decodes images itself.
