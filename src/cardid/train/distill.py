@@ -2,7 +2,8 @@
 
 Each step renders one augmented view per sample, preprocesses it once per contract (the teacher's
 and each student's input size and normalisation), runs the frozen teacher once (or reads its
-embedding from a cache of K fixed views per card), and trains every student on it with one
+embedding from a cache of K fixed views per card, whose student inputs are then kept in memory
+from the same pass: rendered once, not once per draw), and trains every student on it with one
 optimizer step. Losses on L2-normalised vectors: ``cosine`` (1 − cos), ``relational`` (match the
 in-batch similarity matrix, RKD-style) and the spec's ``mse`` (tiny on unit vectors: it let the
 origin project's student collapse unnoticed). Students are evaluated as deployed (own gallery,
