@@ -78,7 +78,7 @@ def train_detector(cfg: DetectorConfig) -> dict:
     out = Path(cfg.out_dir)
     last = out / "run" / "weights" / "last.pt"
     # ultralytics sets torch to cpu_count − 1 threads on a CPU (one on 2 cores) and leaves it so:
-    # training keeps this process's count (an epoch at 320 px on 2 cores: 73 → 50 s), restored after
+    # training keeps this process's count (an epoch at 320 px on 2 cores: 73 → 43 s), restored after
     threads = torch.get_num_threads()
     try:
         if last.is_file() and not (out / "detector.json").is_file():  # a killed run: continue it
