@@ -91,14 +91,14 @@ def test_kept_views_are_the_rendered_views_and_train_the_same_student(tmp_path, 
     from cardid.data.datasets import MultiContract
     from cardid.preprocess import PRESETS
     from cardid.synth.photo import PhotoSimConfig
-    from cardid.train.data import Indexed, KeptViews, Resized, cache_indices, load_training_data
+    from cardid.train.data import Indexed, KeptViews, cache_indices, load_training_data
 
     _, cat, _ = quick_teacher
     data = load_training_data(cat.root, PRESETS["tiny64"], PhotoSimConfig(), seed=0)
     idx = cache_indices(data, 2)[:6]
     contracts = {"a": PRESETS["tiny64"], "b": PRESETS["portrait128"]}
     rendered = Indexed(MultiContract(data.train, contracts), idx)
-    resized = Indexed(MultiContract(data.train, {k: Resized(v) for k, v in contracts.items()}), idx)
+    resized = Indexed(MultiContract(data.train, {k: v.resize_image for k, v in contracts.items()}), idx)
     items = [resized[i] for i in range(len(idx))]
     kept = KeptViews(
         {k: torch.stack([v[k] for v, _, _ in items]) for k in contracts},

@@ -68,41 +68,47 @@ class DetectorConfig(BaseModel):
 def train_detector(cfg: DetectorConfig) -> dict:
     """Train, keep ``best.pt`` (and ``best.onnx``) under ``out_dir``, return the val metrics."""
     _ultralytics()
-    from ultralytics import YOLO
-
     if not Path(cfg.data).is_file():
         raise CardIDError(f"detection dataset YAML not found: {cfg.data} (run `cardid data detection`)")
     import torch
 
+    # ultralytics sets torch to cpu_count − 1 threads on a CPU (one on 2 cores) and leaves it so:
+    # training keeps this process's count (an epoch at 320 px on 2 cores: 73 → 43 s); its
+    # validation and export set theirs too, so the count is restored once, after all of it
+    threads = torch.get_num_threads()
+    try:
+        return _train_and_export(cfg, threads)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_and_export(cfg: DetectorConfig, threads: int) -> dict:
+    import torch
+    from ultralytics import YOLO
+
     device = cfg.device or ("0" if torch.cuda.is_available() else "cpu")
     out = Path(cfg.out_dir)
     last = out / "run" / "weights" / "last.pt"
-    # ultralytics sets torch to cpu_count − 1 threads on a CPU (one on 2 cores) and leaves it so:
-    # training keeps this process's count (an epoch at 320 px on 2 cores: 73 → 43 s), restored after
-    threads = torch.get_num_threads()
-    try:
-        if last.is_file() and not (out / "detector.json").is_file():  # a killed run: continue it
-            log.info("detector: resuming %s", last)
-            _keeping_threads(YOLO(str(last)), threads).train(resume=True)
-        else:
-            _keeping_threads(YOLO(cfg.model), threads).train(
-                data=cfg.data,
-                epochs=cfg.epochs,
-                imgsz=cfg.imgsz,
-                batch=cfg.batch,
-                device=device,
-                workers=cfg.workers,
-                seed=cfg.seed,
-                patience=cfg.patience,  # ultralytics: 0 never stops early
-                amp=False,
-                plots=False,
-                project=str(out.resolve()),
-                name="run",
-                exist_ok=True,
-                verbose=False,
-            )
-    finally:
-        torch.set_num_threads(threads)
+    if last.is_file() and not (out / "detector.json").is_file():  # a killed run: continue it
+        log.info("detector: resuming %s", last)
+        _keeping_threads(YOLO(str(last)), threads).train(resume=True)
+    else:
+        _keeping_threads(YOLO(cfg.model), threads).train(
+            data=cfg.data,
+            epochs=cfg.epochs,
+            imgsz=cfg.imgsz,
+            batch=cfg.batch,
+            device=device,
+            workers=cfg.workers,
+            seed=cfg.seed,
+            patience=cfg.patience,  # ultralytics: 0 never stops early
+            amp=False,
+            plots=False,
+            project=str(out.resolve()),
+            name="run",
+            exist_ok=True,
+            verbose=False,
+        )
     best = out / "run" / "weights" / "best.pt"
     shutil.copy2(best, out / "best.pt")
     metrics = YOLO(str(out / "best.pt")).val(
@@ -125,7 +131,6 @@ def train_detector(cfg: DetectorConfig) -> dict:
         result["onnx"] = str(target)
         result["onnx_sha256"] = sha256_file(target)
     write_json_atomic(out / "detector.json", result)
-    torch.set_num_threads(threads)  # the validation and the export set it again
     return result
 
 

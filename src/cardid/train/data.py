@@ -129,16 +129,6 @@ class Indexed(Dataset):
         return views, label, i
 
 
-class Resized:
-    """A contract's geometry alone (RGB uint8 at its size): a view kept to be normalised when drawn."""
-
-    def __init__(self, contract: Preprocess):
-        self.contract = contract
-
-    def __call__(self, img: np.ndarray) -> np.ndarray:
-        return self.contract.resize_image(img)
-
-
 class KeptViews(Dataset):
     """Views rendered once and kept (uint8, one tensor per contract), normalised when drawn: item
     ``i`` is exactly ``Indexed(MultiContract(base, contracts), indices)[i]``, without rendering."""

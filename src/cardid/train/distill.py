@@ -47,7 +47,6 @@ from cardid.train.configs import DistillConfig
 from cardid.train.data import (
     Indexed,
     KeptViews,
-    Resized,
     StepBatches,
     cache_indices,
     kept_views_gib,
@@ -136,8 +135,10 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
     if cfg.teacher_cache_views:
         idx = cache_indices(data, cfg.teacher_cache_views)
         own = {k: v for k, v in contracts.items() if k != "teacher"}
-        keep = kept_views_gib(own, len(idx)) <= cfg.keep_views_gib
-        pass_contracts = {"teacher": tpre} | ({k: Resized(v) for k, v in own.items()} if keep else {})
+        gib = kept_views_gib(own, len(idx))
+        keep = gib <= cfg.keep_views_gib
+        # kept: each student's geometry alone (uint8), normalised when drawn
+        pass_contracts = {"teacher": tpre} | ({k: v.resize_image for k, v in own.items()} if keep else {})
         dataset: Dataset = Indexed(MultiContract(data.train, pass_contracts), idx)
         rows, kept, labels = [], {k: [] for k in own} if keep else {}, []
         for views, y, _ in DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.data.workers):
@@ -155,7 +156,7 @@ def _distill(cfg: DistillConfig, d: Dist) -> dict[str, Any]:
                 "teacher cache: %d views embedded once (%d per card)%s",
                 len(idx),
                 cfg.teacher_cache_views,
-                f"; the students' inputs kept ({kept_views_gib(own, len(idx)):.2f} GiB)" if keep else "",
+                f"; the students' inputs kept ({gib:.2f} GiB)" if keep else "",
             )
     else:
         dataset = Indexed(base, list(range(data.num_items))) if data.mode == "folder" else base
