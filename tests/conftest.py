@@ -9,6 +9,9 @@ import pytest
 from cardid.catalog import Catalog
 from cardid.synth.cards import synth_cards
 
+#: what an in-process test client says it is: a loopback address (the server refuses other hosts)
+LOCAL = "http://127.0.0.1"
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # one process per core already: more intra-op threads per process only oversubscribe the CPU
     import cv2

@@ -77,12 +77,13 @@ def test_demo_recipe_runs_every_stage_and_a_rerun_does_nothing(tmp_path):
     # the bundle serves: the app answers a photo with what the pipeline measured
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
+    from tests.conftest import LOCAL
 
     from cardid.bundle import load_bundle
     from cardid.serve import create_app
 
     bundle = load_bundle(out / "bundle" / "demo")
-    client = TestClient(create_app(bundle.recognizer()))
+    client = TestClient(base_url=LOCAL, app=create_app(bundle.recognizer()))
     photo = (out / "photos" / "photo_0.jpg").read_bytes()
     r = client.post("/v1/recognize", content=photo, headers={"content-type": "image/jpeg"})
     assert r.status_code == 200 and r.json()["cards"]

@@ -25,7 +25,7 @@ photo = load_rgb(scan)
 result = rec.recognize_photo(photo)
 buf = io.BytesIO()
 Image.fromarray(photo).save(buf, "PNG")
-answer = TestClient(create_app(rec)).post(
+answer = TestClient(create_app(rec), base_url="http://127.0.0.1").post(
     "/v1/recognize", content=buf.getvalue(), headers={"content-type": "image/png"}
 )
 training = ("torch", "torchvision", "ultralytics", "timm", "transformers", "onnx")

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient
-from tests.conftest import build_index
+from tests.conftest import LOCAL, build_index
 
 from cardid.collection import Collection
 from cardid.recognize import Recognizer
@@ -26,7 +26,7 @@ def index(tmp_path_factory, synth_catalog):
 def client(index, tmp_path):
     rec = Recognizer.open(*index)
     coll = Collection(tmp_path / "c.sqlite")
-    return TestClient(create_app(rec, collection=coll)), coll, list(rec.matcher.db.ids)
+    return TestClient(base_url=LOCAL, app=create_app(rec, collection=coll)), coll, list(rec.matcher.db.ids)
 
 
 def test_add_edit_remove_undo_and_export(client):
@@ -44,10 +44,10 @@ def test_add_edit_remove_undo_and_export(client):
         and r.json()["before"]["card_id"] == ids[0]
     )
     assert c.get("/v1/collection").json()["count"] == 2
-    assert c.post("/v1/collection/undo").json()["action"] == "undo update"
+    assert c.post("/v1/collection/undo", json={}).json()["action"] == "undo update"
     assert coll.get(row["id"]).card_id == ids[0]
     assert c.delete(f"/v1/collection/{row['id']}").json()["count"] == 0
-    c.post("/v1/collection/undo")
+    c.post("/v1/collection/undo", json={})
     r = c.get("/v1/collection/export", params={"format": "tcgplayer"})
     assert r.status_code == 200 and "attachment" in r.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
@@ -86,7 +86,9 @@ def test_a_card_added_from_a_photo_is_kept_as_a_labelled_crop(index, tmp_path, s
 
     rec = Recognizer.open(*index)  # no finder: each upload is one card crop
     labelled = LabelledCrops(tmp_path / "labelled")
-    c = TestClient(create_app(rec, collection=Collection(tmp_path / "c.sqlite"), labelled=labelled))
+    c = TestClient(
+        base_url=LOCAL, app=create_app(rec, collection=Collection(tmp_path / "c.sqlite"), labelled=labelled)
+    )
     scan = synth_catalog.image_path(synth_catalog.ids[2])
     r = c.post("/v1/recognize", content=scan.read_bytes(), headers={"content-type": "image/png"})
     token = r.json()["photo"]
@@ -126,9 +128,11 @@ def test_a_card_confirmed_live_is_kept_with_the_crop_of_its_frame(index, tmp_pat
     rec = Recognizer.open(index[0], index[1], OneCard())
     rec.matcher.calibration = Calibration("fused")
     labelled = LabelledCrops(tmp_path / "labelled")
-    c = TestClient(create_app(rec, collection=Collection(tmp_path / "c.sqlite"), labelled=labelled))
+    c = TestClient(
+        base_url=LOCAL, app=create_app(rec, collection=Collection(tmp_path / "c.sqlite"), labelled=labelled)
+    )
     png = cv2.imencode(".png", frame[..., ::-1])[1].tobytes()
-    with c.websocket_connect("/v1/live") as ws:
+    with c.websocket_connect("ws://127.0.0.1/v1/live") as ws:
         events = []
         for _ in range(6):
             ws.send_bytes(png)
@@ -153,7 +157,7 @@ def test_a_binder_page_names_each_card_by_its_pocket(index, tmp_path):
     boxes = [((40, 45, 36, 50, 0.0), 0.9), ((80, 45, 36, 50, 0.0), 0.9), ((80, 100, 36, 50, 0.0), 0.9)]
     finder = make_detector(constant_obb_onnx(tmp_path / "f.onnx", boxes))
     rec = Recognizer.open(*index, finder)
-    c = TestClient(create_app(rec))
+    c = TestClient(base_url=LOCAL, app=create_app(rec))
     buf = io.BytesIO()
     Image.fromarray(np.full((160, 160, 3), 128, np.uint8)).save(buf, "PNG")
     r = c.post("/v1/recognize?binder=2x2", content=buf.getvalue(), headers={"content-type": "image/png"})

@@ -35,8 +35,19 @@ def serve_cmd(
     ),
     allow_origin: list[str] = typer.Option(
         [],
-        help="Another web origin whose pages may use /v1/live (e.g. https://scan.example.org; '*' any). "
-        "Default: pages of this server only.",
+        help="Another web origin whose pages may change the collection and use /v1/live "
+        "(e.g. https://scan.example.org; '*' any). Default: pages of this server only.",
+    ),
+    allow_host: list[str] = typer.Option(
+        [],
+        help="A host name to answer besides addresses, localhost and this machine's name "
+        "(e.g. scanner.lan; '*' any). Others get 421: no DNS rebinding.",
+    ),
+    token: str | None = typer.Option(
+        None,
+        envvar="CARDID_TOKEN",
+        help="Asked of every route but /healthz. Default: none on 127.0.0.1; a new one, printed "
+        "in the link to open, when bound beyond this machine (--host 0.0.0.0).",
     ),
 ) -> None:
     """Serve recognition over HTTP: the scanner page at /, POST /v1/recognize, /v1/live,
@@ -50,8 +61,17 @@ def serve_cmd(
     if max_pixels:
         os.environ["CARDID_MAX_PIXELS"] = str(max_pixels)  # read by every decode in this process
 
+    from cardid.serve.guard import is_loopback, new_token
+
+    if token is None and not is_loopback(host):
+        token = new_token()  # anyone on the network could reach it: ask for this one
     config = ServeConfig(
-        int(max_upload_mb * 1024 * 1024), queue, body_timeout=body_timeout, allow_origins=tuple(allow_origin)
+        int(max_upload_mb * 1024 * 1024),
+        queue,
+        body_timeout=body_timeout,
+        allow_origins=tuple(allow_origin),
+        allow_hosts=tuple(allow_host),
+        token=token or None,
     )
     serve(
         model,

@@ -58,12 +58,21 @@ CREATE TABLE IF NOT EXISTS edits (
     undone INTEGER NOT NULL DEFAULT 0
 );
 """
+#: each crop the scanner kept, linked to the change that added its card (``labelled.csv`` follows)
+PHOTOS = (
+    "CREATE TABLE IF NOT EXISTS photos (file TEXT PRIMARY KEY, row_id INTEGER NOT NULL,"
+    " batch INTEGER NOT NULL, notes TEXT NOT NULL DEFAULT '')"
+)
+#: ``edits.undone``: 0 live; n > 0 the n-th undo, redoable (the highest first); -1 undone for good
+#: (a change made after an undo ends what can be redone, as in any editor)
+FOR_GOOD = -1
 
 
 @dataclass
 class _Tx:
     con: sqlite3.Connection
     batch: int
+    changed: bool = False  # a new change was logged (not an undo or a redo)
 
     def execute(self, *args):
         return self.con.execute(*args)
@@ -91,7 +100,7 @@ class Collection:
         try:
             with self._connect() as con:
                 if fresh:
-                    con.executescript(SCHEMA)
+                    con.executescript(SCHEMA + ";" + PHOTOS)
                     con.execute("INSERT OR REPLACE INTO meta VALUES ('format', ?)", (FORMAT,))
                     con.execute("INSERT OR REPLACE INTO meta VALUES ('created', ?)", (_now(),))
                 has_meta = con.execute(
@@ -106,6 +115,16 @@ class Collection:
             raise CollectionError(f"{self.path} is not a cardid collection ({e})") from None
         if not fmt or fmt[0] != FORMAT:
             raise CollectionError(f"{self.path} is an SQLite file but not a cardid collection ({FORMAT})")
+        try:
+            with self._connect() as con:  # a file from before redo: what it undid stays undone
+                if con.execute("SELECT 1 FROM meta WHERE key = 'redo'").fetchone() is None:
+                    con.execute("BEGIN IMMEDIATE")
+                    con.execute(PHOTOS)
+                    con.execute("UPDATE edits SET undone = ? WHERE undone > 0", (FOR_GOOD,))
+                    con.execute("INSERT OR REPLACE INTO meta VALUES ('redo', '1')")
+                    con.execute("COMMIT")
+        except CollectionError:
+            pass  # read-only: it can be read, and nothing in it will be redone
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -139,7 +158,10 @@ class Collection:
             con.execute("BEGIN IMMEDIATE")
             try:
                 batch = int(con.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM edits").fetchone()[0])
-                yield _Tx(con, batch)
+                tx = _Tx(con, batch)
+                yield tx
+                if tx.changed:  # a new change: what was undone before it can no longer be redone
+                    con.execute("UPDATE edits SET undone = ? WHERE undone > 0", (FOR_GOOD,))
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
@@ -164,9 +186,25 @@ class Collection:
         with self._connect() as con:
             return int(con.execute("SELECT COALESCE(SUM(quantity), 0) FROM cards").fetchone()[0])
 
+    def labels(self) -> list[tuple[str, str, str]]:
+        """``(file, card_id, notes)`` of every crop kept with an add that stands (not undone) whose
+        row still exists, under the row's card now (a correction relabels its crops)."""
+        with self._connect() as con:
+            return con.execute(
+                "SELECT p.file, c.card_id, p.notes FROM photos p JOIN cards c ON c.id = p.row_id "
+                "WHERE NOT EXISTS (SELECT 1 FROM edits e WHERE e.batch = p.batch AND e.undone != 0) "
+                "ORDER BY p.rowid"
+            ).fetchall()
+
+    def labelled_files(self) -> set[str]:
+        """Every crop ever linked to a change, standing or not."""
+        with self._connect() as con:
+            return {r[0] for r in con.execute("SELECT file FROM photos")}
+
     # ------------------------------------------------------------------ editing
     @staticmethod
     def _log(tx: _Tx, action: str, row_id: int, before: Owned | None, after: Owned | None) -> None:
+        tx.changed = True
         tx.execute(
             "INSERT INTO edits (at, action, batch, row_id, before, after) VALUES (?, ?, ?, ?, ?, ?)",
             (
@@ -179,17 +217,36 @@ class Collection:
             ),
         )
 
-    def add(self, card_id: str, quantity: int = 1, merge: bool = True, **values: Any) -> Change:
-        """Add copies of a card; with ``merge``, to the row of the same card in the same state."""
-        return self.add_many([{"card_id": card_id, "quantity": quantity, **values}], merge)[0]
+    def add(
+        self,
+        card_id: str,
+        quantity: int = 1,
+        merge: bool = True,
+        kept: tuple[str, str] | None = None,
+        **values: Any,
+    ) -> Change:
+        """Add copies of a card; with ``merge``, to the row of the same card in the same state.
+        ``kept``: the ``(file, notes)`` of the card's crop, linked to this change (:meth:`labels`)."""
+        if kept is not None:
+            values.setdefault("photo", kept[0])
+        with self._write() as tx:
+            ch = self._add(tx, self._checked({"card_id": card_id, "quantity": quantity, **values}), merge)
+            if kept is not None:
+                tx.execute(
+                    "INSERT OR REPLACE INTO photos VALUES (?, ?, ?, ?)",
+                    (kept[0], ch.row.id, tx.batch, kept[1]),
+                )
+            return ch
+
+    @staticmethod
+    def _checked(r: dict[str, Any]) -> dict[str, Any]:
+        v = check_fields({k: x for k, x in r.items() if k != "added"})
+        return v | ({"added": str(r["added"])} if r.get("added") else {})
 
     def add_many(self, rows: list[dict[str, Any]], merge: bool = True) -> list[Change]:
         """Add rows as one change (an import): every row checked first, all kept or none. A row's
         ``added`` (when, ISO time) is kept as given: an import keeps the original time."""
-        checked = []
-        for r in rows:
-            v = check_fields({k: x for k, x in r.items() if k != "added"})
-            checked.append(v | ({"added": str(r["added"])} if r.get("added") else {}))
+        checked = [self._checked(r) for r in rows]
         with self._write() as tx:
             return [self._add(tx, v, merge) for v in checked]
 
@@ -219,6 +276,8 @@ class Collection:
         return Change("add", row)
 
     def _fetch(self, con: _Tx | sqlite3.Connection, row_id: int) -> Owned:
+        if not isinstance(row_id, int) or not 0 < row_id < 2**63:
+            raise CollectionError(f"no row {row_id} in the collection")
         r = con.execute(f"SELECT {self._COLS} FROM cards WHERE id = ?", (row_id,)).fetchone()
         if r is None:
             raise CollectionError(f"no row {row_id} in the collection")
@@ -250,19 +309,42 @@ class Collection:
             if last is None:
                 return None
             edits = tx.execute(
-                "SELECT id, action, row_id, before, after FROM edits WHERE batch = ? AND undone = 0 ORDER BY id DESC",
+                "SELECT id, action, row_id, before, after FROM edits WHERE batch = ? ORDER BY id DESC",
                 (last,),
             ).fetchall()
             for _eid, action, row_id, before_s, _after in edits:
                 tx.execute("DELETE FROM cards WHERE id = ?", (row_id,))
                 if action in ("update", "remove"):  # put the row back as it was
-                    d = json.loads(before_s)
-                    tx.execute(
-                        f"INSERT INTO cards ({', '.join(d)}) VALUES ({', '.join('?' * len(d))})",
-                        tuple(d.values()),
-                    )
-            tx.execute("UPDATE edits SET undone = 1 WHERE batch = ?", (last,))
+                    self._put(tx, json.loads(before_s))
+            seq = tx.execute("SELECT COALESCE(MAX(undone), 0) + 1 FROM edits").fetchone()[0]
+            tx.execute("UPDATE edits SET undone = ? WHERE batch = ?", (max(1, seq), last))
             first = edits[-1]
             before = Owned(**json.loads(first[3])) if first[3] else None
             after = Owned(**json.loads(first[4])) if first[4] else None
             return Change(f"undo {first[1]}", before, after, info={"edits": len(edits)})
+
+    def redo(self) -> Change | None:
+        """Make again the change undone last, all of it (None when nothing undone can be redone:
+        none was undone, or a change was made since)."""
+        with self._write() as tx:
+            seq = tx.execute("SELECT MAX(undone) FROM edits WHERE undone > 0").fetchone()[0]
+            if seq is None:
+                return None
+            edits = tx.execute(
+                "SELECT id, action, row_id, before, after FROM edits WHERE undone = ? ORDER BY id", (seq,)
+            ).fetchall()
+            for _eid, action, row_id, _before, after_s in edits:
+                tx.execute("DELETE FROM cards WHERE id = ?", (row_id,))
+                if action in ("add", "update"):  # the row as the change left it
+                    self._put(tx, json.loads(after_s))
+            tx.execute("UPDATE edits SET undone = 0 WHERE undone = ?", (seq,))
+            last = edits[-1]
+            after = Owned(**json.loads(last[4])) if last[4] else None
+            before = Owned(**json.loads(last[3])) if last[3] else None
+            return Change(f"redo {last[1]}", after, before, info={"edits": len(edits)})
+
+    @staticmethod
+    def _put(tx: _Tx, d: dict[str, Any]) -> None:
+        tx.execute(
+            f"INSERT INTO cards ({', '.join(d)}) VALUES ({', '.join('?' * len(d))})", tuple(d.values())
+        )

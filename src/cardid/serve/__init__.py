@@ -14,7 +14,7 @@ queue only once its whole body has arrived, and a body has ``body_timeout`` seco
 (``408``): clients that open uploads and send nothing hold no place. Uploads are capped while they
 stream (``413``) and decoded with the pixel limit of :func:`cardid.images.decode_rgb` (a bomb is
 ``400`` before it is decoded). ``/v1/live`` accepts browser pages of this server's own origin
-only, unless ``allow_origins`` names others.
+only, unless ``allow_origins`` names others; :mod:`cardid.serve.guard` says who may talk to it.
 """
 
 from __future__ import annotations
@@ -92,4 +92,7 @@ def serve(
 
         labelled = LabelledCrops(kept.path.parent / "labelled")
     app = create_app(rec, cat, config, db_catalog=catalog is None, collection=kept, labelled=labelled)
+    if config.token:  # the one link that opens the page (then kept as a cookie)
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        print(f"open http://{shown}:{port}/?token={config.token} (or this machine's address in its place)")
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -16,7 +16,6 @@ from cardid.serve.state import (
     ServeConfig,
     _Metrics,
     _multipart_file,
-    _same_origin,
     _Served,
     _TooLarge,
 )
@@ -53,9 +52,7 @@ def create_app(
     pending = 0
     recent = None
     if collection is not None and labelled is not None:
-        from cardid.serve.labelled import RecentPhotos
-
-        recent = RecentPhotos()  # what a card added later is cut from
+        recent = labelled.pending()  # each card's crop, cut as it is recognised, kept on disk
 
     def error(status: int, message: str, route: str) -> JSONResponse:
         metrics.observe(route, status)
@@ -73,8 +70,8 @@ def create_app(
             result = served.recognizer.timed(image, config.top)
         out = result.to_json()
         out["size"] = [int(image.shape[1]), int(image.shape[0])]
-        if recent is not None and keep:
-            out["photo"] = recent.put(data, out["cards"])
+        if recent is not None and keep and out["cards"]:
+            out["photo"] = recent.put(image, out["cards"])
         if render:
             import cv2
 
@@ -202,7 +199,7 @@ def create_app(
     if collection is not None:
         from cardid.serve.collection import add_collection_routes
 
-        add_collection_routes(app, served, collection, metrics, recent, labelled)
+        add_collection_routes(app, served, collection, metrics, recent, labelled, config.max_json_bytes)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page():
@@ -215,13 +212,7 @@ def create_app(
         """Camera frames in (binary JPEG/PNG messages), one scene out per frame: every card, the
         tracks and their state (no_card → stabilising → confirmed), and the cards confirmed in
         this frame (once per visit). A text message ``reset`` starts a new tracker. A browser page
-        of another origin is refused (403) unless the server allows that origin."""
-        origin = ws.headers.get("origin")
-        if origin and not _same_origin(origin, ws.headers.get("host", ""), config.allow_origins):
-            log.warning("/v1/live refused a page of another origin: %s", origin)
-            metrics.observe("/v1/live", 403)
-            await ws.close(code=1008)  # before accept: the handshake is answered 403
-            return
+        of another origin is refused (403, by :mod:`cardid.serve.guard`) unless the server allows it."""
         await ws.accept()
         tracker = CardTracker(config.tracker, keep_history=False)  # a live socket may run for hours
         try:
@@ -253,9 +244,14 @@ def create_app(
                 scene = tracker.update(sightings(result, rec["cards"]))
                 scene.update(cards=rec["cards"], no_card=rec["no_card"], ms=rec["ms"])
                 if scene["confirmed"] and recent is not None:
+                    from cardid.images import decode_rgb
                     from cardid.serve.labelled import keep_confirmed
 
-                    keep_confirmed(scene["confirmed"], recent.put(data, rec["cards"]), rec["cards"])
+                    def kept(data=data, cards=rec["cards"]):
+                        return recent.put(decode_rgb(data, "frame"), cards)
+
+                    token = await asyncio.get_running_loop().run_in_executor(pool, kept)
+                    keep_confirmed(scene["confirmed"], token, rec["cards"])
                 await ws.send_json(scene)
         except WebSocketDisconnect:
             pass
@@ -285,6 +281,15 @@ def create_app(
     def prometheus():
         return PlainTextResponse(metrics.text(served.identity), media_type="text/plain; version=0.0.4")
 
+    from cardid.serve.guard import Guard
+
+    app.add_middleware(
+        Guard,
+        allow_hosts=config.allow_hosts,
+        allow_origins=config.allow_origins,
+        token=config.token,
+        metrics=metrics,
+    )
     app.state.metrics = metrics
     app.state.served = served
     return app

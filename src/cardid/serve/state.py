@@ -26,7 +26,10 @@ class ServeConfig:
     top: int = 5
     tracker: TrackerConfig = field(default_factory=TrackerConfig)  # live mode's voting
     body_timeout: float = 20.0  # seconds an upload's body has to arrive (then 408)
-    allow_origins: tuple[str, ...] = ()  # other web origins that may open /v1/live ("*": any)
+    allow_origins: tuple[str, ...] = ()  # other web origins whose pages may change things ("*": any)
+    allow_hosts: tuple[str, ...] = ()  # host names answered besides addresses, localhost, this machine
+    token: str | None = None  # asked of every route but /healthz (bound beyond this machine)
+    max_json_bytes: int = 64 * 1024  # a collection change's body (413 above)
     reload_check_s: float = 1.0  # how often a request looks whether the DB was replaced on disk
 
     def __post_init__(self) -> None:
@@ -116,7 +119,8 @@ class _Served:
 
     def _identity(self) -> dict:
         db = self.recognizer.matcher.db
-        return {"model": db.meta["model"]["identity"], "db": str(db.root), "cards": len(db)}
+        # the DB by its folder's name: no client learns where files lie on this machine
+        return {"model": db.meta["model"]["identity"], "db": Path(db.root).name, "cards": len(db)}
 
     def refresh(self) -> None:
         """Load the DB again if ``db.json`` changed on disk (called under the recognizer's lock)."""
@@ -165,15 +169,6 @@ def _gallery(db):
     except CardIDError as e:
         log.warning("gallery scans not served: %s", e)
         return None
-
-
-def _same_origin(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
-    """Whether a browser page at ``origin`` may open the live socket of the server at ``host``."""
-    from urllib.parse import urlsplit
-
-    if "*" in allowed or origin.rstrip("/") in {a.rstrip("/") for a in allowed}:
-        return True
-    return urlsplit(origin).netloc.lower() == host.lower()
 
 
 class _TooLarge(Exception):
