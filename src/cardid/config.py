@@ -27,8 +27,55 @@ def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise CardIDError(f"override {item!r} conflicts with another override")
-        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        if parts[-1] in node:
+            raise CardIDError(f"override {key.strip()!r} given twice")
+        try:
+            node[parts[-1]] = load_yaml(raw) if raw.strip() else None
+        except yaml.YAMLError as e:
+            raise CardIDError(f"override {item[:80]!r}: not a plain YAML value ({_first_line(e)})") from None
     return tree
+
+
+#: a config or recipe is a few kilobytes; anything near this is not one
+MAX_YAML_BYTES = 1 << 20
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML, stricter: no anchors or aliases (no "billion laughs", no recursive value) and no
+    key given twice in one mapping (a stage or a setting written twice is an error, not the last)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in cardid configs", event.start_mark
+            )
+        node = super().compose_node(parent, index)
+        if getattr(node, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors (&name) are not allowed in cardid configs", node.start_mark
+            )
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str):
+    """Parse YAML as cardid reads every config: safe tags only, no aliases, no duplicate keys."""
+    return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+
+
+def _first_line(e: Exception) -> str:
+    return " ".join(str(e).split())[:200]
 
 
 def merge(base: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:
@@ -53,10 +100,16 @@ def read_mapping(path: str | Path, what: str = "config file") -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise CardIDError(f"{what} not found: {p}")
+    if p.stat().st_size > MAX_YAML_BYTES:
+        raise CardIDError(f"{what} {p} is over {MAX_YAML_BYTES:,} bytes: not a cardid config")
     try:
-        loaded = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise CardIDError(f"{what} {p} is not UTF-8 text (byte {e.start}): save it as UTF-8") from None
+    try:
+        loaded = load_yaml(text) or {}
     except yaml.YAMLError as e:
-        raise CardIDError(f"{what} is not valid YAML: {p} ({e})") from None
+        raise CardIDError(f"{what} is not valid YAML: {p} ({_first_line(e)})") from None
     if not isinstance(loaded, dict):
         raise CardIDError(f"{what} must hold a mapping: {p}")
     return loaded

@@ -240,6 +240,8 @@ def test_collection_cli_export_import_undo(coll, tmp_path, capsys):
     assert main(["collection", "list", *args]) == 0 and "Binder 1" in capsys.readouterr().out
     assert main(["collection", "export", "--format", "xml", "--out", str(out), *args]) == 1
     assert "unknown export format 'xml'" in capsys.readouterr().err
-    assert main(["collection", "export", "--format", "tcgplayer", "--out", str(out), *args]) == 0
+    assert (
+        main(["collection", "export", "--format", "tcgplayer", "--out", str(out), "--overwrite", *args]) == 0
+    )
     assert main(["collection", "import", str(out), "--collection", str(other)]) == 1
     assert "give --db" in capsys.readouterr().err and Collection(other).count() == 0

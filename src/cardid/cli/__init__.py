@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     except (CardIDError, OSError) as e:
         if isinstance(e, OSError) and logging.getLogger().isEnabledFor(logging.DEBUG):
             raise
-        err.print(f"[bold red]error:[/] {one_line(e)}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        # the message names the user's own values (a folder, a stage, a path): never read as markup
+        err.print(f"[bold red]error:[/] {escape(one_line(e))}", highlight=False, soft_wrap=True)
         return 1
     except typer.Exit as e:
         return e.exit_code

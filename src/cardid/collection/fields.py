@@ -64,6 +64,29 @@ class Change:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+#: copies of one card in one row: far more than anyone owns, far below where SQLite's sums overflow
+MAX_QUANTITY = 1_000_000
+
+
+def quantity(value: Any) -> int:
+    """A row's quantity: a whole number from 1 to :data:`MAX_QUANTITY`, given as a number or as
+    digits; ``2.9``, ``true``, ``1e30``, ``Infinity`` are errors, never quietly rounded."""
+    shown = repr(value)[:40]
+    if isinstance(value, bool):
+        raise CollectionError(f"quantity must be a whole number, got {shown}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 12:
+        value = int(value.strip())
+    if not isinstance(value, int):
+        raise CollectionError(f"quantity must be a whole number, got {shown}")
+    if value < 1:
+        raise CollectionError("quantity must be at least 1 (remove the row instead)")
+    if value > MAX_QUANTITY:
+        raise CollectionError(f"quantity {value:,} is over {MAX_QUANTITY:,} copies of one card")
+    return value
+
+
 def check_fields(values: dict[str, Any]) -> dict[str, Any]:
     """Edited fields, checked: a bad value is one clear error, never a half-written row."""
     unknown = sorted(set(values) - set(FIELDS))
@@ -71,12 +94,7 @@ def check_fields(values: dict[str, Any]) -> dict[str, Any]:
         raise CollectionError(f"unknown field(s) {', '.join(unknown)} (fields: {', '.join(FIELDS)})")
     out = dict(values)
     if "quantity" in out:
-        try:
-            out["quantity"] = int(out["quantity"])
-        except (TypeError, ValueError):
-            raise CollectionError(f"quantity must be a whole number, got {values['quantity']!r}") from None
-        if out["quantity"] < 1:
-            raise CollectionError("quantity must be at least 1 (remove the row instead)")
+        out["quantity"] = quantity(out["quantity"])
     if "condition" in out and out["condition"] not in CONDITIONS:
         raise CollectionError(f"condition must be one of {', '.join(CONDITIONS)}, got {out['condition']!r}")
     if "printing" in out and out["printing"] not in PRINTINGS:

@@ -58,6 +58,32 @@ class Imported:
     rows: list[dict[str, Any]]
 
 
+#: the largest export read (a 100,000-row collection is about 15 MB)
+MAX_IMPORT_BYTES = 256 << 20
+#: the longest cell read (csv's own limit): a longer one is an error naming its line
+MAX_CELL = 131_072
+
+
+def decode_export(data: bytes, name: str = "the file") -> str:
+    """An export's text, whatever its encoding: UTF-8 (with or without a BOM), UTF-16 (what Excel
+    saves as "Unicode text"), else Windows-1252 (Excel's "CSV" on Windows)."""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise CollectionError(f"{name} is over {MAX_IMPORT_BYTES >> 20} MB: not a collection export")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise CollectionError(f"{name} starts as UTF-16 but is not") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        raise CollectionError(f"{name} is neither UTF-8, UTF-16 nor Windows-1252 text") from None
+
+
 def parse_import(text: str, records: Mapping[str, Any] | None = None) -> Imported:
     """The rows of an export (cardid's own CSV or JSON, or another app's CSV), checked. ``records``
     (card id → catalog record): the card ids an import may name; another app's rows are found
@@ -65,9 +91,22 @@ def parse_import(text: str, records: Mapping[str, Any] | None = None) -> Importe
     text = text.lstrip(BOM)
     if text.lstrip().startswith("{"):
         return Imported("json", _check_ids(_own_json(text), records))
-    if text.startswith("sep="):  # Dragon Shield's hint for Excel
+    delimiter = ","
+    first = text.split("\n", 1)[0].strip().strip('"').replace(" ", "")
+    if first.lower().startswith("sep=") and len(first) == 5:  # Excel's hint (Dragon Shield writes it)
+        delimiter = first[4]
         text = text.split("\n", 1)[1] if "\n" in text else ""
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _parse_csv(text, records, delimiter)
+    except csv.Error as e:
+        raise CollectionError(
+            f"not a CSV file cardid reads ({e}; cells of {MAX_CELL:,} characters at most)"
+        ) from None
+
+
+def _parse_csv(text: str, records: Mapping[str, Any] | None, delimiter: str) -> Imported:
+    csv.field_size_limit(MAX_CELL)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, restkey=_EXTRA)
     cols = reader.fieldnames or []
     if "card_id" in cols:
         return Imported("cardid", _check_ids(_own_csv(reader, cols), records))
@@ -82,14 +121,34 @@ def parse_import(text: str, records: Mapping[str, Any] | None = None) -> Importe
     return Imported(fmt, _app_rows(fmt, reader, CardFinder(records)))
 
 
+_EXTRA = "\0extra"  # where DictReader puts the cells of a row longer than its header
+
+
 def _own_json(text: str) -> list[dict[str, Any]]:
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise CollectionError(f"not a cardid collection export (JSON: {e})") from None
+    except (json.JSONDecodeError, RecursionError) as e:
+        why = e if isinstance(e, json.JSONDecodeError) else "nested too deep"
+        raise CollectionError(f"not a cardid collection export (JSON: {why})") from None
     if not isinstance(doc, dict) or doc.get("format") != "cardid-collection-export/1":
         raise CollectionError("not a cardid collection export (no format cardid-collection-export/1)")
-    return [{k: v for k, v in r.items() if k in FIELDS or k == "added"} for r in doc.get("cards", [])]
+    cards = doc.get("cards", [])
+    if not isinstance(cards, list):
+        raise CollectionError("a cardid JSON export's `cards` must be a list of rows")
+    rows = []
+    for i, r in enumerate(cards, start=1):
+        if not isinstance(r, dict):
+            raise CollectionError(
+                f"card {i} of the JSON export is not a row ({type(r).__name__}); nothing was imported"
+            )
+        row = {k: v for k, v in r.items() if k in FIELDS or k == "added"}
+        for k, v in row.items():
+            if k != "quantity" and not isinstance(v, str):
+                raise CollectionError(
+                    f"card {i} of the JSON export: {k} must be text, got {type(v).__name__}"
+                )
+        rows.append(row)
+    return rows
 
 
 def _own_csv(reader: csv.DictReader, cols: list[str]) -> list[dict[str, Any]]:
@@ -98,6 +157,11 @@ def _own_csv(reader: csv.DictReader, cols: list[str]) -> list[dict[str, Any]]:
         raise CollectionError(f"cardid's own CSV with unknown column(s) {', '.join(map(repr, unknown))}")
     rows = []
     for r in reader:
+        if _EXTRA in r or None in r.values():
+            raise CollectionError(
+                f"line {reader.line_num} has {'more' if _EXTRA in r else 'fewer'} cells than the header's "
+                f"{len(cols)}; nothing was imported"
+            )
         d = {k: restore(v) for k, v in r.items() if k in FIELDS or k == "added"}
         rows.append({k: v for k, v in d.items() if v != "" or k in ("folder", "photo", "notes")})
     return rows
@@ -165,7 +229,7 @@ def _app_rows(fmt: str, reader: csv.DictReader, finder: CardFinder) -> list[dict
     words = _DRAGONSHIELD if fmt == "dragonshield" else _CONDITIONS
     cond_col = "Card Condition" if fmt == "collectr" else "Condition"
     for line, raw in enumerate(reader, start=2 + (fmt == "dragonshield")):
-        r = {k: restore(v or "").strip() for k, v in raw.items() if k is not None}
+        r = {k: restore(v or "").strip() for k, v in raw.items() if k != _EXTRA and isinstance(v, str)}
         name = r.get("Name") or r.get("Product Name") or r.get("Card Name") or ""
         sets = [r.get(k, "") for k in ("Set Code", "Set", "Set Name") if r.get(k)]
         found = finder.find(r.get("Card Number", ""), name, *sets)

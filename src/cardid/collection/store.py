@@ -24,6 +24,7 @@ from typing import Any
 from cardid.collection.fields import (
     DEFAULTS,
     FORMAT,
+    MAX_QUANTITY,
     SAME,
     STORED,
     Change,
@@ -92,9 +93,13 @@ def default_path() -> Path:
 class Collection:
     """An open collection file. Methods are safe to call from several threads and processes."""
 
-    def __init__(self, path: str | Path, timeout: float = 10.0):
+    def __init__(self, path: str | Path, timeout: float = 10.0, create: bool = True):
+        """``create``: make an empty collection where there is none (else that is an error: a
+        mistyped path never becomes a new, empty collection)."""
         self.path = Path(path)
         self.timeout = timeout
+        if not create and not self.path.is_file():
+            raise CollectionError(f"no collection at {self.path} (check --collection)")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         try:
@@ -170,13 +175,24 @@ class Collection:
     # ------------------------------------------------------------------ reading
     _COLS = ", ".join(("id", *STORED))
 
-    def rows(self, folder: str | None = None) -> list[Owned]:
+    def rows(self, folder: str | None = None, limit: int | None = None, offset: int = 0) -> list[Owned]:
+        """The rows in the order added (of one ``folder``; ``limit`` of them from ``offset``)."""
         with self._connect() as con:
             q = f"SELECT {self._COLS} FROM cards"
             args: tuple = ()
             if folder is not None:
                 q, args = q + " WHERE folder = ?", (folder,)
-            return [Owned(*r) for r in con.execute(q + " ORDER BY id", args)]
+            q += " ORDER BY id"
+            if limit is not None or offset:
+                q, args = q + " LIMIT ? OFFSET ?", (*args, -1 if limit is None else int(limit), int(offset))
+            return [Owned(*r) for r in con.execute(q, args)]
+
+    def size(self, folder: str | None = None) -> int:
+        """How many rows (of one ``folder``)."""
+        with self._connect() as con:
+            if folder is None:
+                return int(con.execute("SELECT COUNT(*) FROM cards").fetchone()[0])
+            return int(con.execute("SELECT COUNT(*) FROM cards WHERE folder = ?", (folder,)).fetchone()[0])
 
     def get(self, row_id: int) -> Owned:
         with self._connect() as con:
@@ -185,6 +201,20 @@ class Collection:
     def count(self) -> int:
         with self._connect() as con:
             return int(con.execute("SELECT COALESCE(SUM(quantity), 0) FROM cards").fetchone()[0])
+
+    def already(self, rows: list[dict[str, Any]]) -> list[int]:
+        """The indexes of ``rows`` (as :meth:`add_many` takes them) that carry their ``added`` time
+        and are already here, the same in every field: a backup imported a second time."""
+        keys = ("card_id", "quantity", "condition", "language", "printing", "folder", "added", "notes")
+        with self._connect() as con:
+            have = set(con.execute(f"SELECT {', '.join(keys)} FROM cards"))
+        found = []
+        for i, r in enumerate(rows):
+            if r.get("added"):
+                full = DEFAULTS | self._checked(r)
+                if tuple(full.get(k) for k in keys) in have:
+                    found.append(i)
+        return found
 
     def labels(self) -> list[tuple[str, str, str]]:
         """``(file, card_id, notes)`` of every crop kept with an add that stands (not undone) whose
@@ -260,6 +290,11 @@ class Collection:
             ).fetchone()
             if r is not None:
                 before = Owned(*r)
+                if before.quantity + full["quantity"] > MAX_QUANTITY:
+                    raise CollectionError(
+                        f"{full['card_id']}: {before.quantity:,} + {full['quantity']:,} copies is over "
+                        f"{MAX_QUANTITY:,} in one row; nothing was changed"
+                    )
                 tx.execute(
                     "UPDATE cards SET quantity = quantity + ? WHERE id = ?", (full["quantity"], before.id)
                 )

@@ -15,6 +15,7 @@ Shipped recipes live in ``cardid/pipeline/recipes/`` and are named by their file
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,10 +27,14 @@ from cardid.errors import CardIDError
 RECIPES_DIR = Path(__file__).with_name("recipes")
 
 
+#: a stage's name is its folder in the run: a plain name, never a path (``..``, ``/x``, ``.``)
+STAGE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+
+
 class StageSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str
-    kind: str
+    name: str = Field(pattern=STAGE_NAME)
+    kind: str = Field(pattern=STAGE_NAME)
     settings_: dict[str, Any] = Field(default_factory=dict, alias="settings")
     recipe: str = ""
     realdata: str = ""
@@ -122,9 +127,19 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
         raise CardIDError(f"recipe {p}: needs a `stages:` mapping (stage name → settings)")
     raw = copy.deepcopy(raw)
     stage_names = list(raw["stages"])
+    for name in stage_names:
+        if not isinstance(name, str) or not re.match(STAGE_NAME, name):
+            raise CardIDError(
+                f"recipe {p}: stage name {str(name)[:80]!r} is not a plain name (letters, digits, "
+                "'-' and '_', 64 at most): it names the stage's folder in the run"
+            )
     for key, value in parse_overrides(overrides).items():
         if key in raw["stages"]:
-            raw["stages"][key] = merge(raw["stages"][key] or {}, value if isinstance(value, dict) else {})
+            if not isinstance(value, dict):
+                raise CardIDError(
+                    f"--set {key}={value!r}: {key!r} is a stage; set one of its settings ({key}.NAME=VALUE)"
+                )
+            raw["stages"][key] = merge(raw["stages"][key] or {}, value)
         else:
             raw = merge(raw, {key: value})
     stages = []

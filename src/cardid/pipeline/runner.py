@@ -26,7 +26,15 @@ from typing import Any
 
 from cardid import __version__
 from cardid.errors import CardIDError
-from cardid.io import MARKER, check_replaceable, is_cardid_dir, read_json, write_json_atomic, write_marker
+from cardid.io import (
+    MARKER,
+    check_replaceable,
+    inside,
+    is_cardid_dir,
+    read_json,
+    write_json_atomic,
+    write_marker,
+)
 from cardid.pipeline.recipe import Recipe, StageSpec
 
 STAGE_JSON = "stage.json"
@@ -307,8 +315,13 @@ def run(
     for p in steps:
         if p.status in ("done", "skip"):
             continue
-        d = out / p.name
+        d = inside(out, p.name, f"stage {p.name!r}: folder", PipelineError)
         if p.status in ("run", "rerun") and d.exists():
+            if not (d / STAGE_JSON).is_file() and d.is_dir() and any(d.iterdir()):
+                raise PipelineError(
+                    f"stage {p.name!r}: {d} holds files no stage wrote (no {STAGE_JSON}); "
+                    "move it away or choose another --out"
+                )
             shutil.rmtree(d)  # another identity's outputs (or a non-resumable half): start clean
         d.mkdir(parents=True, exist_ok=True)
         started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
