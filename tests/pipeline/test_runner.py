@@ -200,3 +200,57 @@ def test_every_shipped_recipe_loads_and_plans(tmp_path):
         steps = plan(load_recipe(name), tmp_path / name)
         assert steps and all(p.status == "run" for p in steps), name
     assert runner_mod.manifest([tmp_path / "missing"]) != runner_mod.manifest([tmp_path])
+
+
+def test_a_stage_name_is_a_plain_folder_name_never_a_path(tmp_path):
+    """A stage named ``../../x``, ``/abs`` or ``.`` deleted that folder (or the finished run)."""
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    out = tmp_path / "a" / "b" / "run"
+    for name in ("../../../victim", str(victim), ".", "..", "a/b", "[bold]x[/]", "x" * 65, "", "sum.json"):
+        path = tmp_path / "bad.yaml"
+        path.write_text(yaml.safe_dump({"name": "bad", "stages": {name: {"kind": "t-source"}}}))
+        with pytest.raises(CardIDError, match="not a plain name"):
+            load_recipe(path)
+    assert (victim / "keep.txt").read_text() == "mine" and not out.exists()
+    # a folder of the run no stage wrote is never removed to make room for one
+    r = recipe(tmp_path)
+    (out / "src").mkdir(parents=True)
+    (out / "src" / "mine.txt").write_text("mine")
+    from cardid.io import write_marker
+
+    write_marker(out, "pipeline")
+    with pytest.raises(CardIDError, match="holds files no stage wrote"):
+        run(r, out, log=lambda s: None)
+    assert (out / "src" / "mine.txt").read_text() == "mine"
+
+
+def test_recipe_files_and_overrides_that_are_not_plain_yaml(tmp_path):
+    bad = {
+        "latin.yaml": ("name: caf\xe9\nstages: {src: {kind: t-source}}\n".encode("latin-1"), "not UTF-8"),
+        "alias.yaml": (b"a: &x [1, *x]\nstages: {src: {kind: t-source}}\n", "aliases"),
+        "laughs.yaml": (
+            b'a: &a ["lol","lol"]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n'
+            b"d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\nstages: {src: {kind: t-source, value: *d}}\n",
+            "aliases",
+        ),
+        "twice.yaml": (
+            b"stages:\n  src: {kind: t-source}\n  src: {kind: t-source, value: 2}\n",
+            "given twice",
+        ),
+        "python.yaml": (b"stages: {src: !!python/object/apply:os.system [echo]}\n", "not valid YAML"),
+    }
+    for name, (data, why) in bad.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(CardIDError, match=why):
+            load_recipe(tmp_path / name)
+    r = tmp_path / "ok.yaml"
+    r.write_text(yaml.safe_dump({"name": "ok", "stages": {"src": {"kind": "t-source"}}}))
+    with pytest.raises(CardIDError, match="is a stage; set one of its settings"):
+        load_recipe(r, ["src=5"])
+    with pytest.raises(CardIDError, match="given twice"):
+        load_recipe(r, ["src.value=2", "src.value=3"])
+    with pytest.raises(CardIDError, match="not a plain YAML value"):
+        load_recipe(r, ["src.value=!!python/name:os.system"])
+    assert load_recipe(r, ["src.value=4"]).stages[0].settings_["value"] == 4
