@@ -116,3 +116,80 @@ def test_a_bundle_loads_and_recognises_without_any_training_library(tmp_path, pa
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["[]", "1"]
+
+
+def _edit_meta(root, **changes):
+    meta = json.loads((root / "bundle.json").read_text())
+    for k, v in changes.items():
+        if v is None:
+            meta.pop(k, None)
+        else:
+            meta[k] = v
+    (root / "bundle.json").write_text(json.dumps(meta))
+
+
+def test_a_bundle_names_only_files_inside_itself(tmp_path, parts):
+    """``bundle.json`` naming a file elsewhere (absolute, ``..``), a linked folder, a hidden
+    extra file or values of the wrong kind: refused with its key, nothing outside read."""
+    import os
+
+    b = make(parts, tmp_path / "b")
+    outside = tmp_path / "outside.onnx"
+    shutil.copy2(b.model, outside)
+    cases = {
+        "abs": ({"model": str(outside)}, "points outside"),
+        "up": ({"model": "../outside.onnx"}, "points outside"),
+        "hash-oracle": (
+            {"files": {**b.meta["files"], "../../../../etc/hostname": "0" * 64}},
+            "points outside",
+        ),
+        "no-model": ({"model": None}, "'model' must name a file"),
+        "conf": ({"detector_conf": "high"}, "detector_conf must be a number"),
+        "match-key": ({"match": {"printing": "rules", "nope": 1}}, "unknown decision setting"),
+        "match-type": ({"match": ["x"]}, "match must be a mapping"),
+    }
+    for name, (change, why) in cases.items():
+        shutil.copytree(b.root, tmp_path / name)
+        _edit_meta(tmp_path / name, **change)
+        with pytest.raises(BundleError, match=why):
+            load_bundle(tmp_path / name)
+    shutil.copytree(b.root, tmp_path / "linked")
+    shutil.move(tmp_path / "linked" / "db", tmp_path / "real-db")
+    os.symlink(tmp_path / "real-db", tmp_path / "linked" / "db")
+    with pytest.raises(BundleError, match="link"):
+        load_bundle(tmp_path / "linked")
+    shutil.copytree(b.root, tmp_path / "hidden")
+    (tmp_path / "hidden" / "db" / ".extra").write_text("x")
+    with pytest.raises(BundleError, match=r"db/\.extra is not part of the bundle"):
+        load_bundle(tmp_path / "hidden")
+
+
+def test_a_served_bundle_is_the_one_verified_and_carries_its_scans(tmp_path, parts, monkeypatch):
+    """A copy on another machine (its catalog gone) still shows every printing's scan; its DB
+    edited after load is never served; a collection inside it is refused."""
+    pytest.importorskip("fastapi")
+    import uvicorn
+    from fastapi.testclient import TestClient
+    from tests.conftest import LOCAL
+
+    from cardid.errors import CardIDError
+    from cardid.serve import serve
+
+    b = make(parts, tmp_path / "b")
+    assert len(b.meta["gallery"]) == len(b.recognizer().matcher.db)  # every card's scan is carried
+    moved = tmp_path / "elsewhere" / "b"
+    shutil.copytree(b.root, moved)
+    apps = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
+    serve(None, None, bundle=moved, collection=tmp_path / "c.sqlite")
+    c = TestClient(apps[0], base_url=LOCAL)
+    cid = b.recognizer().matcher.db.ids[0]
+    r = c.get(f"/v1/cards/{cid}/image")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    meta = json.loads((moved / "db" / "db.json").read_text())
+    meta["calibration"] = {"embedding": {"threshold": -1.0}}
+    (moved / "db" / "db.json").write_text(json.dumps(meta))
+    apps[0].state.served.checked = -1e9  # as if the reload interval had passed
+    assert c.get("/healthz").json()["db_reloads"] == 0
+    with pytest.raises(CardIDError, match="inside the bundle"):
+        serve(None, None, bundle=b.root, collection=b.root / "db" / "c.sqlite")

@@ -74,24 +74,33 @@ def serve(
     from cardid.catalog.records import Catalog
     from cardid.recognize import Recognizer
 
-    if bundle is not None:
-        from cardid.bundle import load_bundle
-
-        rec = load_bundle(bundle).recognizer()
-    else:
-        rec = Recognizer.open(model, db, detector)
     cat = Catalog.open(catalog) if catalog else None  # asked for explicitly: an error if it is not
     from cardid.collection import Collection, default_path
 
+    where = Path(collection or default_path()).resolve()
+    if bundle is not None:
+        from dataclasses import replace
+
+        from cardid.bundle import load_bundle
+
+        b = load_bundle(bundle)
+        if b.root.resolve() in where.parents:  # a bundle stays as built: it would not load again
+            raise CardIDError(f"--collection {collection} is inside the bundle {b.root}; keep it elsewhere")
+        rec = b.recognizer()
+        # served as verified: a bundle's DB edited on disk is never loaded again behind its hashes
+        config = replace(config, reload_db=False)
+        cat = cat or b.gallery()  # the scans it carries: a copied bundle shows them too
+    else:
+        rec = Recognizer.open(model, db, detector)
     # what is scanned is kept, in the user's data dir unless told (never inside a bundle or a run)
-    kept = Collection(collection or default_path())
+    kept = Collection(where)
     logging.getLogger("cardid.serve").info("collection: %s (%d cards)", kept.path, kept.count())
     labelled = None
     if keep_photos:  # each card added: its crop and label, a real photo set beside the collection
         from cardid.serve.labelled import LabelledCrops
 
         labelled = LabelledCrops(kept.path.parent / "labelled")
-    app = create_app(rec, cat, config, db_catalog=catalog is None, collection=kept, labelled=labelled)
+    app = create_app(rec, cat, config, db_catalog=cat is None, collection=kept, labelled=labelled)
     if config.token:  # the one link that opens the page (then kept as a cookie)
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         print(f"open http://{shown}:{port}/?token={config.token} (or this machine's address in its place)")

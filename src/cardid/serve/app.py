@@ -43,7 +43,7 @@ def create_app(
 
     from cardid.track import CardTracker, sightings
 
-    served = _Served(recognizer, catalog, db_catalog, config.reload_check_s)
+    served = _Served(recognizer, catalog, db_catalog, config.reload_check_s if config.reload_db else None)
     app = FastAPI(title="cardid", version=__version__, description=__doc__)
     pool = ThreadPoolExecutor(config.workers, thread_name_prefix="cardid-recognize")
     lock = threading.Lock()  # the recognizer is used by one thread at a time

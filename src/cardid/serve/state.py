@@ -31,6 +31,7 @@ class ServeConfig:
     token: str | None = None  # asked of every route but /healthz (bound beyond this machine)
     max_json_bytes: int = 64 * 1024  # a collection change's body (413 above)
     reload_check_s: float = 1.0  # how often a request looks whether the DB was replaced on disk
+    reload_db: bool = True  # False: the DB loaded is the one served (a bundle, checked by its hashes)
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1 or self.queue < 1 or self.workers < 1 or self.top < 1:
@@ -104,7 +105,7 @@ class _Served:
     replaced (``index add`` writes a new folder; ``calibrate`` a new ``db.json``). The old ones
     keep answering until the new ones have loaded; a DB that fails to load is reported, not served."""
 
-    def __init__(self, recognizer, catalog, db_catalog: bool, check_every: float):
+    def __init__(self, recognizer, catalog, db_catalog: bool, check_every: float | None):
         """``db_catalog``: serve the scans of the catalogs the DB records (looked up again with
         each DB); else ``catalog`` as given (or none)."""
         self.recognizer = recognizer
@@ -125,7 +126,7 @@ class _Served:
     def refresh(self) -> None:
         """Load the DB again if ``db.json`` changed on disk (called under the recognizer's lock)."""
         now = time.monotonic()
-        if now - self.checked < self.check_every:
+        if self.check_every is None or now - self.checked < self.check_every:
             return
         self.checked = now
         old = self.recognizer.matcher
