@@ -257,3 +257,26 @@ def test_a_heic_without_its_decoder_says_which_extra_reads_it(tmp_path, monkeypa
     with pytest.raises(ImageError) as e:
         io_mod.decode_rgb(b"neither an image nor anything else" * 4)
     assert "<_io." not in str(e.value) and "corrupt or unsupported image: upload" in str(e.value)
+
+
+def test_resume_from_another_folder_recognises_nothing_again(setup, tmp_path, monkeypatch, capsys):
+    """Records written with relative paths in one folder, resumed from another: every photo is
+    found done (before, each was recognised again and recorded twice)."""
+    import shutil
+
+    model, db, photos = setup
+    work = tmp_path / "a" / "shots"
+    work.mkdir(parents=True)
+    for p in sorted(photos.iterdir())[:3]:
+        shutil.copy(p, work / p.name)
+    out = tmp_path / "o.jsonl"
+    monkeypatch.chdir(tmp_path / "a")
+    assert main(["recognize", "shots", *_args(model, db, out)]) == 0
+    assert all(
+        json.loads(x)["path"] == str((work / json.loads(x)["image"].split("/")[-1]).resolve())
+        for x in out.read_text().splitlines()
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["recognize", "a/shots", *_args(model, db, out, "--resume")]) == 0
+    assert len(out.read_text().splitlines()) == 3
+    assert "resumed: 3 of 3" in " ".join(capsys.readouterr().out.split())

@@ -142,6 +142,24 @@ def test_a_video_prints_each_card_once_per_visit(tmp_path, synth_catalog):
     )
     out = json.loads((tmp_path / "v.jsonl").read_text())
     assert out["frames"] == 26 and "cards" in out
+    # --resume keeps what the file holds (it was replaced: 6 lines became 1) and skips the done video
+    lines = (tmp_path / "v.jsonl").read_text().splitlines()
+    (tmp_path / "v.jsonl").write_text(
+        "\n".join([lines[0]] * 3 + [lines[0].replace(str(path), "other.avi")]) + "\n"
+    )
+    args = [
+        "recognize",
+        str(path),
+        "--model",
+        str(model),
+        "--db",
+        str(db),
+        "--json",
+        str(tmp_path / "v.jsonl"),
+    ]
+    assert main([*args, "--resume"]) == 0
+    assert len((tmp_path / "v.jsonl").read_text().splitlines()) == 4  # nothing lost, nothing twice
+    assert main(args) == 1  # without --resume or --overwrite: never replaced
 
 
 def _parade(tracker, cards: int, frames_each: int = 6):

@@ -116,7 +116,7 @@ def recognize_cmd(
         config = MatchConfig(verify=verify, read_numbers=read_numbers)
         rec = Recognizer.open(model, db, det, config, fallback=fallback)
     if videos:
-        _recognize_videos(rec, videos, top, every, json_out)
+        _recognize_videos(rec, videos, top, every, json_out, resume)
         return
     _recognize_photos(
         rec, paths, json_out, resume, top=top, workers=workers, strict=strict, show=show, catalog=catalog
@@ -218,21 +218,31 @@ def _table(results: list[dict], n_cards: int) -> Table:
     return table
 
 
-def _recognize_videos(rec, videos: list[Path], top: int, every: int, json_out: Path | None) -> None:
+def _recognize_videos(
+    rec, videos: list[Path], top: int, every: int, json_out: Path | None, resume: bool = False
+) -> None:
+    """One JSON line per video; ``resume``: the videos already in ``json_out`` are kept and
+    skipped, the others appended (a record is never lost to a rerun)."""
     import cv2
 
     from cardid.io import write_bytes_atomic
     from cardid.progress import progress
-    from cardid.recognize import recognize_video
+    from cardid.recognize import photo_key, recognize_video
 
-    lines = []
+    lines: list[str] = []
+    if resume and json_out and json_out.is_file():
+        lines, done = _done_videos(json_out)
+        skipped = [v for v in videos if photo_key(v) in done]
+        videos = [v for v in videos if photo_key(v) not in done]
+        if skipped:
+            Console(stderr=True).print(f"resumed: {len(skipped)} video(s) already in {json_out} were skipped")
     for v in videos:
         cap = cv2.VideoCapture(str(v))
         total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) // every
         cap.release()
         with progress(total or None, f"recognising {Path(v).name}") as advance:
             res = recognize_video(rec, v, every, top=top, progress=advance)
-        lines.append(json.dumps(res, ensure_ascii=False))
+        lines.append(json.dumps({**res, "path": str(photo_key(v))}, ensure_ascii=False))
         table = Table(title=f"{v}: {len(res['cards'])} card(s) in {res['frames']} frames")
         for col in ("card", "name", "set", "number", "frames", "seconds"):
             table.add_column(col)
@@ -253,3 +263,22 @@ def _recognize_videos(rec, videos: list[Path], top: int, every: int, json_out: P
     else:
         for line in lines:
             print(line)
+
+
+def _done_videos(json_out: Path) -> tuple[list[str], set[Path]]:
+    """The lines of an earlier video run and the videos they cover (by where each video is)."""
+    from cardid.recognize import photo_key
+
+    lines, done = [], set()
+    for i, line in enumerate(json_out.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            raise CardIDError(f"{json_out} line {i} is not JSON: cannot resume from it") from None
+        if not isinstance(r, dict) or not isinstance(r.get("video", r.get("path")), str):
+            raise CardIDError(f"{json_out} line {i} is not a cardid video record: cannot resume from it")
+        lines.append(line)
+        done.add(photo_key(r.get("path") or r["video"]))
+    return lines, done

@@ -150,7 +150,8 @@ def read_results(path: str | Path, identity: str) -> tuple[list[str], set[Path],
                 f"{path} was written with model {r['model']!r}, not {identity!r}: "
                 "resume with the same model and DB, or write to another file"
             )
-        key = photo_key(r["image"])
+        # where the photo is (``path``, absolute); a record from before it: as given, from here
+        key = photo_key(r["path"] if isinstance(r.get("path"), str) else r["image"])
         dupes += by_key.pop(key, None) is not None  # the later record stands, in the later place
         by_key[key] = (line, "error" in r)
     if dupes:
@@ -173,10 +174,12 @@ class StreamItem:
     image: np.ndarray | None = None
 
     def to_json(self) -> dict:
-        """Its JSON line: ``image`` (the path as given) and the result, or ``error``."""
+        """Its JSON line: ``image`` (the path as given), ``path`` (where it is: ``--resume``
+        finds it from any folder) and the result, or ``error``."""
+        head = {"image": str(self.path), "path": str(photo_key(self.path))}
         if self.result is None:
-            return {"image": str(self.path), "error": self.error}
-        return {"image": str(self.path), **self.result.to_json()}
+            return {**head, "error": self.error}
+        return {**head, **self.result.to_json()}
 
 
 def recognize_stream(
