@@ -335,3 +335,82 @@ def test_live_camera_confirms_a_card_into_the_review_queue(server, tmp_path):
         str(server["labelled"].root / next(csv.DictReader(server["labelled"].csv.open()))["file"])
     )
     assert crop is not None and crop.shape[0] > crop.shape[1]  # the card, upright, not the frame
+
+
+def test_a_foreign_page_cannot_change_the_collection(server):
+    """In Chromium, a page of another origin sends no-cors text/plain POSTs (add 500 cards, undo
+    everything): refused; the collection keeps its rows and cards."""
+    cid = server["cid"]
+    server["coll"].add(cid, quantity=3)
+    server["coll"].add(cid, quantity=3, folder="Binder 1")
+    evil = f"""<script>
+      (async () => {{
+        const post = (path, body) => fetch("{server["url"]}" + path, {{ method: "POST", mode: "no-cors",
+          headers: {{ "content-type": "text/plain" }}, body }}).catch(() => null);
+        for (let i = 0; i < 20; i++) await post("/v1/collection", JSON.stringify({{ card_id: "{cid}", quantity: 25 }}));
+        for (let i = 0; i < 5; i++) await post("/v1/collection/undo", "{{}}");
+        const form = new FormData(); form.append("x", "y");
+        await fetch("{server["url"]}/v1/collection/undo", {{ method: "POST", mode: "no-cors", body: form }}).catch(() => null);
+        document.title = "done";
+      }})();
+    </script>"""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Evil(BaseHTTPRequestHandler):  # another origin on this machine: another port
+        def do_GET(self):
+            body = evil.encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", free_port()), Evil)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        with sync_api.sync_playwright() as p:
+            b = _browser(p)
+            page = b.new_page()
+            page.goto(f"http://localhost:{other.server_address[1]}/")
+            page.wait_for_function("document.title === 'done'", timeout=30_000)
+            b.close()
+    finally:
+        other.shutdown()
+    assert server["coll"].count() == 6 and len(server["coll"].rows()) == 2
+    import httpx
+
+    # every one of the 26 reached the server and was refused there (not stopped by the browser)
+    metrics = httpx.get(server["url"] + "/metrics").text
+    assert 'cardid_requests_total{route="refused",status="403"} 26' in metrics
+
+
+def test_cards_still_to_review_survive_a_reload(server, tmp_path):
+    """Two photos reviewed halfway, then the page reloaded (or the tab closed): it asks first,
+    and the cards still pending come back, each still addable with its crop."""
+    cid, cat = server["cid"], server["cat"]
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"photo{i}.png")
+        cv2.imwrite(str(paths[-1]), _photo(cat.load_image(cid))[..., ::-1])
+    with sync_api.sync_playwright() as p:
+        b = _browser(p)
+        page = b.new_page()
+        asked = []
+        page.on("dialog", lambda d: (asked.append(d.type), d.accept()))
+        page.goto(server["url"] + "/")
+        page.set_input_files("#file", [str(x) for x in paths])
+        page.wait_for_function("document.querySelectorAll('.item.pending').length === 2", timeout=30_000)
+        page.locator("h1").click()
+        page.reload()
+        page.wait_for_function("document.querySelectorAll('.item.pending').length === 2", timeout=30_000)
+        assert "kept from your last visit" in page.inner_text("#status")
+        page.locator("h1").click()
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.querySelectorAll('.item.pending').length === 1")
+        page.wait_for_function(f"document.querySelector('#rows').innerText.includes('{cid}')")
+        b.close()
+    assert asked == ["beforeunload"]
+    assert server["coll"].count() == 1 and server["labelled"].count() == 1

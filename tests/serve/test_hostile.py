@@ -248,3 +248,28 @@ def test_what_counts_as_this_machine():
         and not host_allowed("localhost.evil.example", ())
     )
     assert host_allowed("evil.example", ("*",)) and host_allowed("Scanner.LAN:80", ("scanner.lan",))
+
+
+def test_an_add_waiting_on_the_collection_lock_holds_up_nothing_else(index, tmp_path):
+    import sqlite3
+    import threading
+    import time
+
+    coll = Collection(tmp_path / "c.sqlite", timeout=3.0)
+    c = TestClient(create_app(Recognizer.open(*index), collection=coll), base_url=LOCAL)
+    cid = Recognizer.open(*index).matcher.db.ids[0]
+    c.get("/healthz")
+    blocker = sqlite3.connect(coll.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # a CLI import holding the write lock
+    answers = []
+    t = threading.Thread(target=lambda: answers.append(c.post("/v1/collection", json={"card_id": cid})))
+    t.start()
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    assert c.get("/healthz").status_code == 200
+    waited = time.perf_counter() - t0
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    t.join()
+    assert waited < 1.5, waited  # answered while the add still waited (it waits up to 3 s)
+    assert answers[0].status_code in (201, 503)
