@@ -280,3 +280,24 @@ def test_resume_from_another_folder_recognises_nothing_again(setup, tmp_path, mo
     assert main(["recognize", "a/shots", *_args(model, db, out, "--resume")]) == 0
     assert len(out.read_text().splitlines()) == 3
     assert "resumed: 3 of 3" in " ".join(capsys.readouterr().out.split())
+
+
+def test_folders_take_every_photo_extension_and_say_what_they_skip(setup, tmp_path, capsys):
+    import shutil
+
+    from PIL import Image
+
+    model, db, photos = setup
+    first = sorted(photos.iterdir())[0]
+    for ext in (".jfif", ".jpe", ".mpo", ".jp2"):
+        fmt = "JPEG2000" if ext == ".jp2" else "JPEG"
+        Image.open(first).convert("RGB").save(tmp_path / f"card{ext}", fmt)
+    shutil.copy(first, tmp_path / "notes.txt")
+    assert len(expand_inputs([tmp_path])) == 4
+    out = tmp_path / "o.jsonl"
+    assert main(["recognize", str(tmp_path), *_args(model, db, out)]) == 0
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(recs) == 4 and not any("error" in r for r in recs)
+    assert "1 file(s) in the folders given are not photos and were skipped (.txt)" in " ".join(
+        capsys.readouterr().err.split()
+    )

@@ -22,7 +22,11 @@ from cardid.io import write_bytes_atomic
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 #: What a photo may come as (read only; cardid writes IMAGE_EXTENSIONS): phones save HEIC/HEIF
 #: (decoded by the optional ``pi-heif``, extra ``cardid[heic]``) or AVIF; scanners TIFF.
-PHOTO_EXTENSIONS = (*IMAGE_EXTENSIONS, ".heic", ".heif", ".avif", ".tif", ".tiff", ".gif")
+PHOTO_EXTENSIONS = (
+    *IMAGE_EXTENSIONS,
+    *(".jfif", ".jpe", ".mpo"),  # JPEG by other names (.mpo: a camera's multi-picture JPEG)
+    *(".heic", ".heif", ".avif", ".tif", ".tiff", ".gif", ".jp2", ".j2k"),
+)
 #: ISO-BMFF brands of HEIF images (the ``ftyp`` box at byte 4); AVIF is Pillow's own.
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
 

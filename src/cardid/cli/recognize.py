@@ -85,7 +85,16 @@ def recognize_cmd(
             f"{json_out} already exists: --resume to continue it, --overwrite to replace it, "
             "or write to another file"
         )
-    paths = expand_inputs(images, exclude=[p for p in (show, json_out) if p])
+    skipped: list[Path] = []
+    paths = expand_inputs(images, exclude=[p for p in (show, json_out) if p], skipped=skipped)
+    if skipped:  # stderr: stdout may be the JSON lines
+        kinds = sorted({p.suffix.lower() or "(no extension)" for p in skipped})
+        Console(stderr=True).print(
+            f"note: {len(skipped)} file(s) in the folders given are not photos and were skipped "
+            f"({', '.join(kinds[:6])}); name a file to try it anyway",
+            highlight=False,
+            markup=False,
+        )
     videos = [p for p in paths if is_video(p)]
     if videos and len(videos) != len(paths):
         raise CardIDError("give either photos or videos, not both in one call")

@@ -25,7 +25,7 @@ from cardid.recognize.results import PhotoResult
 PICTURES_KIND = "pictures"
 
 
-def _walk_photos(folder: Path, exclude: set[Path]) -> list[Path]:
+def _walk_photos(folder: Path, exclude: set[Path], skipped: list[Path] | None = None) -> list[Path]:
     """Every photo under ``folder``, sorted: hidden files (macOS ``._*`` resource forks, ``.DS_Store``)
     and hidden folders skipped, and so is any folder of cardid's own pictures (``--show`` output)."""
     from cardid.images import PHOTO_EXTENSIONS
@@ -43,17 +43,24 @@ def _walk_photos(folder: Path, exclude: set[Path]) -> list[Path]:
         dirs[:] = keep
         for f in files:
             p = here / f
-            if not f.startswith(".") and p.suffix.lower() in PHOTO_EXTENSIONS and p.resolve() not in exclude:
+            if f.startswith(".") or p.resolve() in exclude:
+                continue
+            if p.suffix.lower() in PHOTO_EXTENSIONS:
                 out.append(p)
+            elif skipped is not None:
+                skipped.append(p)
     return sorted(out)
 
 
-def expand_inputs(specs: Sequence[str | Path], exclude: Iterable[str | Path] = ()) -> list[Path]:
+def expand_inputs(
+    specs: Sequence[str | Path], exclude: Iterable[str | Path] = (), skipped: list[Path] | None = None
+) -> list[Path]:
     """Photos from what a user types: files, folders (every photo inside, recursively, sorted),
     globs (``'photos/*.jpg'``) and CSVs of paths (a ``file`` or ``path`` column, else the first;
     relative to the CSV). Order is kept; a file named twice (by any spelling: relative, absolute,
     through a link) is recognised once. Folders skip hidden files and cardid's own outputs:
-    ``exclude`` (this run's ``--show`` folder and ``--json`` file) and any ``--show`` folder."""
+    ``exclude`` (this run's ``--show`` folder and ``--json`` file) and any ``--show`` folder;
+    ``skipped`` collects the other files a folder held that are no photo (to say so)."""
     import glob
 
     from cardid.io import read_csv_rows
@@ -63,7 +70,7 @@ def expand_inputs(specs: Sequence[str | Path], exclude: Iterable[str | Path] = (
     for spec in specs:
         p = Path(spec)
         if p.is_dir():
-            out += _walk_photos(p, skip)
+            out += _walk_photos(p, skip, skipped)
         elif p.suffix.lower() == ".csv" and p.is_file():
             rows = read_csv_rows(p, (), "photo list")
             col = next((c for c in ("file", "path") if c in rows[0]), next(iter(rows[0])))
