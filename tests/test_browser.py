@@ -29,6 +29,7 @@ if CHROMIUM is None:
 from tests.conftest import build_index  # noqa: E402
 
 from cardid.collection import Collection  # noqa: E402
+from cardid.collection.variants import variants_for  # noqa: E402
 from cardid.db.decide import Calibration  # noqa: E402
 from cardid.detect import Detection  # noqa: E402
 from cardid.recognize import Recognizer  # noqa: E402
@@ -134,6 +135,15 @@ def test_upload_confirm_with_the_keyboard_and_find_it_again_after_a_reload(serve
         page.keyboard.press("l")
         page.keyboard.press("l")
         assert page.locator('.item.current [data-q="language"]').input_value() == "German"
+        # p cycles the printings its card can have (its rarity and set era), no others
+        want = variants_for(cat[cid])
+        page.wait_for_function(
+            f"document.querySelector('.item.current .fields').innerText.includes({want[0]!r})"
+        )
+        page.keyboard.press("p")
+        page.wait_for_function(
+            f"document.querySelector('.item.current .fields').innerText.includes({want[1 % len(want)]!r})"
+        )
         page.keyboard.press("f")
         page.keyboard.type("Binder 2")
         page.keyboard.press("Enter")  # leaves the folder field: does not add the card yet
@@ -144,9 +154,15 @@ def test_upload_confirm_with_the_keyboard_and_find_it_again_after_a_reload(serve
         )
         page.reload()
         page.wait_for_function(f"document.querySelector('#rows').innerText.includes('{cid}')")
+        offered = page.eval_on_selector_all(
+            '#rows select[data-f="printing"] option', "os => os.map(o => o.value)"
+        )
         b.close()
     rows = server["coll"].rows()
-    assert [(r.card_id, r.language, r.folder) for r in rows] == [(cid, "German", "Binder 2")]
+    assert [(r.card_id, r.language, r.folder, r.printing) for r in rows] == [
+        (cid, "German", "Binder 2", want[1 % len(want)])
+    ]
+    assert offered == want
     assert server["labelled"].count() == 1  # the confirmed card is a labelled real photo now
 
 
@@ -242,6 +258,7 @@ def test_every_export_downloads_in_its_apps_form(server):
         "tcgplayer": "Quantity,Name,Simple Name,Set,Card Number,Set Code,Printing,Condition,Language,Rarity,Product ID,SKU",
         "collectr": "Portfolio Name,Category,Set,Product Name,Card Number,Rarity,Variance,Grade,Card Condition",
         "dragonshield": "sep=,",
+        "tcgcollector": "TCG region,Card name,Card number,Card number sorting order,Expansion,Rarity,Card variant",
         "cardid": "card_id,name,set_id,set_name,number,rarity,quantity,condition",
     }
     with sync_api.sync_playwright() as p:

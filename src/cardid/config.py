@@ -27,8 +27,6 @@ def parse_overrides(overrides: list[str] | None) -> dict[str, Any]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise CardIDError(f"override {item!r} conflicts with another override")
-        if parts[-1] in node:
-            raise CardIDError(f"override {key.strip()!r} given twice")
         try:
             node[parts[-1]] = load_yaml(raw) if raw.strip() else None
         except yaml.YAMLError as e:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 app = typer.Typer(
-    help="Your collection: list, export (TCGplayer, Collectr, Dragon Shield, cardid), import, undo, redo.",
+    help="Your collection: list, export (TCGplayer, Collectr, Dragon Shield, TCG Collector, cardid), import, undo, redo.",
     no_args_is_help=True,
 )
 out = Console()
@@ -78,7 +78,7 @@ def list_cmd(
 @app.command("export")
 def export_cmd(
     fmt: str = typer.Option(
-        "cardid", "--format", help="tcgplayer, collectr, dragonshield, cardid (CSV) or json."
+        "cardid", "--format", help="tcgplayer, collectr, dragonshield, tcgcollector, cardid (CSV) or json."
     ),
     out_file: Path = typer.Option(
         ..., "--out", help="The file to write (never an existing one without --overwrite)."
@@ -113,7 +113,7 @@ def export_cmd(
 def import_cmd(
     file: Path = typer.Argument(
         ...,
-        help="An export: cardid's own (CSV or JSON), or the TCGplayer app's, Collectr's or Dragon Shield's.",
+        help="An export: cardid's own (CSV or JSON), or the TCGplayer app's, Collectr's, Dragon Shield's or TCG Collector's.",
     ),
     collection: Path | None = COLLECTION,
     db: Path | None = DB,

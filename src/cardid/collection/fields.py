@@ -6,20 +6,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from cardid.collection.variants import PRINTINGS as _PRINTINGS
 from cardid.errors import CardIDError
 
 FORMAT = "cardid-collection/1"
 CONDITIONS = ("NM", "LP", "MP", "HP", "DMG")
-#: The finishes a printing of a Pokémon card comes in (what collection apps call "printing").
-PRINTINGS = (
-    "Normal",
-    "Holofoil",
-    "Reverse Holofoil",
-    "1st Edition",
-    "1st Edition Holofoil",
-    "Unlimited",
-    "Unlimited Holofoil",
-)
+#: The variants a collector records: an edition stamp and a finish (:mod:`cardid.collection.variants`).
+PRINTINGS = _PRINTINGS
 FIELDS = ("card_id", "quantity", "condition", "language", "printing", "folder", "photo", "notes")
 #: A row's identity besides its id: the same card in the same state merges into one row's quantity.
 SAME = ("card_id", "condition", "language", "printing", "folder")

@@ -1,4 +1,4 @@
-"""Exports the collection apps import (TCGplayer app, Collectr, Dragon Shield) and cardid's own
+"""Exports the collection apps import (TCGplayer app, Collectr, Dragon Shield, TCG Collector) and cardid's own
 CSV/JSON, which imports back (:mod:`cardid.collection.imports` reads them all). Names, set names, numbers and rarity come from the catalog.
 
 Every text cell is neutralised against formula injection (OWASP): a cell that starts with ``=``,
@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from cardid.collection.fields import STORED, CollectionError, Owned
+from cardid.collection.variants import to_app
 
 BOM = "\ufeff"
 DANGEROUS = ("=", "+", "-", "@", "\t", "\r")
@@ -82,7 +83,7 @@ def _tcgplayer(o: Owned, m: dict) -> list:
         m["set_name"],
         m["number"],
         m["set_id"].upper(),
-        o.printing,
+        to_app("tcgplayer", o.printing),
         CONDITION_NAMES[o.condition],
         o.language,
         m["rarity"],
@@ -99,7 +100,7 @@ def _collectr(o: Owned, m: dict) -> list:
         m["name"],
         m["number"],
         m["rarity"],
-        o.printing,
+        to_app("collectr", o.printing),
         "Ungraded",
         CONDITION_NAMES[o.condition],
         "",
@@ -113,7 +114,7 @@ def _collectr(o: Owned, m: dict) -> list:
 
 
 def _dragonshield(o: Owned, m: dict) -> list:
-    finish = "Normal" if o.printing in ("Normal", "Unlimited", "1st Edition") else "Foil"
+    finish = to_app("dragonshield", o.printing)
     return [
         o.folder or "cardid",
         o.quantity,
@@ -130,6 +131,29 @@ def _dragonshield(o: Owned, m: dict) -> list:
         "",
         "",
         "",
+    ]
+
+
+def _sort_number(number: str) -> str:
+    digits = "".join(c for c in number.split("/")[0] if c.isdigit())
+    return str(int(digits)) if digits else ""
+
+
+def _tcgcollector(o: Owned, m: dict) -> list:
+    return [
+        "International",
+        m["name"],
+        m["number"],
+        _sort_number(m["number"]),
+        m["set_name"],
+        m["rarity"],
+        to_app("tcgcollector", o.printing),
+        o.language,
+        CONDITION_NAMES[o.condition],
+        o.quantity,
+        "",
+        "",
+        o.notes,
     ]
 
 
@@ -209,13 +233,36 @@ CSV_FORMATS: dict[str, tuple[list[str], Callable[[Owned, dict], list], str, bool
         "sep=,\r\n",
         False,
     ),
+    # tcgcollector.com's CSV (UTF-8 with a BOM); it has no card ids: an import joins on expansion,
+    # number, variant and language
+    "tcgcollector": (
+        [
+            "TCG region",
+            "Card name",
+            "Card number",
+            "Card number sorting order",
+            "Expansion",
+            "Rarity",
+            "Card variant",
+            "Card language",
+            "Card condition",
+            "Quantity",
+            "Price",
+            "Total price",
+            "Note",
+        ],
+        _tcgcollector,
+        "",
+        True,
+    ),
     "cardid": (OWN_COLUMNS, _own, "", True),
 }
 FORMATS = (*CSV_FORMATS, "json")
 
 
 def export(rows: list[Owned], records: Mapping[str, Any], fmt: str, today: str | None = None) -> str:
-    """The collection as ``fmt`` (``tcgplayer``, ``collectr``, ``dragonshield``, ``cardid``, ``json``)."""
+    """The collection as ``fmt`` (``tcgplayer``, ``collectr``, ``dragonshield``, ``tcgcollector``,
+    ``cardid``, ``json``)."""
     if fmt == "json":
         out = [{k: v for k, v in o.to_dict().items() if k != "id"} | _meta(records, o.card_id) for o in rows]
         return json.dumps(

@@ -1,5 +1,5 @@
 """Importing a collection: cardid's own export back (exactly), or a file another app exported
-(TCGplayer app, Collectr, Dragon Shield), each of its cards found in the catalog by set and
+(TCGplayer app, Collectr, Dragon Shield, TCG Collector), each of its cards found in the catalog by set and
 number (its name deciding between two cards that share both).
 
 The format is told from the header. Every row is checked before anything is kept: an unknown
@@ -27,6 +27,7 @@ from cardid.collection.formats import (
     restore,
     simple_name,
 )
+from cardid.collection.variants import from_app
 
 #: what an app's export names its folder when a row has none (the exports write it so)
 DEFAULT_FOLDER = "cardid"
@@ -35,6 +36,7 @@ SIGNATURES = {
     "tcgplayer": ("Quantity", "Name", "Set", "Card Number", "Printing", "Condition"),
     "collectr": ("Portfolio Name", "Set", "Product Name", "Card Number", "Quantity"),
     "dragonshield": ("Folder Name", "Quantity", "Card Name", "Set Code", "Card Number"),
+    "tcgcollector": ("TCG region", "Card name", "Card number", "Expansion", "Card variant", "Quantity"),
 }
 
 
@@ -224,48 +226,90 @@ def _condition(value: str, words: dict[str, str]) -> str | None:
     return next((words[w] for w in sorted(words, key=len, reverse=True) if v.startswith(w)), None)
 
 
+#: where each app's export says what (the columns an import reads)
+_COLUMNS = {
+    "tcgplayer": {
+        "name": "Name",
+        "number": "Card Number",
+        "sets": ("Set Code", "Set"),
+        "condition": "Condition",
+        "printing": "Printing",
+        "language": "Language",
+    },
+    "collectr": {
+        "name": "Product Name",
+        "number": "Card Number",
+        "sets": ("Set",),
+        "condition": "Card Condition",
+        "printing": "Variance",
+        "folder": "Portfolio Name",
+        "notes": "Notes",
+        "added": "Date Added",
+    },
+    "dragonshield": {
+        "name": "Card Name",
+        "number": "Card Number",
+        "sets": ("Set Code", "Set Name"),
+        "condition": "Condition",
+        "printing": "Printing",
+        "language": "Language",
+        "folder": "Folder Name",
+        "added": "Date Bought",
+    },
+    "tcgcollector": {
+        "name": "Card name",
+        "number": "Card number",
+        "sets": ("Expansion",),
+        "condition": "Card condition",
+        "printing": "Card variant",
+        "language": "Card language",
+        "notes": "Note",
+    },
+}
+
+
 def _app_rows(fmt: str, reader: csv.DictReader, finder: CardFinder) -> list[dict[str, Any]]:
     rows, problems = [], []
-    words = _DRAGONSHIELD if fmt == "dragonshield" else _CONDITIONS
-    cond_col = "Card Condition" if fmt == "collectr" else "Condition"
-    for line, raw in enumerate(reader, start=2 + (fmt == "dragonshield")):
+    words = _DRAGONSHIELD if fmt == "dragonshield" else _CONDITIONS | _DRAGONSHIELD
+    col = _COLUMNS[fmt]
+    for raw in reader:
+        line = reader.line_num + (fmt == "dragonshield")  # its first line is Excel's sep= hint
         r = {k: restore(v or "").strip() for k, v in raw.items() if k != _EXTRA and isinstance(v, str)}
-        name = r.get("Name") or r.get("Product Name") or r.get("Card Name") or ""
-        sets = [r.get(k, "") for k in ("Set Code", "Set", "Set Name") if r.get(k)]
-        found = finder.find(r.get("Card Number", ""), name, *sets)
-        where = f"line {line}: {name or '?'}, {' / '.join(sets) or 'no set'} #{r.get('Card Number', '')}"
+        name, number = r.get(col["name"], ""), r.get(col["number"], "")
+        sets = [r[k] for k in col["sets"] if r.get(k)]
+        found = finder.find(number, name, *sets)
+        where = f"line {line}: {name or '?'}, {' / '.join(sets) or 'no set'} #{number}"
         if len(found) != 1:
             problems.append(f"{where} ({'no such card' if not found else 'one of ' + ', '.join(found[:3])})")
             continue
         row: dict[str, Any] = {"card_id": found[0], "quantity": r.get("Quantity") or "1"}
-        if r.get(cond_col):
-            row["condition"] = _condition(r[cond_col], words)
+        said = r.get(col["condition"], "")
+        if said:
+            row["condition"] = _condition(said, words)
             if row["condition"] is None:
-                problems.append(f"{where} (condition {r[cond_col]!r})")
+                problems.append(f"{where} (condition {said!r})")
                 continue
-        printing = r.get("Variance") if fmt == "collectr" else r.get("Printing")
-        if fmt == "dragonshield" and printing:
-            printing = "Holofoil" if printing.lower() == "foil" else "Normal"
-        if printing:
-            if printing not in PRINTINGS:
-                problems.append(f"{where} (printing {printing!r}; known: {', '.join(PRINTINGS)})")
+        word = r.get(col["printing"], "")
+        if word:
+            printing = from_app(fmt, word)
+            if printing is None:
+                problems.append(f"{where} (printing {word!r}; known: {', '.join(PRINTINGS)})")
                 continue
             row["printing"] = printing
-        if r.get("Language"):
-            row["language"] = r["Language"]
-        folder = r.get("Portfolio Name") or r.get("Folder Name")
-        if folder is not None:
+        if r.get(col.get("language", "")):
+            row["language"] = r[col["language"]]
+        if col.get("folder") in r:
+            folder = r[col["folder"]]
             row["folder"] = "" if folder == DEFAULT_FOLDER else folder
-        if r.get("Notes"):
-            row["notes"] = r["Notes"]
+        if r.get(col.get("notes", "")):
+            row["notes"] = r[col["notes"]]
         try:
             check_fields(row)
         except CollectionError as e:
             problems.append(f"{where} ({e})")
             continue
-        added = r.get("Date Added") or r.get("Date Bought")
-        if added:
-            row["added"] = added
+        if r.get(col.get("added", "")):
+            row["added"] = r[col["added"]]
         rows.append(row)
     if problems:
         raise CollectionError(

@@ -178,8 +178,11 @@ def create_app(
         rec = served.recognizer.matcher.db.records.get(card_id)
         if rec is None:
             return error(404, f"no card {card_id!r} in the reference DB", "/v1/cards")
+        from cardid.collection.variants import variants_for
+
         metrics.observe("/v1/cards", 200)
-        return rec.model_dump(exclude_none=True)
+        # with the printings that can exist for it (edition × finish): what a collector picks from
+        return {**rec.model_dump(exclude_none=True), "variants": variants_for(rec)}
 
     @app.get("/v1/cards/{card_id}/image", summary="A card's gallery scan")
     def card_image(card_id: str):

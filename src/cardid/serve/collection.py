@@ -7,6 +7,7 @@ import json
 
 from cardid.collection.fields import FIELDS
 from cardid.collection.formats import card_meta
+from cardid.collection.variants import variants_for
 
 
 def search_cards(records, query: str, limit: int = 20) -> list[dict]:
@@ -24,7 +25,10 @@ def search_cards(records, query: str, limit: int = 20) -> list[dict]:
             exact = sum(w in (name, number, set_id, cid.lower()) for w in words)
             hits.append((-exact, name, cid))
     hits.sort()
-    return [{"card_id": cid, **card_meta(records, cid)} for _, _, cid in hits[:limit]]
+    return [
+        {"card_id": cid, **card_meta(records, cid), "variants": variants_for(records.get(cid))}
+        for _, _, cid in hits[:limit]
+    ]
 
 
 #: what a request may set on a row (its crop's file is the server's to name)
@@ -67,7 +71,12 @@ def add_collection_routes(
         return JSONResponse(out, status_code=status)
 
     def row_json(o) -> dict:
-        return {**o.to_dict(), **card_meta(records(), o.card_id)}
+        # the printings that can exist for its card: what the page offers to change it to
+        return {
+            **o.to_dict(),
+            **card_meta(records(), o.card_id),
+            "variants": variants_for(records().get(o.card_id)),
+        }
 
     def change_json(ch) -> dict:
         if labelled is not None:
@@ -190,7 +199,8 @@ def add_collection_routes(
         return await answer("/v1/collection/redo", lambda: undo_or_redo(collection.redo))
 
     @app.get(
-        "/v1/collection/export", summary="The collection for TCGplayer, Collectr, Dragon Shield or cardid"
+        "/v1/collection/export",
+        summary="The collection for TCGplayer, Collectr, Dragon Shield, TCG Collector or cardid",
     )
     async def export_route(format: str = "cardid"):
         if format not in FORMATS:
