@@ -431,3 +431,25 @@ def test_cards_still_to_review_survive_a_reload(server, tmp_path):
         b.close()
     assert asked == ["beforeunload"]
     assert server["coll"].count() == 1 and server["labelled"].count() == 1
+
+
+def test_a_crafted_collection_file_shows_its_values_as_text(server):
+    """A row whose quantity is text in the SQLite file (SQLite takes it) reaches the page as text."""
+    import sqlite3
+
+    cid = server["cid"]
+    server["coll"].add(cid)
+    con = sqlite3.connect(server["coll"].path)
+    payload = '1"><img src=x onerror="document.title=\'pwned\'">'
+    con.execute("UPDATE cards SET quantity = ?, folder = ?", (payload, "<b>bold</b>"))
+    con.commit()
+    con.close()
+    with sync_api.sync_playwright() as p:
+        b = _browser(p)
+        page = b.new_page()
+        page.goto(server["url"] + "/")
+        page.wait_for_function(f"document.querySelector('#rows').innerText.includes('{cid}')")
+        page.wait_for_timeout(300)
+        assert page.title() != "pwned" and page.locator("#rows img, #rows b").count() == 0
+        assert page.locator('#rows input[data-f="folder"]').input_value() == "<b>bold</b>"  # as text
+        b.close()

@@ -32,41 +32,7 @@ from cardid.collection.fields import (
     Owned,
     check_fields,
 )
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS cards (
-    id INTEGER PRIMARY KEY,
-    card_id TEXT NOT NULL,
-    quantity INTEGER NOT NULL CHECK (quantity >= 1),
-    condition TEXT NOT NULL DEFAULT 'NM' CHECK (condition IN ('NM', 'LP', 'MP', 'HP', 'DMG')),
-    language TEXT NOT NULL DEFAULT 'English',
-    printing TEXT NOT NULL DEFAULT 'Normal',
-    folder TEXT NOT NULL DEFAULT '',
-    added TEXT NOT NULL,
-    photo TEXT NOT NULL DEFAULT '',
-    notes TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS cards_card ON cards (card_id);
-CREATE TABLE IF NOT EXISTS edits (
-    id INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,
-    action TEXT NOT NULL,
-    batch INTEGER NOT NULL,
-    row_id INTEGER NOT NULL,
-    before TEXT,
-    after TEXT,
-    undone INTEGER NOT NULL DEFAULT 0
-);
-"""
-#: each crop the scanner kept, linked to the change that added its card (``labelled.csv`` follows)
-PHOTOS = (
-    "CREATE TABLE IF NOT EXISTS photos (file TEXT PRIMARY KEY, row_id INTEGER NOT NULL,"
-    " batch INTEGER NOT NULL, notes TEXT NOT NULL DEFAULT '')"
-)
-#: ``edits.undone``: 0 live; n > 0 the n-th undo, redoable (the highest first); -1 undone for good
-#: (a change made after an undo ends what can be redone, as in any editor)
-FOR_GOOD = -1
+from cardid.collection.schema import FOR_GOOD, PHOTOS, SCHEMA, upgrade
 
 
 @dataclass
@@ -121,13 +87,8 @@ class Collection:
         if not fmt or fmt[0] != FORMAT:
             raise CollectionError(f"{self.path} is an SQLite file but not a cardid collection ({FORMAT})")
         try:
-            with self._connect() as con:  # a file from before redo: what it undid stays undone
-                if con.execute("SELECT 1 FROM meta WHERE key = 'redo'").fetchone() is None:
-                    con.execute("BEGIN IMMEDIATE")
-                    con.execute(PHOTOS)
-                    con.execute("UPDATE edits SET undone = ? WHERE undone > 0", (FOR_GOOD,))
-                    con.execute("INSERT OR REPLACE INTO meta VALUES ('redo', '1')")
-                    con.execute("COMMIT")
+            with self._connect() as con:
+                upgrade(con)
         except CollectionError:
             pass  # read-only: it can be read, and nothing in it will be redone
 
