@@ -125,28 +125,6 @@ def test_a_video_prints_each_card_once_per_visit(tmp_path, synth_catalog):
     assert res["cards"][0]["first_frame"] == 0 and res["cards"][1]["first_frame"] == 16
     assert res["cards"][0]["seconds"][0] == 0.0
     # through the CLI (classical finder, the stored calibration): one JSON line per video, no crash
-    assert (
-        main(
-            [
-                "recognize",
-                str(path),
-                "--model",
-                str(model),
-                "--db",
-                str(db),
-                "--json",
-                str(tmp_path / "v.jsonl"),
-            ]
-        )
-        == 0
-    )
-    out = json.loads((tmp_path / "v.jsonl").read_text())
-    assert out["frames"] == 26 and "cards" in out
-    # --resume keeps what the file holds (it was replaced: 6 lines became 1) and skips the done video
-    lines = (tmp_path / "v.jsonl").read_text().splitlines()
-    (tmp_path / "v.jsonl").write_text(
-        "\n".join([lines[0]] * 3 + [lines[0].replace(str(path), "other.avi")]) + "\n"
-    )
     args = [
         "recognize",
         str(path),
@@ -157,6 +135,14 @@ def test_a_video_prints_each_card_once_per_visit(tmp_path, synth_catalog):
         "--json",
         str(tmp_path / "v.jsonl"),
     ]
+    assert main(args) == 0
+    out = json.loads((tmp_path / "v.jsonl").read_text())
+    assert out["frames"] == 26 and "cards" in out
+    # --resume keeps what the file holds (it was replaced: 6 lines became 1) and skips the done video
+    lines = (tmp_path / "v.jsonl").read_text().splitlines()
+    (tmp_path / "v.jsonl").write_text(
+        "\n".join([lines[0]] * 3 + [lines[0].replace(str(path), "other.avi")]) + "\n"
+    )
     assert main([*args, "--resume"]) == 0
     assert len((tmp_path / "v.jsonl").read_text().splitlines()) == 4  # nothing lost, nothing twice
     assert main(args) == 1  # without --resume or --overwrite: never replaced

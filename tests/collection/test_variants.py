@@ -9,54 +9,24 @@ from cardid.collection.formats import BOM, export
 from cardid.collection.imports import parse_import
 from cardid.collection.variants import PRINTINGS, from_app, split, to_app, variants_for
 
-RECORDS = {
-    "base1-4": CardRecord(
-        id="base1-4",
-        name="Charizard",
-        set_id="base1",
-        set_name="Base",
-        number="4",
-        rarity="Rare Holo",
-        release_date="1999/01/09",
-    ),
-    "base1-58": CardRecord(
-        id="base1-58",
-        name="Pikachu",
-        set_id="base1",
-        set_name="Base",
-        number="58",
-        rarity="Common",
-        release_date="1999/01/09",
-    ),
-    "sv3pt5-1": CardRecord(
-        id="sv3pt5-1",
-        name="Bulbasaur",
-        set_id="sv3pt5",
-        set_name="151",
-        number="1",
-        rarity="Common",
-        release_date="2023/09/22",
-    ),
-    "sv3pt5-6": CardRecord(
-        id="sv3pt5-6",
-        name="Charizard ex",
-        set_id="sv3pt5",
-        set_name="151",
-        number="6",
-        rarity="Double Rare",
-        release_date="2023/09/22",
-    ),
-    "xy12-11": CardRecord(
-        id="xy12-11",
-        name="Charizard",
-        set_id="xy12",
-        set_name="Evolutions",
-        number="11",
-        rarity="Rare Holo",
-        release_date="2016/11/02",
-    ),
-    "sv2-1": CardRecord(id="sv2-1", name="Flabébé", set_id="sv2", set_name="Paldea Evolved", number="1"),
-}
+
+def _rec(cid, name, set_name, rarity=None, date=None):
+    set_id, number = cid.rsplit("-", 1)
+    return cid, CardRecord(
+        id=cid, name=name, set_id=set_id, set_name=set_name, number=number, rarity=rarity, release_date=date
+    )
+
+
+RECORDS = dict(
+    [
+        _rec("base1-4", "Charizard", "Base", "Rare Holo", "1999/01/09"),
+        _rec("base1-58", "Pikachu", "Base", "Common", "1999/01/09"),
+        _rec("sv3pt5-1", "Bulbasaur", "151", "Common", "2023/09/22"),
+        _rec("sv3pt5-6", "Charizard ex", "151", "Double Rare", "2023/09/22"),
+        _rec("xy12-11", "Charizard", "Evolutions", "Rare Holo", "2016/11/02"),
+        _rec("sv2-1", "Flabébé", "Paldea Evolved"),
+    ]
+)
 
 
 def test_the_vocabulary_keeps_every_earlier_word_and_names_each_variant_once():

@@ -137,6 +137,13 @@ def test_collection_bodies_are_bounded_and_checked(served):
         r = c.post("/v1/collection", json={"card_id": ids[0], **bad})
         assert r.status_code == 400 and "unknown field" in r.json()["error"], bad
     assert c.post("/v1/collection", json={"card_id": ids[0], "index": 1e300}).status_code == 400
+    for q in (1e30, "Infinity", 2**63, 2.9, True):
+        r = c.post("/v1/collection", json={"card_id": ids[0], "quantity": q})
+        assert r.status_code == 400 and "quantity" in r.json()["error"], q
+    raw = json.dumps({"card_id": ids[0]})[:-1] + ', "index": 1e999}'
+    assert (
+        c.post("/v1/collection", content=raw, headers={"content-type": "application/json"}).status_code == 400
+    )
     assert c.post("/v1/collection", json={"card_id": 5}).status_code == 404
     assert c.patch(f"/v1/collection/{2**64}", json={"quantity": 2}).status_code == 400
     assert c.delete(f"/v1/collection/{2**64}").status_code == 400

@@ -149,19 +149,22 @@ def import_cmd(
 @app.command("undo")
 def undo_cmd(collection: Path | None = COLLECTION, db: Path | None = DB) -> None:
     """Take back the last change (an edit, a removal, a whole import)."""
-    c = _open(collection)
-    ch = c.undo()
-    _sync_labelled(c)
-    out.print("nothing to undo" if ch is None else _plain(f"{ch.action} ({ch.info.get('edits', 1)} edit(s))"))
+    _step(collection, "undo")
 
 
 @app.command("redo")
 def redo_cmd(collection: Path | None = COLLECTION, db: Path | None = DB) -> None:
     """Make again the change undone last (until another change is made)."""
+    _step(collection, "redo")
+
+
+def _step(collection: Path | None, what: str) -> None:
     c = _open(collection)
-    ch = c.redo()
+    ch = getattr(c, what)()
     _sync_labelled(c)
-    out.print("nothing to redo" if ch is None else _plain(f"{ch.action} ({ch.info.get('edits', 1)} edit(s))"))
+    out.print(
+        f"nothing to {what}" if ch is None else _plain(f"{ch.action} ({ch.info.get('edits', 1)} edit(s))")
+    )
 
 
 def _plain(s: str):
