@@ -22,7 +22,7 @@ import numpy as np
 from cardid.catalog import Catalog
 from cardid.catalog.folder import catalog_from_folder
 from cardid.synth.cards import synth_cards
-from cardid.synth.photo import PRESETS
+from cardid.synth.settings import PRESETS
 from cardid.synth.views import ViewRenderer
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata" / "gallery"

@@ -23,7 +23,8 @@ def main() -> None:
     from cardid.catalog.records import Catalog
     from cardid.detect.classical import ClassicalFinder
     from cardid.recognize import Recognizer, make_detector
-    from cardid.synth.photo import photo_preset, prepare_scan, render_scene
+    from cardid.synth.photo import prepare_scan, render_scene
+    from cardid.synth.settings import photo_preset
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--detector", required=True)
@@ -65,7 +66,8 @@ def accuracy(cat, rec, rounds: int = 4) -> dict:
     """Simulated photos of real gallery cards (1 loose card, a 9-card binder page, 4 loose cards)
     × ``rounds``: cards found, named correctly, named wrongly — with and without corner refinement."""
     from cardid.pipeline.stages.evaluate import overlapping_card
-    from cardid.synth.photo import photo_preset, prepare_scan, render_scene
+    from cardid.synth.photo import prepare_scan, render_scene
+    from cardid.synth.settings import photo_preset
 
     cfg = photo_preset("default")
     out = {}

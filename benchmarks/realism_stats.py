@@ -18,7 +18,8 @@ import cv2
 import numpy as np
 
 from cardid.images import load_rgb
-from cardid.synth.photo import PRESETS, prepare_scan, render_crop
+from cardid.synth.photo import prepare_scan, render_crop
+from cardid.synth.settings import PRESETS
 
 REAL = Path(__file__).resolve().parents[1] / ".." / "shared" / "realdata"
 

@@ -25,7 +25,8 @@ from common import machine, write_results
 from cardid.catalog.records import Catalog
 from cardid.images import save_rgb
 from cardid.progress import progress
-from cardid.synth.photo import photo_preset, prepare_scan, render_scene
+from cardid.synth.photo import prepare_scan, render_scene
+from cardid.synth.settings import photo_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -90,7 +90,7 @@ def test_kept_views_are_the_rendered_views_and_train_the_same_student(tmp_path, 
     rendered again each time a view is drawn: the same tensors, so bit for bit the same student."""
     from cardid.data.datasets import MultiContract
     from cardid.preprocess import PRESETS
-    from cardid.synth.photo import PhotoSimConfig
+    from cardid.synth.settings import PhotoSimConfig
     from cardid.train.data import Indexed, KeptViews, cache_indices, load_training_data
 
     _, cat, _ = quick_teacher

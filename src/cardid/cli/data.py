@@ -11,7 +11,7 @@ from cardid.catalog import Catalog
 from cardid.config import load_config
 from cardid.data.layout import EmbeddingDataConfig, write_embedding_dataset
 from cardid.progress import progress
-from cardid.synth.photo import photo_preset
+from cardid.synth.settings import photo_preset
 
 app = typer.Typer(help="Training and evaluation datasets.", no_args_is_help=True)
 out = Console()

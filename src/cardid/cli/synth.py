@@ -11,8 +11,8 @@ from cardid.catalog import Catalog
 from cardid.config import load_config
 from cardid.progress import progress
 from cardid.synth.cards import synth_cards
-from cardid.synth.photo import PRESETS, PhotoSimConfig, photo_preset
 from cardid.synth.preview import write_contact_sheet
+from cardid.synth.settings import PRESETS, PhotoSimConfig, photo_preset
 
 app = typer.Typer(help="Synthetic cards and camera photos.", no_args_is_help=True)
 out = Console()

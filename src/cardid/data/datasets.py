@@ -16,7 +16,7 @@ from cardid.catalog.records import Catalog
 from cardid.data.layout import read_split
 from cardid.images import load_rgb
 from cardid.preprocess import Preprocess
-from cardid.synth.photo import PRESETS, PhotoSimConfig
+from cardid.synth.settings import PRESETS, PhotoSimConfig
 from cardid.synth.views import ViewRenderer
 
 

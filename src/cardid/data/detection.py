@@ -31,7 +31,8 @@ from cardid.errors import CardIDError
 from cardid.images import load_rgb, save_rgb
 from cardid.io import atomic_dir, write_bytes_atomic, write_json_atomic
 from cardid.synth.objects import DISTRACTORS, distractor
-from cardid.synth.photo import photo_preset, prepare_scan, render_scene
+from cardid.synth.photo import prepare_scan, render_scene
+from cardid.synth.settings import photo_preset
 
 SPLITS = ("train", "val", "test")
 YAML_NAME = "pokemon_cards.yaml"

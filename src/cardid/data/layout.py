@@ -26,7 +26,7 @@ from cardid.config import save_config
 from cardid.errors import CatalogError
 from cardid.images import save_rgb
 from cardid.io import atomic_dir, write_json_atomic
-from cardid.synth.photo import PhotoSimConfig
+from cardid.synth.settings import PhotoSimConfig
 from cardid.synth.views import ViewRenderer
 
 DATASET_FILE = "dataset.json"

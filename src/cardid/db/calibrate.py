@@ -22,7 +22,8 @@ from cardid.db.store import CardDB
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
 from cardid.printing.model import PrintingModel, PrintingSet, fit_printing_model
-from cardid.synth.photo import PhotoSimConfig, photo_preset, prepare_scan, render_crop
+from cardid.synth.photo import prepare_scan, render_crop
+from cardid.synth.settings import PhotoSimConfig, photo_preset
 
 #: Calibration views are rendered larger than training crops: the strip check needs the digits.
 CALIBRATION_CROP_WIDTH = 360

@@ -26,7 +26,8 @@ import numpy as np
 from cardid.catalog.records import Catalog
 from cardid.images import load_rgb, save_rgb
 from cardid.preprocess import CARD_ASPECT
-from cardid.synth.photo import photo_preset, prepare_scan, render_crop
+from cardid.synth.photo import prepare_scan, render_crop
+from cardid.synth.settings import photo_preset
 
 
 def sloppy_crop(card: np.ndarray, rng: np.random.Generator) -> np.ndarray:

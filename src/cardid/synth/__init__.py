@@ -2,14 +2,13 @@
 
 from cardid.synth.cards import generate_cards, synth_cards
 from cardid.synth.photo import (
-    PRESETS,
-    PhotoSimConfig,
     Scene,
     SceneCard,
     prepare_scan,
     render_crop,
     render_scene,
 )
+from cardid.synth.settings import PRESETS, PhotoSimConfig
 
 __all__ = [
     "PRESETS",

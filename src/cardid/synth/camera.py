@@ -15,7 +15,7 @@ import numpy as np
 from cardid.synth.surfaces import lowfreq, sensor_noise
 
 if TYPE_CHECKING:
-    from cardid.synth.photo import PhotoSimConfig
+    from cardid.synth.settings import PhotoSimConfig
 
 
 @functools.lru_cache(maxsize=64)

@@ -17,7 +17,7 @@ from cardid.preprocess import CARD_ASPECT
 from cardid.synth.camera import Canvas
 
 if TYPE_CHECKING:
-    from cardid.synth.photo import PhotoSimConfig
+    from cardid.synth.settings import PhotoSimConfig
 
 DISTRACTORS = ("card_back", "phone", "paper", "book")
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 if TYPE_CHECKING:
-    from cardid.synth.photo import PhotoSimConfig
+    from cardid.synth.settings import PhotoSimConfig
 
 
 def card_corners(w: float, h: float) -> np.ndarray:

@@ -10,7 +10,8 @@ import numpy as np
 from cardid.catalog.records import Catalog
 from cardid.errors import CatalogError
 from cardid.images import IMAGE_EXTENSIONS, load_rgb, save_rgb
-from cardid.synth.photo import PRESETS, PhotoSimConfig, render_scene
+from cardid.synth.photo import render_scene
+from cardid.synth.settings import PRESETS, PhotoSimConfig
 from cardid.synth.views import ViewRenderer
 
 

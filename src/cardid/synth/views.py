@@ -11,7 +11,8 @@ import zlib
 import numpy as np
 
 from cardid.catalog.records import Catalog
-from cardid.synth.photo import PRESETS, PhotoSimConfig, prepare_scan, render_crop
+from cardid.synth.photo import prepare_scan, render_crop
+from cardid.synth.settings import PRESETS, PhotoSimConfig
 
 SPLITS = {"train": 1, "val": 2, "test": 3}
 

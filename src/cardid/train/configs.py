@@ -14,7 +14,7 @@ from cardid.errors import CardIDError
 from cardid.eval.retrieval import CollapseThresholds
 from cardid.models.backbones import fit_preprocess
 from cardid.preprocess import Preprocess, get_preset
-from cardid.synth.photo import PhotoSimConfig
+from cardid.synth.settings import PhotoSimConfig
 from cardid.train.losses import LossConfig
 
 

@@ -19,7 +19,7 @@ from cardid.data.datasets import FolderDataset, OnlineViewDataset
 from cardid.errors import CardIDError
 from cardid.eval.queries import QuerySet, load_queries
 from cardid.preprocess import Preprocess
-from cardid.synth.photo import PhotoSimConfig
+from cardid.synth.settings import PhotoSimConfig
 from cardid.synth.views import ViewRenderer
 
 ONLINE_VIEWS = 1 << 20  # distinct views per card addressable by the online dataset

@@ -209,7 +209,8 @@ def photos_stage(ctx: StageContext, cfg: PhotosStage) -> dict:
     from cardid.embed import load_embedder
     from cardid.images import save_rgb
     from cardid.recognize import Recognizer, annotate
-    from cardid.synth.photo import photo_preset, prepare_scan, render_scene
+    from cardid.synth.photo import prepare_scan, render_scene
+    from cardid.synth.settings import photo_preset
 
     cat = open_catalog(ctx)
     rng = np.random.default_rng(ctx.recipe.seed + 7)
