@@ -35,8 +35,9 @@ import cv2
 import numpy as np
 from common import write_results
 
+from cardid.catalog.ids import card_file_stem
 from cardid.catalog.pokemontcg import read_pokemontcg
-from cardid.catalog.records import CardRecord, Catalog, card_file_stem
+from cardid.catalog.records import CardRecord, Catalog
 from cardid.db.calibrate import calibrate_db, synthetic_queries
 from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB

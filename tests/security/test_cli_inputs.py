@@ -152,7 +152,7 @@ def test_show_never_overwrites_one_picture_with_another(ws, tmp_path):
 
 @pytest.mark.parametrize("card_id", [".", "..", ".hidden", "a/b", "../x"])
 def test_odd_card_ids_stay_one_file_inside_their_folder(card_id, tmp_path):
-    from cardid.catalog.records import card_file_stem, card_id_from_stem
+    from cardid.catalog.ids import card_file_stem, card_id_from_stem
     from cardid.io import inside
 
     stem = card_file_stem(card_id)
@@ -176,7 +176,7 @@ def test_unicode_and_spaces_in_names_go_end_to_end(ws, tmp_path, capsys):
     scans = tmp_path / "my scans ü"
     scans.mkdir()
     ids = ["Pikachu ex-1", "Flabébé-2", "x?y-3"]
-    from cardid.catalog.records import card_file_stem
+    from cardid.catalog.ids import card_file_stem
 
     for i, cid in enumerate(ids):
         src = sorted((t / "cat" / "images").iterdir())[i]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cardid.catalog.ids import scan_folder, split_card_id
 from cardid.catalog.pokemontcg import read_pokemontcg
-from cardid.catalog.records import CardRecord, Catalog, card_id_from_stem
+from cardid.catalog.records import CardRecord, Catalog
 from cardid.errors import CardIDError, CatalogError
-from cardid.images import IMAGE_EXTENSIONS
 from cardid.io import read_csv_rows
 
 
@@ -17,30 +17,6 @@ def _csv_metadata(path: Path) -> dict[str, dict]:
     except CardIDError as e:
         raise CatalogError(str(e)) from e
     return {r["card_id"].strip(): r for r in rows}
-
-
-def split_card_id(card_id: str) -> tuple[str, str]:
-    """``sv2-160`` → (``sv2``, ``160``); an id without a dash is its own set."""
-    set_id, _, number = card_id.rpartition("-")
-    return (set_id, number) if set_id else (card_id, "")
-
-
-def scan_folder(folder: str | Path) -> dict[str, Path]:
-    """Map card id → scan path. Two files with one id (``a.jpg`` and ``a.png``) are an error."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CatalogError(f"scan folder not found: {folder}")
-    found: dict[str, Path] = {}
-    for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or p.suffix.lower() not in IMAGE_EXTENSIONS or not p.is_file():
-            continue
-        cid = card_id_from_stem(p.stem)
-        if cid in found:
-            raise CatalogError(f"duplicate card id {cid!r}: {found[cid]} and {p}")
-        found[cid] = p
-    if not found:
-        raise CatalogError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
-    return found
 
 
 def catalog_from_folder(

@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlparse
 
-from cardid.catalog.records import CardRecord, Catalog, card_file_stem
+from cardid.catalog.ids import card_file_stem
+from cardid.catalog.records import CardRecord, Catalog
 from cardid.errors import CatalogError
 from cardid.io import read_json
 

@@ -10,29 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cardid.catalog.ids import scan_folder, split_card_id
 from cardid.errors import CatalogError
 from cardid.images import load_rgb
 from cardid.io import read_json, write_json_atomic
 
 METADATA_FILE = "card_metadata.json"
 CLASS_INDEX_FILE = "class_index.json"
-
-
-def card_file_stem(card_id: str) -> str:
-    """Filesystem-safe stem for a card id (``ex10-?`` → ``ex10-%3F``); reversible by
-    :func:`card_id_from_stem`. Never a separator, never ``.``/``..`` nor hidden: a leading dot
-    is escaped too (``..`` → ``%2E.``)."""
-    stem = quote(card_id, safe="-_.")
-    return "%2E" + stem[1:] if stem.startswith(".") else stem
-
-
-def card_id_from_stem(stem: str) -> str:
-    return unquote(stem)
 
 
 def _portable_path(old_root: Path, file: str, new_root: Path) -> str:
@@ -230,8 +218,6 @@ class Catalog:
     def open(cls, path: str | Path) -> Catalog:
         """A catalog directory (or a dataset root), or a plain folder of ``<card_id>.<ext>`` scans
         (read-only folders, e.g. ``../shared/realdata/gallery``, are used as they are)."""
-        from cardid.catalog.folder import scan_folder, split_card_id
-
         path = Path(path)
         if (path / METADATA_FILE).is_file():
             return cls.load(path)

@@ -21,7 +21,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from cardid import __version__
-from cardid.catalog.records import CLASS_INDEX_FILE, Catalog, ClassIndex, card_file_stem
+from cardid.catalog.ids import card_file_stem
+from cardid.catalog.records import CLASS_INDEX_FILE, Catalog, ClassIndex
 from cardid.config import save_config
 from cardid.errors import CatalogError
 from cardid.images import save_rgb
@@ -119,7 +120,7 @@ def write_embedding_dataset(
 
 def read_split(root: str | Path, split: str) -> tuple[list[tuple[Path, int]], ClassIndex]:
     """List ``(image path, class index)`` for a split, checked against ``class_index.json``."""
-    from cardid.catalog.records import card_id_from_stem
+    from cardid.catalog.ids import card_id_from_stem
     from cardid.images import IMAGE_EXTENSIONS
 
     root = Path(root)

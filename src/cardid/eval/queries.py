@@ -6,7 +6,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from cardid.catalog.records import Catalog, card_id_from_stem
+from cardid.catalog.ids import card_id_from_stem
+from cardid.catalog.records import Catalog
 from cardid.data.photoset import load_photo_set
 from cardid.errors import CardIDError
 from cardid.images import IMAGE_EXTENSIONS

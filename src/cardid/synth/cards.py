@@ -17,7 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cardid.catalog.records import CardRecord, Catalog, card_file_stem
+from cardid.catalog.ids import card_file_stem
+from cardid.catalog.records import CardRecord, Catalog
 from cardid.io import atomic_dir, write_bytes_atomic
 from cardid.preprocess import CARD_ASPECT
 from cardid.synth.art import draw_energy, draw_set_symbol, draw_text, render_art

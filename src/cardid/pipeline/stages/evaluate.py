@@ -97,7 +97,7 @@ class RecognitionStage(Settings):
 @stage("recognition", RecognitionStage, needs=("calibrate", "db", "export", "catalog"))
 def recognition_stage(ctx: StageContext, cfg: RecognitionStage) -> dict:
     """Fresh simulated photos of known and left-out cards recognised as crops (report.html)."""
-    from cardid.catalog.records import card_file_stem
+    from cardid.catalog.ids import card_file_stem
     from cardid.db.calibrate import synthetic_queries
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
