@@ -86,7 +86,8 @@ def run_cmd(
 def list_cmd() -> None:
     """The shipped recipes and every stage kind."""
     from cardid.pipeline import load_recipe, shipped
-    from cardid.pipeline.runner import REGISTRY, stage_def
+    from cardid.pipeline.contract import REGISTRY
+    from cardid.pipeline.runner import stage_def
 
     stage_def("catalog")  # registers them all
     t = Table(title="recipes")

@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from cardid.errors import CardIDError
-from cardid.pipeline.runner import StageContext, stage
+from cardid.pipeline.contract import StageContext, stage
+from cardid.pipeline.stages.common import Settings, open_catalog
 from cardid.progress import progress
-
-
-class Settings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class SynthCatalog(Settings):
@@ -82,12 +79,6 @@ def catalog_stage(ctx: StageContext, cfg: CatalogStage) -> dict:
             "outputs": {"catalog": Path(cfg.path).resolve()},
         }
     return {"figure": figure, "outputs": {"catalog": ctx.dir / "catalog"}, "metrics": {"cards": len(cat)}}
-
-
-def open_catalog(ctx: StageContext):
-    from cardid.catalog.records import Catalog
-
-    return Catalog.open(ctx.path("catalog", "catalog"))
 
 
 @stage("duplicates", Settings, needs=("catalog",))

@@ -11,9 +11,8 @@ from pathlib import Path
 from pydantic import Field
 
 from cardid.errors import CardIDError
-from cardid.pipeline.runner import StageContext, stage
-from cardid.pipeline.stages.data import Settings, open_catalog
-from cardid.pipeline.stages.train import detector_for
+from cardid.pipeline.contract import StageContext, stage
+from cardid.pipeline.stages.common import Settings, detector_for, open_catalog
 
 
 class ExportStage(Settings):

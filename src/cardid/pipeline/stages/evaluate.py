@@ -12,9 +12,8 @@ import numpy as np
 from pydantic import Field
 
 from cardid.io import write_bytes_atomic, write_json_atomic
-from cardid.pipeline.runner import StageContext, stage
-from cardid.pipeline.stages.data import Settings, open_catalog
-from cardid.pipeline.stages.train import detector_for
+from cardid.pipeline.contract import StageContext, stage
+from cardid.pipeline.stages.common import Settings, detector_for, open_catalog
 
 FIGURES = ("card_named", "exact_printing", "wrong_printing", "wrong_card", "ambiguous_with_truth")
 

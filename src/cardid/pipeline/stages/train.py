@@ -15,8 +15,8 @@ from pydantic import Field
 from cardid.config import load_config, merge
 from cardid.errors import CardIDError
 from cardid.io import write_json_atomic
-from cardid.pipeline.runner import StageContext, stage
-from cardid.pipeline.stages.data import Settings
+from cardid.pipeline.contract import StageContext, stage
+from cardid.pipeline.stages.common import Settings
 
 
 class LoopStage(Settings):
@@ -206,17 +206,6 @@ def detector_stage(ctx: StageContext, cfg: DetectorStage) -> dict:
         "outputs": outputs,
         "metrics": {"val": r["val"], "use": "onnx" if good else "classical"},
     }
-
-
-def detector_for(ctx: StageContext) -> str:
-    """What finds cards for later stages: the trained detector's ONNX export when it is good
-    enough, else the classical finder."""
-    if not ctx.has("detector"):
-        return "classical"
-    rec = ctx.input("detector")
-    if rec["metrics"].get("use") != "onnx":
-        return "classical"
-    return str(ctx.path("detector", "onnx"))
 
 
 # ----------------------------------------------------------------------------- SageMaker
