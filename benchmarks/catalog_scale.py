@@ -38,6 +38,7 @@ from common import write_results
 from cardid.catalog.ids import card_file_stem
 from cardid.catalog.pokemontcg import read_pokemontcg
 from cardid.catalog.records import CardRecord, Catalog
+from cardid.db.build import build_db as build_card_db
 from cardid.db.calibrate import calibrate_db, synthetic_queries
 from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB
@@ -126,7 +127,7 @@ def build_db(emb, catalog: Catalog, out: Path, workers: int) -> tuple[CardDB, di
                 marks["embedded"] = time.perf_counter() - t0
             advance(k)
 
-        db = CardDB.build(
+        db = build_card_db(
             emb, catalog, out, overwrite=True, workers=workers, progress=step, skip_missing=True
         )
     total = time.perf_counter() - t0

@@ -14,7 +14,7 @@ from cardid.cli import main
 
 @pytest.fixture(scope="module")
 def parts(tmp_path_factory, synth_catalog):
-    from cardid.db.store import CardDB
+    from cardid.db.build import build_db
     from cardid.embed import load_embedder
     from cardid.export.onnx import export_onnx
     from cardid.models.artifact import load_model_dir
@@ -23,7 +23,7 @@ def parts(tmp_path_factory, synth_catalog):
     source = make_tiny_model(root / "model")
     model, meta = load_model_dir(source, "cpu")
     student = export_onnx(model, meta, root / "student.onnx")
-    db = CardDB.build(load_embedder(student), synth_catalog, root / "db").root
+    db = build_db(load_embedder(student), synth_catalog, root / "db").root
     finder = constant_obb_onnx(root / "finder.onnx", [((80, 80, 100, 140, 0.0), 0.9)])
     return {"model": student, "db": db, "finder": finder, "source": source, "root": root}
 

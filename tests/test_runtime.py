@@ -37,14 +37,14 @@ print(json.dumps({"loaded": sorted(loaded), "cards": len(result.cards), "status"
 
 
 def test_recognise_and_serve_with_onnx_artefacts_import_no_training_library(tmp_path, synth_catalog):
-    from cardid.db.store import CardDB
+    from cardid.db.build import build_db
     from cardid.embed import load_embedder
     from cardid.export.onnx import export_onnx
     from cardid.models.artifact import load_model_dir
 
     model, meta = load_model_dir(make_tiny_model(tmp_path / "model"), "cpu")
     student = export_onnx(model, meta, tmp_path / "student.onnx")
-    db = CardDB.build(load_embedder(student), synth_catalog, tmp_path / "db").root
+    db = build_db(load_embedder(student), synth_catalog, tmp_path / "db").root
     # a finder that outlines one card-sized box in the middle of any photo
     finder = constant_obb_onnx(tmp_path / "finder.onnx", [((80, 80, 100, 140, 0.0), 0.9)])
     scan = synth_catalog.image_path(synth_catalog.ids[0])

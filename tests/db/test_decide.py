@@ -5,6 +5,7 @@ import pytest
 from tests.conftest import make_tiny_model
 
 from cardid.db import refine
+from cardid.db.build import build_db
 from cardid.db.calibrate import calibrate_db, synthetic_queries
 from cardid.db.decide import (
     AMBIGUOUS,
@@ -68,7 +69,7 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("world")
     cat = synth_cards(root / "cat", n=16, seed=7, height=448, reprint_fraction=0.0)
     emb = load_embedder(make_tiny_model(root / "model"), "cpu")
-    db = CardDB.build(emb, cat.subset(cat.ids[:10]), root / "db")
+    db = build_db(emb, cat.subset(cat.ids[:10]), root / "db")
     return cat, emb, db
 
 
@@ -110,7 +111,7 @@ def reprints(tmp_path_factory):
     pairs = [(r.id, r.reprint_of) for r in cat if r.reprint_of]
     assert len(pairs) >= 5 and all(cat[a].name == cat[b].name for a, b in pairs)  # reprints keep the name
     emb = load_embedder(make_tiny_model(root / "model"), "cpu")
-    db = CardDB.build(emb, cat, root / "db")
+    db = build_db(emb, cat, root / "db")
     printings = {a: {a, b} for a, b in pairs} | {b: {a, b} for a, b in pairs}
     return cat, emb, db, [c for p in pairs for c in p], printings
 
@@ -209,7 +210,7 @@ def test_a_same_name_card_with_other_art_is_decided_by_art_never_by_the_strip(re
     recs = [r.model_copy(update={"name": cat[a].name}) if r.id == other else r for r in cat]
     renamed = Catalog(cat.root, recs)
     renamed.save(tmp_path / "cat")  # image paths rewritten to the original scans
-    db2 = CardDB.build(emb, Catalog.load(tmp_path / "cat"), tmp_path / "db")
+    db2 = build_db(emb, Catalog.load(tmp_path / "cat"), tmp_path / "db")
     assert db2.printings_of(db2.row_of[a]) and db2.row_of[other] in db2.printings_of(db2.row_of[a])
     cal = Calibration(
         "fused", threshold=-math.inf, margin=0.0, fusion={"weights": [2.0, 0.5, 4.0, 0], "bias": 0}
@@ -269,7 +270,7 @@ def test_real_scans_tell_other_art_from_a_reprint_and_from_holo_foil(tmp_path):
     for c in {c for p in pairs for c in p}:
         shutil.copy(gallery / f"{c}.jpg", scans / f"{c}.jpg")
     emb = load_embedder(make_tiny_model(tmp_path / "model"), "cpu")
-    db = CardDB.build(emb, Catalog.open(scans), tmp_path / "db")
+    db = build_db(emb, Catalog.open(scans), tmp_path / "db")
     m = Matcher(db, emb)
     assert {p: m.art.differs(db.row_of[p[0]], db.row_of[p[1]]) for p in pairs} == pairs
 
@@ -322,7 +323,7 @@ def test_the_printing_model_is_fitted_on_simulated_views_and_stored_with_the_db(
     from cardid.printing.model import FEATURES
 
     cat, emb, _db, _ids, printings = reprints
-    db2 = CardDB.build(emb, cat, tmp_path / "db")
+    db2 = build_db(emb, cat, tmp_path / "db")
     assert fit_printing(db2, emb, cat) == (None, [])  # no fused calibration yet: nothing decides the card
     images, labels = synthetic_queries(cat, cat.ids, seed=1)
     calibrate_db(db2, emb, images, labels)

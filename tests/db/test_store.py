@@ -6,6 +6,7 @@ import pytest
 from tests.conftest import make_tiny_model
 
 from cardid.catalog.records import Catalog
+from cardid.db.build import add_cards, build_db
 from cardid.db.features import GalleryFeatures
 from cardid.db.store import EMBEDDINGS, FEATURES, IDS, INDEX, META, METADATA, CardDB, DBError
 from cardid.db.verify import VerifyConfig, extract
@@ -26,7 +27,7 @@ def embedder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, catalog, embedder) -> CardDB:
-    return CardDB.build(embedder, catalog, tmp_path_factory.mktemp("b") / "db")
+    return build_db(embedder, catalog, tmp_path_factory.mktemp("b") / "db")
 
 
 def test_build_writes_self_describing_db(built, catalog, embedder):
@@ -55,7 +56,7 @@ def test_search_finds_each_scan_first(built, exact):
 
 
 def test_i8_index_and_unknown_dtype(tmp_path, catalog, embedder):
-    db = CardDB.build(embedder, catalog, tmp_path / "i8", dtype="i8", verify=None)
+    db = build_db(embedder, catalog, tmp_path / "i8", dtype="i8", verify=None)
     assert db.features is None and db.meta["dtype"] == "i8"
     assert [h[0].card_id for h in db.search(db.embeddings, 1)] == db.ids  # exact search is float32
     # the i8 graph is approximate: its similarities stay close to the float32 ones
@@ -63,7 +64,7 @@ def test_i8_index_and_unknown_dtype(tmp_path, catalog, embedder):
         for h in hs:
             assert h.similarity == pytest.approx(float(db.embeddings[i] @ db.embeddings[h.row]), abs=0.05)
     with pytest.raises(DBError, match="unknown index dtype"):
-        CardDB.build(embedder, catalog, tmp_path / "x", dtype="f8")
+        build_db(embedder, catalog, tmp_path / "x", dtype="f8")
 
 
 def _rehash(root):
@@ -175,8 +176,8 @@ def test_db_refuses_another_model(tmp_path, built):
 
 def test_incremental_add_equals_full_rebuild(tmp_path, catalog, embedder):
     first, second = catalog.subset(catalog.ids[:8]), catalog.subset(catalog.ids[8:])
-    db = CardDB.build(embedder, first, tmp_path / "inc").add(embedder, second)
-    full = CardDB.build(embedder, catalog, tmp_path / "full")
+    db = add_cards(build_db(embedder, first, tmp_path / "inc"), embedder, second)
+    full = build_db(embedder, catalog, tmp_path / "full")
     assert db.ids == full.ids and len(db.index) == len(full)
     np.testing.assert_allclose(db.embeddings, full.embeddings, atol=1e-6)
     assert json.loads((db.root / METADATA).read_text()) == json.loads((full.root / METADATA).read_text())
@@ -193,7 +194,7 @@ def test_add_refuses_known_cards_and_leaves_db_unchanged(tmp_path, built, catalo
     root = shutil.copytree(built.root, tmp_path / "db")
     before = {p.name: p.read_bytes() for p in root.iterdir() if p.is_file()}
     with pytest.raises(DBError, match="already in the DB"):
-        CardDB.load(root).add(embedder, catalog.subset(catalog.ids[:2]))
+        add_cards(CardDB.load(root), embedder, catalog.subset(catalog.ids[:2]))
     assert {p.name: p.read_bytes() for p in root.iterdir() if p.is_file()} == before
 
 
@@ -203,12 +204,12 @@ def test_missing_scans_stop_the_build_unless_skipped_then_add_brings_them_in(tmp
     for c in gone:
         holey.image_path(c).unlink()
     with pytest.raises(Exception, match="2 of 12 card images are missing"):
-        CardDB.build(embedder, holey, tmp_path / "db", verify=None)
+        build_db(embedder, holey, tmp_path / "db", verify=None)
     assert not (tmp_path / "db").exists()
-    db = CardDB.build(embedder, holey, tmp_path / "db", verify=None, skip_missing=True)
+    db = build_db(embedder, holey, tmp_path / "db", verify=None, skip_missing=True)
     assert db.ids == [c for c in catalog.ids if c not in gone]
     assert db.meta["skipped_missing"] == gone
-    db = db.add(embedder, catalog.subset(gone[:1]))
+    db = add_cards(db, embedder, catalog.subset(gone[:1]))
     assert db.meta["skipped_missing"] == gone[1:] and len(db) == 11
 
 
@@ -218,7 +219,7 @@ def test_failed_rebuild_keeps_the_old_db(tmp_path, built, catalog, embedder):
     bad = Catalog.load(bad_dir)
     bad.image_path(bad.ids[5]).write_bytes(b"not an image")
     with pytest.raises(Exception, match="corrupt or unsupported image"):
-        CardDB.build(embedder, bad, root, overwrite=True)
+        build_db(embedder, bad, root, overwrite=True)
     assert CardDB.load(root, embedder).ids == built.ids
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "db"]  # no temp dirs left behind
 

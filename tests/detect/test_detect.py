@@ -168,7 +168,7 @@ def test_recognizer_says_no_card_and_names_detected_cards(tmp_path, scan):
     from tests.conftest import make_tiny_model
 
     from cardid.catalog.records import CardRecord, Catalog
-    from cardid.db.store import CardDB
+    from cardid.db.build import build_db
     from cardid.embed import load_embedder
     from cardid.images import save_rgb
     from cardid.recognize import Recognizer, annotate
@@ -176,7 +176,7 @@ def test_recognizer_says_no_card_and_names_detected_cards(tmp_path, scan):
     save_rgb(tmp_path / "x-1.png", scan)
     cat = Catalog(tmp_path, [CardRecord(id="x-1", name="Card", set_id="x", number="1", image_file="x-1.png")])
     emb = load_embedder(make_tiny_model(tmp_path / "m"), "cpu")
-    db = CardDB.build(emb, cat, tmp_path / "db")
+    db = build_db(emb, cat, tmp_path / "db")
     rec = Recognizer.open(emb, db, "classical", fallback=False)
     empty = rec.recognize_photo(np.full((480, 640, 3), (40, 90, 40), np.uint8))
     assert empty.no_card and empty.cards == () and empty.to_json() == {"no_card": True, "cards": []}
@@ -309,8 +309,8 @@ def test_whole_image_fallback_engages_only_when_nothing_is_found(tmp_path, scan)
     from tests.conftest import make_tiny_model
 
     from cardid.catalog.records import CardRecord, Catalog
+    from cardid.db.build import build_db
     from cardid.db.decide import Calibration
-    from cardid.db.store import CardDB
     from cardid.detect import Detection
     from cardid.embed import load_embedder
     from cardid.images import save_rgb
@@ -319,7 +319,7 @@ def test_whole_image_fallback_engages_only_when_nothing_is_found(tmp_path, scan)
     save_rgb(tmp_path / "x-1.png", scan)
     cat = Catalog(tmp_path, [CardRecord(id="x-1", name="Card", set_id="x", number="1", image_file="x-1.png")])
     emb = load_embedder(make_tiny_model(tmp_path / "m"), "cpu")
-    db = CardDB.build(emb, cat, tmp_path / "db")
+    db = build_db(emb, cat, tmp_path / "db")
     # one card cannot be calibrated (no unknown trials): accept whatever verification supports
     db.save_meta(calibration={m: Calibration(m).to_dict() for m in ("embedding", "fused")})
     # a card filling the frame: a finder sees no outline, the photo itself is the card

@@ -8,10 +8,10 @@ import pytest
 from tests.conftest import make_tiny_model
 
 from cardid.db import refine
+from cardid.db.build import build_db
 from cardid.db.calibrate import synthetic_queries
 from cardid.db.decide import AMBIGUOUS, MATCH, decide
 from cardid.db.match import MatchConfig, Matcher
-from cardid.db.store import CardDB
 from cardid.embed import load_embedder
 from cardid.eval.printings import TIE
 from cardid.printing.number import readings_from_text
@@ -27,7 +27,7 @@ def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("numbers")
     cat = synth_cards(tmp / "cat", n=16, seed=3, height=448, reprint_fraction=0.4)
     emb = load_embedder(make_tiny_model(tmp / "model"), "cpu")
-    db = CardDB.build(emb, cat, tmp / "db")
+    db = build_db(emb, cat, tmp / "db")
     pairs = [(r.id, r.reprint_of) for r in cat if r.reprint_of]
     return cat, emb, db, pairs
 

@@ -37,7 +37,7 @@ def build_cmd(
 ) -> None:
     """Embed every gallery scan with MODEL, write a self-describing DB directory and calibrate it."""
     from cardid.catalog.records import Catalog
-    from cardid.db.store import CardDB
+    from cardid.db.build import build_db
     from cardid.db.verify import VerifyConfig
     from cardid.embed import load_embedder
     from cardid.progress import progress
@@ -46,7 +46,7 @@ def build_cmd(
     cat = Catalog.open(catalog)
     n = len(cat) - (len(cat.missing_images()) if skip_missing else 0)
     with progress(n * (2 if verify else 1), "indexing") as advance:
-        db = CardDB.build(
+        db = build_db(
             emb,
             cat,
             out_dir,
@@ -90,6 +90,7 @@ def add_cmd(
 ) -> None:
     """Append new cards (e.g. a new set) without re-embedding the others."""
     from cardid.catalog.records import Catalog
+    from cardid.db.build import add_cards
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
     from cardid.progress import progress
@@ -99,7 +100,7 @@ def add_cmd(
     cat = Catalog.open(catalog)
     verify = card_db.features is not None
     with progress(len(cat) * (2 if verify else 1), "adding") as advance:
-        new = card_db.add(emb, cat, workers=workers, progress=advance)
+        new = add_cards(card_db, emb, cat, workers=workers, progress=advance)
     out.print(f"[green]DB[/] {db}: {len(card_db)} → {len(new)} cards")
     if new.calibration:
         out.print(

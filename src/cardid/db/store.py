@@ -119,19 +119,6 @@ class CardDB:
         return self.meta.get("calibration")
 
     # ------------------------------------------------------------------ build / add
-    @classmethod
-    def build(cls, embedder: Embedder, catalog: Catalog, out: str | Path, **options: Any) -> CardDB:
-        """Embed every scan of ``catalog`` and write a DB at ``out``: :func:`cardid.db.build.build_db`."""
-        from cardid.db.build import build_db
-
-        return build_db(embedder, catalog, out, **options)
-
-    def add(self, embedder: Embedder, catalog: Catalog, **options: Any) -> CardDB:
-        """Append the cards of ``catalog`` without re-embedding the others: :func:`cardid.db.build.add_cards`."""
-        from cardid.db.build import add_cards
-
-        return add_cards(self, embedder, catalog, **options)
-
     def writable_index(self):
         """A writable in-memory copy of the index (the loaded one may be a view of the file)."""
         Index = usearch_index()

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from cardid.db import refine
+from cardid.db.build import build_db
 from cardid.db.calibrate import printing_sets_on_views, synthetic_queries
 from cardid.db.decide import AMBIGUOUS, MATCH, Calibration, decide
 from cardid.db.match import MatchConfig, Matcher
-from cardid.db.store import CardDB
 from cardid.embed import Embedder
 from cardid.printing.model import PrintingModel, fit_printing_model
 from cardid.printing.ocr import engine_info, tesseract_available
@@ -36,7 +36,7 @@ def fit_on_other_catalog(emb: Embedder, work: Path, n: int, crop_width: int, see
     """The printing model fitted as a DB's would be, on simulated views (at ``crop_width``) of another
     synthetic catalog than the one measured (same recipe, another seed), every same-art printing tied."""
     cat = synth_cards(work / "cat", n=n, seed=seed + 100, height=1024, reprint_fraction=0.4, overwrite=True)
-    db = CardDB.build(emb, cat, work / "db", overwrite=True, workers=2)
+    db = build_db(emb, cat, work / "db", overwrite=True, workers=2)
     db.save_meta(calibration={"fused": TIE.to_dict()})
     sets = printing_sets_on_views(db, emb, cat, cards=None, seed=seed + 100, widths=(crop_width,))
     return fit_printing_model(sets, source="simulated views of another synthetic catalog")
@@ -58,7 +58,7 @@ def evaluate_reprints(
     said nothing), and by the printing model (what :meth:`Matcher.decide` does), fitted on another
     synthetic catalog (:func:`fit_on_other_catalog`)."""
     cat = synth_cards(work / "cat", n=n, seed=seed, height=1024, reprint_fraction=0.4, overwrite=True)
-    db = CardDB.build(emb, cat, work / "db", overwrite=True, workers=2)
+    db = build_db(emb, cat, work / "db", overwrite=True, workers=2)
     ids = sorted({c for r in cat if r.reprint_of for c in (r.id, r.reprint_of)})
     images, labels = synthetic_queries(cat, ids, seed=seed + 2, presets=("default",), crop_width=crop_width)
     strip = Matcher(db, emb, MatchConfig(read_numbers=False), calibration=TIE)

@@ -20,6 +20,7 @@ import numpy as np
 
 from cardid.catalog.folder import catalog_from_folder
 from cardid.catalog.records import Catalog
+from cardid.db.build import build_db
 from cardid.db.calibrate import calibrate_db, fit_printing, synthetic_queries
 from cardid.db.decide import MATCH, UNKNOWN, score
 from cardid.db.match import Matcher
@@ -88,7 +89,7 @@ def build_real_db(
         sets = printing_sets_on_views(db, emb, catalog, cards=None) if "fused" in cals else []
         return RealDB(catalog, emb, db, cals, 0.0, sets)
     t0 = time.perf_counter()
-    db = CardDB.build(emb, catalog, out / "db", overwrite=True)
+    db = build_db(emb, catalog, out / "db", overwrite=True)
     build_s = time.perf_counter() - t0
     ids = random.Random(0).sample(db.ids, min(calib_cards, len(db)))
     images, labels = synthetic_queries(catalog, ids, seed=0)

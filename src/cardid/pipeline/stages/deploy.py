@@ -50,7 +50,7 @@ class DBStage(Settings):
 @stage("db", DBStage, needs=("export", "catalog"))
 def db_stage(ctx: StageContext, cfg: DBStage) -> dict:
     """The reference DB, built with the exported (deployed) artefact."""
-    from cardid.db.store import CardDB
+    from cardid.db.build import build_db
     from cardid.embed import load_embedder
     from cardid.progress import progress
 
@@ -65,7 +65,7 @@ def db_stage(ctx: StageContext, cfg: DBStage) -> dict:
     emb = load_embedder(ctx.path("export", "onnx"))
     subset = cat.subset(known) if unknown else cat
     with progress(2 * len(subset), "indexing") as advance:
-        db = CardDB.build(emb, subset, ctx.dir / "db", dtype=cfg.dtype, progress=advance)
+        db = build_db(emb, subset, ctx.dir / "db", dtype=cfg.dtype, progress=advance)
     figure = (
         f"{len(db)} cards × {db.dim} ({cfg.dtype}), built with {db.meta['model'].get('format', 'the model')}"
     )
