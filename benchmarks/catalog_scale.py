@@ -40,8 +40,8 @@ from cardid.catalog.pokemontcg import read_pokemontcg
 from cardid.catalog.records import CardRecord, Catalog
 from cardid.db.build import build_db as build_card_db
 from cardid.db.calibrate import calibrate_db, synthetic_queries
-from cardid.db.match import MatchConfig, Matcher
 from cardid.db.store import CardDB
+from cardid.decision.match import MatchConfig, Matcher
 from cardid.embed import load_embedder
 from cardid.eval.outcomes import evaluate_photo_set, load_photo_rows, summarise
 from cardid.images import load_rgb

@@ -78,8 +78,8 @@ def search_bench(rows: int, dim: int, n: int, emb: np.ndarray | None = None) -> 
 
 
 def end_to_end(db_dir: str, model: str, crop: str, n: int) -> dict:
-    from cardid.db.match import MatchConfig, Matcher
     from cardid.db.store import CardDB
+    from cardid.decision.match import MatchConfig, Matcher
     from cardid.embed import load_embedder
     from cardid.images import load_rgb
 

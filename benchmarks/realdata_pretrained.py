@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from cardid.catalog.folder import catalog_from_folder
-from cardid.db.decide import score
-from cardid.db.match import Matcher
+from cardid.decision.decide import score
+from cardid.decision.match import Matcher
 from cardid.embed import load_embedder
 from cardid.eval.hardsets import build_hard_sets
 from cardid.eval.queries import load_queries

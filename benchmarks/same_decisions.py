@@ -35,7 +35,7 @@ def _strip_timings(x):
 
 def record(args) -> None:
     from cardid.data.photoset import load_photo_set
-    from cardid.db.match import MatchConfig
+    from cardid.decision.match import MatchConfig
     from cardid.images import load_rgb
     from cardid.recognize import Recognizer
 

@@ -30,7 +30,7 @@ from tests.conftest import build_index  # noqa: E402
 
 from cardid.collection import Collection  # noqa: E402
 from cardid.collection.variants import variants_for  # noqa: E402
-from cardid.db.decide import Calibration  # noqa: E402
+from cardid.decision.decide import Calibration  # noqa: E402
 from cardid.detect import Detection  # noqa: E402
 from cardid.recognize import Recognizer  # noqa: E402
 from cardid.serve import ServeConfig, create_app, free_port  # noqa: E402

@@ -16,7 +16,7 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient
 from tests.conftest import LOCAL, build_index
 
-from cardid.db.decide import Calibration
+from cardid.decision.decide import Calibration
 from cardid.printing.ocr import engine as ocr_engine
 from cardid.recognize import Recognizer
 from cardid.serve import ServeConfig, create_app, free_port, wait_ready

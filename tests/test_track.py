@@ -67,7 +67,7 @@ def test_two_cards_are_tracked_apart_even_when_they_move():
 
 
 def test_results_become_sightings_and_bad_configs_are_refused():
-    from cardid.db.decide import MATCH, UNKNOWN, Candidate, Decision
+    from cardid.decision.decide import MATCH, UNKNOWN, Candidate, Decision
     from cardid.recognize import CardResult, PhotoResult
 
     x1 = Candidate(0, "x-1", 0.9, 0.0)
@@ -95,7 +95,7 @@ def test_a_video_prints_each_card_once_per_visit(tmp_path, synth_catalog):
     from tests.conftest import build_index
 
     from cardid.cli import main
-    from cardid.db.decide import Calibration
+    from cardid.decision.decide import Calibration
     from cardid.detect import Detection
     from cardid.recognize import Recognizer, recognize_video
 

@@ -58,7 +58,7 @@ class Bundle:
 
     def match_config(self, **overrides: Any):
         """The decision settings the bundle was evaluated with (``overrides`` on top)."""
-        from cardid.db.match import MatchConfig
+        from cardid.decision.match import MatchConfig
 
         return MatchConfig(**{**(self.meta.get("match") or {}), **overrides})
 
@@ -275,7 +275,7 @@ def _check_meta(root: Path, meta: dict[str, Any]) -> None:
         raise BundleError(f"{where}: match must be a mapping of decision settings")
     from dataclasses import fields
 
-    from cardid.db.match import MatchConfig
+    from cardid.decision.match import MatchConfig
 
     known = {f.name for f in fields(MatchConfig)}
     unknown = sorted(set(match) - known)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from cardid.catalog.records import CardRecord, name_key
-from cardid.db.decide import Calibration
-from cardid.db.match import MatchConfig, Matcher, Query
 from cardid.db.verify import Features, Verification, VerifyConfig
+from cardid.decision.decide import Calibration
+from cardid.decision.match import MatchConfig, Matcher, Query
 from cardid.printing.number import readings_from_text
 from cardid.printing.ocr import PrintedReading
 

@@ -7,8 +7,8 @@ from tests.conftest import make_tiny_model
 
 from cardid.cli import main
 from cardid.db.calibrate import synthetic_queries
-from cardid.db.match import Matcher
 from cardid.db.store import CardDB
+from cardid.decision.match import Matcher
 from cardid.embed import load_embedder
 from cardid.errors import CardIDError, DBError
 from cardid.images import save_rgb
@@ -81,7 +81,7 @@ def test_printing_sets_made_beforehand_fit_exactly_what_adapt_would_make(world, 
 
     from cardid.db import adapt as adapt_mod
     from cardid.db import calibrate as calibrate_mod
-    from cardid.printing.model import load_printing_sets, save_printing_sets
+    from cardid.decision.printing import load_printing_sets, save_printing_sets
 
     root, model, db = world
     emb = load_embedder(model, "cpu")

@@ -310,7 +310,7 @@ def test_whole_image_fallback_engages_only_when_nothing_is_found(tmp_path, scan)
 
     from cardid.catalog.records import CardRecord, Catalog
     from cardid.db.build import build_db
-    from cardid.db.decide import Calibration
+    from cardid.decision.decide import Calibration
     from cardid.detect import Detection
     from cardid.embed import load_embedder
     from cardid.images import save_rgb

@@ -106,9 +106,9 @@ def test_the_strip_margin_is_fitted_on_other_cards_only():
 def test_the_printing_model_is_fitted_on_other_cards_only():
     """Each fold's model and p_min come from the simulated sets and the other folds' photos; what
     only a fold's own cards show never moves its model."""
+    from cardid.decision.printing import Evidence, PrintingModel, PrintingSet
     from cardid.eval.folds import CardFolds
     from cardid.eval.refit import fit_printing_folds, redecide_printing
-    from cardid.printing.model import Evidence, PrintingModel, PrintingSet
 
     def photo(truth, lead, width=250):
         s = PrintingSet((Evidence(truth, 0.8, 50, lead), Evidence("x-" + truth, 0.8, 50, -lead)), width)

@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 from tests.conftest import make_tiny_model
 
-from cardid.db import refine
 from cardid.db.build import build_db
 from cardid.db.calibrate import synthetic_queries
-from cardid.db.decide import AMBIGUOUS, MATCH, decide
-from cardid.db.match import MatchConfig, Matcher
+from cardid.decision import refine
+from cardid.decision.decide import AMBIGUOUS, MATCH, decide
+from cardid.decision.match import MatchConfig, Matcher
 from cardid.embed import load_embedder
 from cardid.eval.printings import TIE
 from cardid.printing.number import readings_from_text
@@ -102,7 +102,7 @@ def test_a_match_moves_to_the_printing_its_number_names_and_a_lone_card_is_not_r
     q = m.prepare(images)[0]
     cands = m.candidates(q)
     top = next(c for c in cands if c.card_id == a)
-    from cardid.db.decide import Decision
+    from cardid.decision.decide import Decision
 
     d = refine.by_number(m, q, Decision(MATCH, [top], 1.0, cands))
     assert (d.kind, d.card_id, d.resolved_by, d.printed["agrees"]) == (MATCH, b, "number", False)
@@ -130,7 +130,7 @@ def test_reading_is_off_without_a_reader_and_switchable_by_config(world):
 def test_a_printing_verification_skipped_is_verified_before_a_match_stands(world):
     """Early stop (or a short shortlist) can leave a reprint unverified; the printing check then
     verifies it itself, so the match becomes a question of printing instead of a confident guess."""
-    from cardid.db.decide import Decision
+    from cardid.decision.decide import Decision
 
     cat, emb, db, pairs = world
     a, b = pairs[0]
@@ -155,7 +155,7 @@ def test_a_printing_verification_skipped_is_verified_before_a_match_stands(world
 def test_the_number_is_evidence_for_the_printing_model(world):
     """Model path: a legible number that agrees with one printing gives it +1 and the others -1; an
     illegible one or a number no printing agrees with gives nothing (a misread costs nothing)."""
-    from cardid.printing.model import FEATURES, PrintingModel
+    from cardid.decision.printing import FEATURES, PrintingModel
 
     cat, emb, db, pairs = world
     number_only = PrintingModel([0.0] * (len(FEATURES) - 1) + [5.0], p_min=0.9)
@@ -184,7 +184,7 @@ def test_the_number_is_evidence_for_the_printing_model(world):
 
 
 def test_the_printing_model_reads_no_number_when_reading_is_off(world):
-    from cardid.printing.model import PrintingModel
+    from cardid.decision.printing import PrintingModel
 
     cat, emb, db, pairs = world
     reader = fake_reader(lambda image: "001/100")

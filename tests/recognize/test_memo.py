@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from tests.conftest import build_index
 
-from cardid.db.match import Query
+from cardid.decision.match import Query
 from cardid.embed.adapter import QueryAdapter
 from cardid.recognize import Recognizer
 from cardid.synth.surfaces import background

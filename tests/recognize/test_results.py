@@ -5,7 +5,7 @@ import json
 
 from tests.db.handmade import HandDB
 
-from cardid.db.decide import AMBIGUOUS, MATCH, UNKNOWN, Candidate, Decision
+from cardid.decision.decide import AMBIGUOUS, MATCH, UNKNOWN, Candidate, Decision
 from cardid.recognize import CardResult, PhotoResult
 
 DB = HandDB(

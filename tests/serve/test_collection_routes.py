@@ -109,7 +109,7 @@ def test_a_card_confirmed_live_is_kept_with_the_crop_of_its_frame(index, tmp_pat
     import cv2
     import numpy as np
 
-    from cardid.db.decide import Calibration
+    from cardid.decision.decide import Calibration
     from cardid.detect import Detection
     from cardid.images import load_rgb
     from cardid.serve.labelled import LabelledCrops

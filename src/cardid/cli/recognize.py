@@ -67,7 +67,7 @@ def recognize_cmd(
     Any number of photos streams in bounded memory; a video (.mp4, .mov, .avi, …) prints each card
     confirmed across frames once per visit."""
     from cardid.bundle import bundle_or_parts
-    from cardid.db.match import MatchConfig
+    from cardid.decision.match import MatchConfig
     from cardid.recognize import Recognizer, expand_inputs, is_video, make_detector
 
     bundle_or_parts(bundle, model, db)

@@ -169,7 +169,7 @@ def adapt_from_photos(
 def recognise_photos(card_db, emb, photo_set, detector: str = "classical", conf: float = 0.25) -> list[dict]:
     """Each labelled photo's record (cards with corners and the printing model's evidence, its
     outcome) with the model as it is, no adapter: the records `cardid eval photos` keeps."""
-    from cardid.db.match import MatchConfig
+    from cardid.decision.match import MatchConfig
     from cardid.eval.outcomes import evaluate_photo_set
     from cardid.progress import progress
     from cardid.recognize import Recognizer, make_detector

@@ -15,13 +15,13 @@ import numpy as np
 
 from cardid.catalog.records import Catalog
 from cardid.db.art import same_card_rows
-from cardid.db.decide import Calibration, calibrate, check_target_precision, decide
-from cardid.db.match import MatchConfig, Matcher
-from cardid.db.refine import printing_set
 from cardid.db.store import CardDB
+from cardid.decision.decide import Calibration, calibrate, check_target_precision, decide
+from cardid.decision.match import MatchConfig, Matcher
+from cardid.decision.printing import PrintingModel, PrintingSet, fit_printing_model
+from cardid.decision.refine import printing_set
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
-from cardid.printing.model import PrintingModel, PrintingSet, fit_printing_model
 from cardid.synth.photo import prepare_scan, render_crop
 from cardid.synth.settings import PhotoSimConfig, photo_preset
 
@@ -142,7 +142,7 @@ def printing_sets_on_views(
     config: MatchConfig = MatchConfig(),
     progress: Callable[[int], None] | None = None,
 ) -> list[PrintingSet]:
-    """Printing sets (:mod:`cardid.printing.model`) with their truth, from one simulated view of
+    """Printing sets (:mod:`cardid.decision.printing`) with their truth, from one simulated view of
     each of up to ``cards`` cards that have another printing in the DB, rendered at real photos'
     widths and decided with the DB's fused calibration, its threshold aside (``cards=None``: every
     such card): what the printing model is fitted on."""

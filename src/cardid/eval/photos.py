@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from cardid.data.photoset import PhotoSet, load_photo_set
-from cardid.db.match import MatchConfig
+from cardid.decision.match import MatchConfig
+from cardid.decision.printing import save_printing_sets
 from cardid.errors import CardIDError
 from cardid.eval.outcomes import OUTCOMES, evaluate_photo_set, summarise
 from cardid.eval.real import _img_tag, build_real_db
@@ -40,7 +41,6 @@ from cardid.eval.refit import (
 )
 from cardid.images import load_rgb
 from cardid.io import write_bytes_atomic, write_json_atomic
-from cardid.printing.model import save_printing_sets
 from cardid.recognize import Recognizer, annotate, make_detector
 
 #: the simulated printing sets an evaluation fitted its folds' printing models on (full precision)

@@ -22,10 +22,10 @@ from cardid.catalog.folder import catalog_from_folder
 from cardid.catalog.records import Catalog
 from cardid.db.build import build_db
 from cardid.db.calibrate import calibrate_db, fit_printing, synthetic_queries
-from cardid.db.decide import MATCH, UNKNOWN, score
-from cardid.db.match import Matcher
 from cardid.db.store import CardDB
 from cardid.db.verify import extract, match
+from cardid.decision.decide import MATCH, UNKNOWN, score
+from cardid.decision.match import Matcher
 from cardid.embed import Embedder, load_embedder
 from cardid.errors import CardIDError
 from cardid.eval.queries import load_queries
@@ -78,7 +78,7 @@ def build_real_db(
     emb = model if isinstance(model, Embedder) else load_embedder(model)
     if db_dir is not None:
         from cardid.db.calibrate import printing_sets_on_views
-        from cardid.db.decide import Calibration
+        from cardid.decision.decide import Calibration
 
         db = CardDB.load(db_dir, emb)  # refuses a DB built with another model
         if not db.calibration:

@@ -139,7 +139,7 @@ def redecide_printing(p: dict, model, p_min: float | None = None) -> dict:
     """A photo's record had the printing been decided by ``model`` (at ``p_min``, else its own): from
     the printing sets its card records keep (each printing's evidence). Returns the record with its
     ``outcome`` and ``named`` card replaced."""
-    from cardid.printing.model import PrintingSet
+    from cardid.decision.printing import PrintingSet
 
     cards = []
     for c in p["cards"]:
@@ -158,7 +158,7 @@ def redecide_printing(p: dict, model, p_min: float | None = None) -> dict:
 
 def real_printing_sets(per: list[dict]) -> list:
     """The printing sets of labelled photos' card records, each with the photo's card as its truth."""
-    from cardid.printing.model import PrintingSet
+    from cardid.decision.printing import PrintingSet
 
     return [
         PrintingSet.from_dict(c["printing"], truth=p["card_id"])
@@ -174,7 +174,7 @@ def fit_on_photos(fit: list[dict], simulated: list, max_wrong: float = 0.01):
     the one naming the most of those photos right with at most ``max_wrong`` of them wrong (a card
     or a printing). What each fold of :func:`fit_printing_folds` fits on the other folds' photos,
     and what `cardid index adapt` fits on all of them."""
-    from cardid.printing.model import P_MINS, PrintingModel, fit_weights
+    from cardid.decision.printing import P_MINS, PrintingModel, fit_weights
 
     real = real_printing_sets(fit)
     # the real photos (fewer) weigh as much as the simulated views together

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cardid.db.decide import AMBIGUOUS, MATCH, UNKNOWN
-from cardid.db.match import MatchConfig, Matcher, Query
 from cardid.db.store import CardDB
+from cardid.decision.decide import AMBIGUOUS, MATCH, UNKNOWN
+from cardid.decision.match import MatchConfig, Matcher, Query
 from cardid.detect.rectify import orientations, rectify, refine_corners
 from cardid.embed import Embedder, load_embedder
 from cardid.recognize.results import CardResult, PhotoResult

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cardid.db.decide import MATCH, Candidate, Decision
 from cardid.db.store import CardDB
+from cardid.decision.decide import MATCH, Candidate, Decision
 
 
 def card_json(db: CardDB, c: Candidate) -> dict:

@@ -133,8 +133,8 @@ class _Served:
         stamp = _db_stamp(old.db.root)
         if stamp is None or stamp == self.stamp:  # None: mid-replace (or gone); look again later
             return
-        from cardid.db.match import Matcher
         from cardid.db.store import CardDB
+        from cardid.decision.match import Matcher
 
         try:
             db = CardDB.load(old.db.root, old.embedder)

@@ -146,7 +146,7 @@ def adapt_stage(ctx: StageContext, cfg: AdaptStage) -> dict:
         report = json.loads(ctx.path("evaluate", "json").read_text(encoding="utf-8"))
         records = report["sets"]["photos-dev"]["per_photo"]
     if ev and "simulated" in ev["outputs"]:
-        from cardid.printing.model import load_printing_sets  # made on the calibrate stage's DB too
+        from cardid.decision.printing import load_printing_sets  # made on the calibrate stage's DB too
 
         simulated = load_printing_sets(ctx.path("evaluate", "simulated"))
     said = adapt_from_photos(

@@ -4,10 +4,11 @@ import math
 import pytest
 from tests.conftest import make_tiny_model
 
-from cardid.db import refine
 from cardid.db.build import build_db
 from cardid.db.calibrate import calibrate_db, synthetic_queries
-from cardid.db.decide import (
+from cardid.db.store import CardDB
+from cardid.decision import refine
+from cardid.decision.decide import (
     AMBIGUOUS,
     MATCH,
     UNKNOWN,
@@ -18,8 +19,7 @@ from cardid.db.decide import (
     decide,
     fit_fusion,
 )
-from cardid.db.match import Matcher
-from cardid.db.store import CardDB
+from cardid.decision.match import Matcher
 from cardid.embed import load_embedder
 from cardid.errors import CardIDError
 from cardid.synth.cards import synth_cards
@@ -279,8 +279,8 @@ def test_the_printing_model_weighs_each_reprint_and_names_only_the_truth(reprint
     """The model path: once the card is decided, its printings in sight form a set with their
     evidence (the strips compared between same-art printings); a model that trusts the strips
     names the truth with its probability or leaves the set ambiguous, never another printing."""
-    from cardid.db.match import MatchConfig
-    from cardid.printing.model import PrintingModel
+    from cardid.decision.match import MatchConfig
+    from cardid.decision.printing import PrintingModel
     from cardid.recognize import decision_record
 
     cat, emb, db, ids, printings = reprints
@@ -320,7 +320,7 @@ def test_the_printing_model_weighs_each_reprint_and_names_only_the_truth(reprint
 
 def test_the_printing_model_is_fitted_on_simulated_views_and_stored_with_the_db(reprints, tmp_path):
     from cardid.db.calibrate import fit_printing, printing_sets_on_views
-    from cardid.printing.model import FEATURES
+    from cardid.decision.printing import FEATURES
 
     cat, emb, _db, _ids, printings = reprints
     db2 = build_db(emb, cat, tmp_path / "db")

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from tests.db.handmade import HandDB, matcher, query, text_reader
 
-from cardid.db import refine
-from cardid.db.decide import AMBIGUOUS, MATCH, Candidate, Decision
-from cardid.printing.model import PrintingModel
+from cardid.decision import refine
+from cardid.decision.decide import AMBIGUOUS, MATCH, Candidate, Decision
+from cardid.decision.printing import PrintingModel
 
 # three printings of Pikachu (base1 and its Evolutions reprint share their art; Jungle's differs)
 # and a Raichu with one printing

@@ -3,7 +3,7 @@
 The embedding gives a shortlist (its top-k, joined by the pHash top-k, which costs nothing and
 catches what a small embedding misses); each shortlisted card is verified against the query with
 ORB + RANSAC using the gallery features stored in the DB; the evidence is fused and decided by
-:mod:`cardid.db.decide`; then the steps of :meth:`Matcher.steps` (:mod:`cardid.db.refine`) decide
+:mod:`cardid.decision.decide`; then the steps of :meth:`Matcher.steps` (:mod:`cardid.decision.refine`) decide
 the printing, each returning a new decision. ``Matcher.decide`` is the one way a crop is decided:
 ``recognize``, ``serve``, ``eval real`` and ``eval photos`` all call it.
 """
@@ -12,77 +12,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import numpy as np
 
-from cardid.db import refine
 from cardid.db.art import ArtRelations, similar_scans
-from cardid.db.decide import Calibration, Candidate, Decision, decide, inlier_lead
 from cardid.db.store import CardDB
-from cardid.db.verify import Features, Verification, card_hash, extract, match
+from cardid.db.verify import Verification, card_hash, extract, match
+from cardid.decision import refine
+from cardid.decision.decide import Calibration, Candidate, Decision, decide, inlier_lead
+from cardid.decision.printing import PrintingModel
+from cardid.decision.query import MatchConfig, Query
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
-from cardid.printing.model import PrintingModel
 from cardid.printing.ocr import PrintedReading, read_printed, tesseract_available
 from cardid.search import topk_cosine
 
 #: one refinement of a decision: (matcher, query, decision) → a new decision
-Step = Callable[["Matcher", "Query", Decision], Decision]
+Step = Callable[["Matcher", Query, Decision], Decision]
+
+__all__ = ["MatchConfig", "Matcher", "Query", "Step"]
 
 
 def _default_reader(config: MatchConfig) -> Callable[..., PrintedReading] | None:
     return read_printed if config.read_numbers and tesseract_available() else None
-
-
-@dataclass(frozen=True)
-class MatchConfig:
-    shortlist: int = 16  # embedding top-k
-    hash_shortlist: int = 4  # pHash top-k joined to it
-    verify: bool = True  # geometric verification (needs DB features)
-    # Verify in rounds, best prior first; stop once one card is clearly verified (its same-art
-    # siblings are then verified too, so reprints still tie). Unknown cards verify the whole list.
-    early_stop: bool = True
-    first_round: int = 4
-    round_size: int = 4
-    stop_inliers: int = 60
-    stop_lead: float = 0.3  # inlier_lead(best, next): (sqrt(best inliers) - sqrt(next)) / 10
-    # Read the collector number (OCR) where the printing is in doubt: an ambiguous set, or a match
-    # with another printing of the same name in its shortlist or sharing its art. Off, or without
-    # Tesseract: not read.
-    read_numbers: bool = True
-    #: how the printing is decided once the card is known: "model" (one calibrated probability per
-    #: printing, :mod:`cardid.printing.model`), "rules" (printings → number → strip margin) or
-    #: "auto": the model where it was fitted on real photos (or one is given), else the rules. A
-    #: model fitted on simulated views alone is overconfident on real photos (photos-dev, held-out
-    #: folds: 2.2 % wrong printing against the rules' 0.8 % with the frozen Lite0; 13.6 % with the
-    #: distilled student, whose embedding tells simulated reprints apart perfectly)
-    printing: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.printing not in ("auto", "model", "rules"):
-            raise CardIDError(
-                f"MatchConfig.printing must be 'auto', 'model' or 'rules', got {self.printing!r}"
-            )
-
-
-@dataclass
-class Query:
-    embedding: np.ndarray
-    features: Features | None
-    hash_sims: np.ndarray  # vs every DB row
-    cache: dict = field(default_factory=dict)  # row → Verification
-    image: np.ndarray | None = None  # the crop at full resolution (the collector number is read off it)
-    #: the embedding before the query adapter (None: no adapter): the printing is weighed on it, so
-    #: an adapter fitted on photos of some printings cannot tilt the choice between printings
-    raw_embedding: np.ndarray | None = None
-    #: row → Verification made earlier for the same crop (another adapter's pass): looked up
-    #: instead of matching again, never counted as verified by this query until it asks
-    known: dict = field(default_factory=dict)
-
-    def seen(self) -> dict:
-        """Every verification made for this crop so far (for a later query of the same crop)."""
-        return {**self.known, **self.cache}
 
 
 class Matcher:

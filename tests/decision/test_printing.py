@@ -4,8 +4,7 @@ printings, confidence that falls with resolution, a strip that never decides acr
 import numpy as np
 import pytest
 
-from cardid.errors import CardIDError
-from cardid.printing.model import (
+from cardid.decision.printing import (
     FEATURES,
     Evidence,
     PrintingModel,
@@ -14,6 +13,7 @@ from cardid.printing.model import (
     fit_printing_model,
     fit_weights,
 )
+from cardid.errors import CardIDError
 
 F = {f: i for i, f in enumerate(FEATURES)}
 

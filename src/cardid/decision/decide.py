@@ -4,7 +4,7 @@ the best, e.g. reprints that share their art) or ``unknown`` (nothing scores hig
 Scores: the embedding cosine alone, or — when verification ran — a fused logit
 ``w · [cos, hash_sim, sqrt(inliers)/10, lead] + b`` (lead: inlier evidence over the best other
 shortlisted card — an unknown card matches nothing well) whose weights are fitted by logistic regression on
-labelled queries. Within an ambiguous set the matcher (:mod:`cardid.db.match`) then compares bottom
+labelled queries. Within an ambiguous set the matcher (:mod:`cardid.decision.match`) then compares bottom
 strips (collector number, set symbol) and picks one card when that is decisive.
 
 :func:`calibrate` chooses the margin and the unknown-card threshold for a target precision from
@@ -81,7 +81,7 @@ class Calibration:
     # a wrong printing is the costlier error, so 0.25 (the number, when legible, decides first)
     strip_margin: float = 0.25
     fusion: dict = field(default_factory=lambda: dict(DEFAULT_FUSION))
-    #: the printing model's weights and p_min (:class:`cardid.printing.model.PrintingModel`), fitted
+    #: the printing model's weights and p_min (:class:`cardid.decision.printing.PrintingModel`), fitted
     #: with the fused calibration; None: its hand-set defaults
     printing: dict | None = None
     target_precision: float | None = None
@@ -119,7 +119,7 @@ class Decision:
     #: what was read off the card's bottom strip (`cardid.printing`) and whether it agreed with
     #: the decision; None when nothing was read (no doubt about the printing, or no OCR)
     printed: dict | None = None
-    #: the printing's probability (:mod:`cardid.printing.model`) when the card has several
+    #: the printing's probability (:mod:`cardid.decision.printing`) when the card has several
     #: printings in sight; ``printing``: the set weighed, each member's evidence and probability
     probability: float | None = None
     printing: dict | None = None

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from tests.db.handmade import HASHES, HandDB, matcher, query
 
-from cardid.db import refine
-from cardid.db.decide import AMBIGUOUS, INLIER_SCALE, MATCH, UNKNOWN, inlier_lead
+from cardid.decision import refine
+from cardid.decision.decide import AMBIGUOUS, INLIER_SCALE, MATCH, UNKNOWN, inlier_lead
 
 #: cosine of each row with the query (the query is axis 0; row i also has its own axis i+1)
 COS = [0.9, 0.8, 0.7, 0.3, 0.2, 0.1, 0.05, 0.0]
@@ -109,8 +109,8 @@ def test_auto_weighs_the_printing_by_the_model_only_where_it_was_fitted_on_real_
 
     from tests.db.handmade import FUSED
 
-    from cardid.db.match import MatchConfig, Matcher
-    from cardid.printing.model import PrintingModel
+    from cardid.decision.match import MatchConfig, Matcher
+    from cardid.decision.printing import PrintingModel
 
     db = _db()
     rules = (refine.printings, refine.resolve)

@@ -1,12 +1,12 @@
 """The steps that decide a known card's printing, each ``(matcher, query, decision) → decision``.
 
-:meth:`cardid.db.match.Matcher.steps` lists them in the order they run. Each returns a new
-:class:`~cardid.db.decide.Decision` (or the one it was given) and never changes a candidate
+:meth:`cardid.decision.match.Matcher.steps` lists them in the order they run. Each returns a new
+:class:`~cardid.decision.decide.Decision` (or the one it was given) and never changes a candidate
 another decision holds: candidates are frozen, and evidence found on the way (a printing verified
 now, a strip compared) comes back in new candidates, replaced in the decision's shortlist too.
 
 * :func:`printing` — the printing model (default): every printing of the card in sight, one
-  calibrated probability each (:mod:`cardid.printing.model`).
+  calibrated probability each (:mod:`cardid.decision.printing`).
 * :func:`printings`, :func:`by_number`, :func:`resolve` — the rules it replaced, kept to compare
   on the same photos: a match with a same-art printing beside it becomes ambiguous, the collector
   number then names one, else the bottom strips do by a margin.
@@ -15,19 +15,16 @@ now, a strip compared) comes back in new candidates, replaced in the decision's 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cardid.db.art import similar_scans
-from cardid.db.decide import AMBIGUOUS, MATCH, Candidate, Decision
 from cardid.db.verify import strip_scores, warp_strip
-from cardid.printing.model import Evidence, PrintingSet
+from cardid.decision.decide import AMBIGUOUS, MATCH, Candidate, Decision
+from cardid.decision.printing import Evidence, PrintingSet
+from cardid.decision.query import Matching, Query
 from cardid.printing.number import agrees
 from cardid.printing.ocr import PrintedReading, layout_of
-
-if TYPE_CHECKING:
-    from cardid.db.match import Matcher, Query
 
 #: another printing verified only now (early stop skipped it, or the shortlist missed it)
 #: joins the set when its art matches this well: ≥ this share of the match's inliers …
@@ -38,7 +35,7 @@ SIBLING_MIN_INLIERS = 15
 SIBLING_OUTSIDE = 3
 
 
-def _fused(m: Matcher, q: Query) -> bool:
+def _fused(m: Matching, q: Query) -> bool:
     return q.features is not None and m.calibration.mode == "fused"
 
 
@@ -57,7 +54,7 @@ def _with(d: Decision, new: list[Candidate], **changes) -> Decision:
 
 
 def unverified_printings(
-    m: Matcher, q: Query, top: Candidate, d: Decision, seen: set[int], printings: set[int]
+    m: Matching, q: Query, top: Candidate, d: Decision, seen: set[int], printings: set[int]
 ) -> list[Candidate]:
     """Same-art printings of the match that verification has not looked at (early stop ended
     before them, or they were not shortlisted): verified now, kept (as new candidates) when
@@ -82,7 +79,7 @@ def unverified_printings(
     return out
 
 
-def strip_leads(m: Matcher, q: Query, cards: list[Candidate]) -> dict[int, float]:
+def strip_leads(m: Matching, q: Query, cards: list[Candidate]) -> dict[int, float]:
     """Bottom-strip leads among same-art cards verified against the crop (their homographies
     place the strip), compared at the crop's own resolution."""
     cards = [c for c in cards if c.row in q.cache and q.cache[c.row].homography is not None]
@@ -95,7 +92,7 @@ def strip_leads(m: Matcher, q: Query, cards: list[Candidate]) -> dict[int, float
     return {} if scores is None else {c.row: s for c, s in zip(cards, scores, strict=True)}
 
 
-def read_number(m: Matcher, q: Query, rows: list[int]) -> tuple[PrintedReading, dict, list[int], bool]:
+def read_number(m: Matching, q: Query, rows: list[int]) -> tuple[PrintedReading, dict, list[int], bool]:
     """Read the collector number off the crop for these DB rows: (the reading, its record with
     ``agreeing`` ids, the rows it agrees with, whether only loosely — a total one digit off
     counts only when nothing agrees exactly)."""
@@ -115,7 +112,7 @@ def read_number(m: Matcher, q: Query, rows: list[int]) -> tuple[PrintedReading, 
     return reading, printed, agreeing, loose
 
 
-def number_evidence(m: Matcher, q: Query, cards: list[Candidate]) -> tuple[dict[int, float], dict | None]:
+def number_evidence(m: Matching, q: Query, cards: list[Candidate]) -> tuple[dict[int, float], dict | None]:
     """The collector number read off the crop, as evidence for each card: +1 it agrees, +0.5
     agrees but for a total one off, -1 legible and another card agrees but not this one."""
     if m.reader is None or q.image is None or not m.config.read_numbers:
@@ -131,7 +128,7 @@ def number_evidence(m: Matcher, q: Query, cards: list[Candidate]) -> tuple[dict[
 
 
 def printing_set(
-    m: Matcher, q: Query, d: Decision
+    m: Matching, q: Query, d: Decision
 ) -> tuple[PrintingSet, list[Candidate], dict | None, Decision] | None:
     """The printings of the decided card in sight of the crop, with their evidence: the match
     (or the tied set), every same-name card the shortlist verified (whatever its art), and
@@ -168,7 +165,7 @@ def printing_set(
     return PrintingSet(evidence, width), members, printed, d
 
 
-def printing(m: Matcher, q: Query, d: Decision) -> Decision:
+def printing(m: Matching, q: Query, d: Decision) -> Decision:
     """The printing of a decided card, by the printing model: the printing named with its
     probability when that reaches the model's ``p_min``, else ``ambiguous`` between the
     printings still plausible. A card with one printing in sight is left as decided."""
@@ -194,7 +191,7 @@ def printing(m: Matcher, q: Query, d: Decision) -> Decision:
 # --- the rules (printing="rules") ---------------------------------------------------------------
 
 
-def printings(m: Matcher, q: Query, d: Decision) -> Decision:
+def printings(m: Matching, q: Query, d: Decision) -> Decision:
     """A match whose shortlist also holds another printing of the same card (same name and
     art, also verified) is not yet a decision: art confirms the Pokémon, not the printing. A
     same-name card with other art (Fossil's Gastly beside base1's) is not a printing of it:
@@ -214,7 +211,7 @@ def printings(m: Matcher, q: Query, d: Decision) -> Decision:
     return Decision(AMBIGUOUS, [top, *siblings, *found], d.score, d.candidates)
 
 
-def by_number(m: Matcher, q: Query, d: Decision) -> Decision:
+def by_number(m: Matching, q: Query, d: Decision) -> Decision:
     """Where the printing is in doubt, read the collector number off the crop and let it decide.
 
     In doubt: an ambiguous set, or a match with another printing (same name) in its shortlist or
@@ -261,7 +258,7 @@ def by_number(m: Matcher, q: Query, d: Decision) -> Decision:
     return replace(d, printed=printed)
 
 
-def _sure(m: Matcher, reading: PrintedReading, row: int, d: Decision) -> bool:
+def _sure(m: Matching, reading: PrintedReading, row: int, d: Decision) -> bool:
     """Enough to move a match to another printing: that printing was verified against the
     crop (same art), or both the number and the printed total agree with it."""
     if any(c.row == row and c.verified and (c.inliers or 0) > 0 for c in d.candidates):
@@ -272,7 +269,7 @@ def _sure(m: Matcher, reading: PrintedReading, row: int, d: Decision) -> bool:
     return any(x.total is not None and agrees(x, rec) for x in reading.readings)  # exact, not loose
 
 
-def resolve(m: Matcher, q: Query, d: Decision) -> Decision:
+def resolve(m: Matching, q: Query, d: Decision) -> Decision:
     """An ambiguous set of verified cards (same art): let the bottom strips decide, comparing
     the query only where those cards' strips differ (collector number, set symbol); the one
     leading every other by the calibration's ``strip_margin`` is named. A set holding a card

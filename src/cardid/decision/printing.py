@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from cardid.db.decide import INLIER_SCALE
+from cardid.decision.decide import INLIER_SCALE
 from cardid.errors import CardIDError
 
 FEATURES = ("emb_lead", "emb_lead_res", "inlier_lead", "strip", "strip_res", "number")
