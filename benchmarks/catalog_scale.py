@@ -39,11 +39,11 @@ from cardid.catalog.ids import card_file_stem
 from cardid.catalog.pokemontcg import read_pokemontcg
 from cardid.catalog.records import CardRecord, Catalog
 from cardid.db.build import build_db as build_card_db
-from cardid.db.calibrate import calibrate_db, synthetic_queries
 from cardid.db.store import CardDB
 from cardid.decision.match import MatchConfig, Matcher
 from cardid.embed import load_embedder
-from cardid.eval.outcomes import evaluate_photo_set, load_photo_rows, summarise
+from cardid.fit.calibrate import calibrate_db, synthetic_queries
+from cardid.fit.outcomes import evaluate_photo_set, load_photo_rows, summarise
 from cardid.images import load_rgb
 from cardid.io import read_csv_rows, read_json, write_bytes_atomic
 from cardid.progress import progress

@@ -42,12 +42,12 @@ def main() -> None:
 
     from cardid.catalog.records import Catalog, name_key
     from cardid.data.photoset import load_photo_set
-    from cardid.db.adapt import fit_db_adapter, photo_pairs
-    from cardid.db.calibrate import synthetic_queries
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
     from cardid.embed.adapter import recall_at
-    from cardid.eval.folds import card_folds, require_disjoint
+    from cardid.fit.adapter import fit_db_adapter, photo_pairs
+    from cardid.fit.calibrate import synthetic_queries
+    from cardid.fit.folds import card_folds, require_disjoint
     from cardid.images import load_rgb
 
     report = json.loads((args.report / "report.json").read_text())

@@ -27,8 +27,8 @@ from common import machine, write_results
 
 from cardid.detect.rectify import rectify, refine_corners
 from cardid.embed import load_embedder
-from cardid.eval.outcomes import load_photo_rows
 from cardid.eval.printings import evaluate_reprints, pct
+from cardid.fit.outcomes import load_photo_rows
 from cardid.images import load_rgb
 from cardid.io import read_csv_rows, read_json
 from cardid.printing.number import parse_number

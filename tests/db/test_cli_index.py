@@ -4,7 +4,7 @@ import pytest
 from tests.conftest import make_tiny_model
 
 from cardid.cli import main
-from cardid.db.calibrate import synthetic_queries
+from cardid.fit.calibrate import synthetic_queries
 from cardid.images import save_rgb
 from cardid.synth.cards import synth_cards
 

@@ -5,7 +5,6 @@ import pytest
 from tests.conftest import make_tiny_model
 
 from cardid.db.build import build_db
-from cardid.db.calibrate import calibrate_db, synthetic_queries
 from cardid.db.store import CardDB
 from cardid.decision import refine
 from cardid.decision.decide import (
@@ -22,6 +21,7 @@ from cardid.decision.decide import (
 from cardid.decision.match import Matcher
 from cardid.embed import load_embedder
 from cardid.errors import CardIDError
+from cardid.fit.calibrate import calibrate_db, synthetic_queries
 from cardid.synth.cards import synth_cards
 
 
@@ -319,8 +319,8 @@ def test_the_printing_model_weighs_each_reprint_and_names_only_the_truth(reprint
 
 
 def test_the_printing_model_is_fitted_on_simulated_views_and_stored_with_the_db(reprints, tmp_path):
-    from cardid.db.calibrate import fit_printing, printing_sets_on_views
     from cardid.decision.printing import FEATURES
+    from cardid.fit.calibrate import fit_printing, printing_sets_on_views
 
     cat, emb, _db, _ids, printings = reprints
     db2 = build_db(emb, cat, tmp_path / "db")

@@ -7,8 +7,8 @@ from tests.conftest import make_tiny_model
 from tests.eval.test_real import _mini_realdata
 
 from cardid.cli import main
-from cardid.eval.outcomes import note_groups, photo_outcome
 from cardid.eval.photos import threshold_transfer
+from cardid.fit.outcomes import note_groups, photo_outcome
 from cardid.images import save_rgb
 from cardid.synth.surfaces import background
 

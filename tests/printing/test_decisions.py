@@ -8,12 +8,12 @@ import pytest
 from tests.conftest import make_tiny_model
 
 from cardid.db.build import build_db
-from cardid.db.calibrate import synthetic_queries
 from cardid.decision import refine
 from cardid.decision.decide import AMBIGUOUS, MATCH, decide
 from cardid.decision.match import MatchConfig, Matcher
 from cardid.embed import load_embedder
 from cardid.eval.printings import TIE
+from cardid.fit.calibrate import synthetic_queries
 from cardid.printing.number import readings_from_text
 from cardid.printing.ocr import (
     PrintedReading,

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from cardid.db.calibrate import synthetic_queries
+from cardid.fit.calibrate import synthetic_queries
 from cardid.printing.ocr import PASSES, engine, engine_info, read_printed, tessdata_dir, tesseract_available
 from cardid.synth.cards import synth_cards
 

@@ -67,7 +67,7 @@ def build_cmd(
         f"[green]DB[/] {out_dir}: {len(db)} cards × {db.dim} ({dtype}), model {db.meta['model']['identity']}"
     )
     if calibrate:
-        from cardid.db.calibrate import calibrate_on_views
+        from cardid.fit.calibrate import calibrate_on_views
 
         with progress(min(calibrate_cards, len(db)), "calibrating") as advance:
             cals = calibrate_on_views(db, emb, cat, calibrate_cards, progress=advance)
@@ -159,9 +159,9 @@ def adapt_cmd(
     Every later query embedding is mapped towards its scan's before the search, and the printing
     of a known card is weighed by a model fitted on real photos (without one it is decided by the
     rules). Measure both card-disjointly first: `cardid eval photos --folds 5 --adapter`."""
-    from cardid.db.adapt import adapt_from_photos
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
+    from cardid.fit.photos import adapt_from_photos
 
     if remove:
         CardDB.load(db, load_embedder(model)).save_adapter(None)
@@ -189,10 +189,10 @@ def calibrate_cmd(
     seed: int = typer.Option(0, help="Seed for the simulated views."),
 ) -> None:
     """Choose the unknown-card threshold and the ambiguity margin; store them in db.json."""
-    from cardid.db.calibrate import calibrate_db, calibrate_on_views
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
     from cardid.eval.queries import load_queries
+    from cardid.fit.calibrate import calibrate_db, calibrate_on_views
     from cardid.images import load_rgb
     from cardid.progress import progress
 

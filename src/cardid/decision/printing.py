@@ -18,7 +18,7 @@ art differs is decided by the embedding and inliers (its art), never by a strip.
 
 The weights are fitted (:func:`fit_printing_model`) on printing sets from simulated views rendered
 at real photos' sizes and, where labelled real photos exist, on the other folds' real photos
-(card-disjoint: :mod:`cardid.eval.folds`); ``p_min`` is the probability a printing needs to be
+(card-disjoint: :mod:`cardid.fit.folds`); ``p_min`` is the probability a printing needs to be
 named, chosen on the same sets for a wrong-printing rate. Below it the decision is ``ambiguous``,
 with every printing still plausible. The features hold no set identity, so no fit can learn
 "prefer base1" from photos that show only base1.

@@ -30,9 +30,9 @@ from cardid.data.photoset import PhotoSet, load_photo_set
 from cardid.decision.match import MatchConfig
 from cardid.decision.printing import save_printing_sets
 from cardid.errors import CardIDError
-from cardid.eval.outcomes import OUTCOMES, evaluate_photo_set, summarise
 from cardid.eval.real import _img_tag, build_real_db
-from cardid.eval.refit import (
+from cardid.fit.outcomes import OUTCOMES, evaluate_photo_set, summarise
+from cardid.fit.refit import (
     adapted_by_fold,
     fit_printing_folds,
     fit_strip_margin,
@@ -94,17 +94,17 @@ def evaluate_photos(
     db_dir: str | Path | None = None,
 ) -> dict:
     """``folds``: also report photos-dev in that many card-disjoint folds (every printing of a card
-    name in one fold, :mod:`cardid.eval.folds`): each fold's figures on its own cards, and their
+    name in one fold, :mod:`cardid.fit.folds`): each fold's figures on its own cards, and their
     spread, as decided with what simulated views fitted; then the printing model refitted on the
     simulated sets plus the other folds' real photos, measured on each fold's own cards
     (``printing="model"``), or the strip margin fitted so (``printing="rules"``: the printing decided
     by the rules the model replaced, to compare the two on the same folds). ``adapter`` (with
     ``folds``): photos-dev again, each fold's photos with a query adapter fitted on the other folds'
-    photos (:mod:`cardid.db.adapt`; λ on their own inner folds), and the printing model refitted on
+    photos (:mod:`cardid.fit.adapter`; λ on their own inner folds), and the printing model refitted on
     those records likewise. ``db_dir``: a DB already built with ``model`` and calibrated, evaluated
     as it is (read only) instead of one built and calibrated here."""
     from cardid.catalog.records import name_key
-    from cardid.eval.folds import card_folds
+    from cardid.fit.folds import card_folds
 
     realdata, out = Path(realdata), Path(out)
     config = MatchConfig(printing=printing)  # a bad value said before any work

@@ -21,7 +21,6 @@ import numpy as np
 from cardid.catalog.folder import catalog_from_folder
 from cardid.catalog.records import Catalog
 from cardid.db.build import build_db
-from cardid.db.calibrate import calibrate_db, fit_printing, synthetic_queries
 from cardid.db.store import CardDB
 from cardid.db.verify import extract, match
 from cardid.decision.decide import MATCH, UNKNOWN, score
@@ -29,6 +28,7 @@ from cardid.decision.match import Matcher
 from cardid.embed import Embedder, load_embedder
 from cardid.errors import CardIDError
 from cardid.eval.queries import load_queries
+from cardid.fit.calibrate import calibrate_db, fit_printing, synthetic_queries
 from cardid.images import jpeg_data_url, load_rgb
 from cardid.io import write_bytes_atomic, write_json_atomic
 
@@ -77,8 +77,8 @@ def build_real_db(
     )
     emb = model if isinstance(model, Embedder) else load_embedder(model)
     if db_dir is not None:
-        from cardid.db.calibrate import printing_sets_on_views
         from cardid.decision.decide import Calibration
+        from cardid.fit.calibrate import printing_sets_on_views
 
         db = CardDB.load(db_dir, emb)  # refuses a DB built with another model
         if not db.calibration:

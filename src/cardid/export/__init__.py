@@ -28,8 +28,8 @@ def export_dir(out: str | Path, meta: dict) -> Path:
 
 def calibration_images(catalog: Catalog | None, n: int, seed: int = 1) -> list[np.ndarray]:
     """Camera-like crops for int8 / Hailo calibration: simulated views of catalog cards."""
-    from cardid.db.calibrate import synthetic_queries
     from cardid.export.parity import ParitySet
+    from cardid.fit.calibrate import synthetic_queries
 
     if catalog is None:
         data = ParitySet.synthetic(cards=min(n, 48), seed=seed)

@@ -42,7 +42,7 @@ class ParitySet:
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, cards: int = 32, seed: int = 0) -> ParitySet:
-        from cardid.db.calibrate import synthetic_queries
+        from cardid.fit.calibrate import synthetic_queries
 
         ids = catalog.ids[:cards]
         q, ql = synthetic_queries(catalog, ids, seed=seed, crop_width=224)

@@ -99,9 +99,9 @@ class CalibrateStage(Settings):
 @stage("calibrate", CalibrateStage, needs=("db", "catalog", "export"))
 def calibrate_stage(ctx: StageContext, cfg: CalibrateStage) -> dict:
     """Decision thresholds calibrated on simulated views of the DB's cards."""
-    from cardid.db.calibrate import calibrate_on_views
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
+    from cardid.fit.calibrate import calibrate_on_views
     from cardid.progress import progress
 
     emb = load_embedder(ctx.path("export", "onnx"))
@@ -134,7 +134,7 @@ class AdaptStage(Settings):
 )
 def adapt_stage(ctx: StageContext, cfg: AdaptStage) -> dict:
     """A query adapter (and the printing model) learned from labelled real photos."""
-    from cardid.db.adapt import adapt_from_photos
+    from cardid.fit.photos import adapt_from_photos
 
     db_dir = copy_db(ctx.path("calibrate", "db"), ctx.dir / "db")
     det = detector_for(ctx)

@@ -97,10 +97,10 @@ class RecognitionStage(Settings):
 def recognition_stage(ctx: StageContext, cfg: RecognitionStage) -> dict:
     """Fresh simulated photos of known and left-out cards recognised as crops (report.html)."""
     from cardid.catalog.ids import card_file_stem
-    from cardid.db.calibrate import synthetic_queries
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
     from cardid.eval.real import render_html
+    from cardid.fit.calibrate import synthetic_queries
     from cardid.images import save_rgb
     from cardid.recognize import Recognizer, prepare_pictures_dir, recognize_files, save_decision_png
 

@@ -4,8 +4,8 @@ import pytest
 
 from cardid.data.photoset import LabelledPhoto, PhotoSet
 from cardid.errors import CardIDError
-from cardid.eval.folds import card_folds, require_disjoint
-from cardid.eval.refit import printing_split
+from cardid.fit.folds import card_folds, require_disjoint
+from cardid.fit.refit import printing_split
 
 
 def _set(counts: dict[str, int]) -> PhotoSet:
@@ -72,8 +72,8 @@ def test_the_printing_split_counts_the_card_and_its_printing_apart():
 
 
 def test_the_strip_margin_is_fitted_on_other_cards_only():
-    from cardid.eval.folds import CardFolds
-    from cardid.eval.refit import fit_strip_margin, redecide_strip
+    from cardid.fit.folds import CardFolds
+    from cardid.fit.refit import fit_strip_margin, redecide_strip
 
     def photo(truth, lead, named):
         other = "x-" + truth
@@ -107,8 +107,8 @@ def test_the_printing_model_is_fitted_on_other_cards_only():
     """Each fold's model and p_min come from the simulated sets and the other folds' photos; what
     only a fold's own cards show never moves its model."""
     from cardid.decision.printing import Evidence, PrintingModel, PrintingSet
-    from cardid.eval.folds import CardFolds
-    from cardid.eval.refit import fit_printing_folds, redecide_printing
+    from cardid.fit.folds import CardFolds
+    from cardid.fit.refit import fit_printing_folds, redecide_printing
 
     def photo(truth, lead, width=250):
         s = PrintingSet((Evidence(truth, 0.8, 50, lead), Evidence("x-" + truth, 0.8, 50, -lead)), width)

@@ -1,6 +1,6 @@
 """What is fitted on real photos, card-disjointly: the printing model and strip margin refitted on
 the other folds' photos, the query adapter fitted on them, and the figures split by crop width and
-by fold (:mod:`cardid.eval.folds`). Each photo is re-decided from its record, not recognised again,
+by fold (:mod:`cardid.fit.folds`). Each photo is re-decided from its record, not recognised again,
 except with an adapter (the search itself changes)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cardid.db.adapt import widest_card
 from cardid.errors import CardIDError
-from cardid.eval.outcomes import evaluate_photo_set, photo_outcome, summarise
+from cardid.fit.adapter import widest_card
+from cardid.fit.outcomes import evaluate_photo_set, photo_outcome, summarise
 
 #: Crop-width bands (px of the card as found in the photo) for the printing split.
 WIDTH_BANDS = ((0, 180, "<180"), (180, 260, "180-260"), (260, 10**9, ">260"))
@@ -99,7 +99,7 @@ def fit_strip_margin(per: list[dict], folds, max_wrong: float = 0.01, margins=ST
     """The strip margin fitted on real photos, card-disjointly: for each fold, the margin that
     names the most photos right on the *other* folds' cards with at most ``max_wrong`` of them
     wrong; measured on the fold's own cards. Returns each fold's margin and held-out figures."""
-    from cardid.eval.folds import require_disjoint
+    from cardid.fit.folds import require_disjoint
 
     outcomes = {m: [redecide_strip(p, m) for p in per] for m in margins}
 
@@ -201,7 +201,7 @@ def fit_printing_folds(
     printing sets plus the *other* folds' real photos, and its ``p_min`` the one naming the most of
     those photos right with at most ``max_wrong`` of them wrong (a card or a printing); measured on
     the fold's own cards. Returns each fold's model and held-out figures, and their mean and spread."""
-    from cardid.eval.folds import require_disjoint
+    from cardid.fit.folds import require_disjoint
 
     held_out_records, models = [], []
     for i in range(folds.k):
@@ -221,8 +221,8 @@ def adapted_by_fold(
     """photos-dev recognised again, each fold's photos with a query adapter fitted on the other
     folds' photos (their first-pass corners; λ on their own inner folds): its figures, and the
     printing model refitted on these records card-disjointly as before. ``memos``: the first
-    pass's (:func:`~cardid.eval.outcomes.evaluate_photo_set`), so only the decisions are redone."""
-    from cardid.db.adapt import fit_db_adapter, photo_pairs
+    pass's (:func:`~cardid.fit.outcomes.evaluate_photo_set`), so only the decisions are redone."""
+    from cardid.fit.adapter import fit_db_adapter, photo_pairs
 
     q, rows, used = photo_pairs(db, emb, per)
     fold_of = np.array([split.fold_of[per[i]["card_id"]] for i in used])

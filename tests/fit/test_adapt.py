@@ -6,11 +6,11 @@ import pytest
 from tests.conftest import make_tiny_model
 
 from cardid.cli import main
-from cardid.db.calibrate import synthetic_queries
 from cardid.db.store import CardDB
 from cardid.decision.match import Matcher
 from cardid.embed import load_embedder
 from cardid.errors import CardIDError, DBError
+from cardid.fit.calibrate import synthetic_queries
 from cardid.images import save_rgb
 from cardid.synth.cards import synth_cards
 
@@ -79,9 +79,9 @@ def test_printing_sets_made_beforehand_fit_exactly_what_adapt_would_make(world, 
     the adapt stage reads them back instead of rendering and deciding every view again."""
     import shutil
 
-    from cardid.db import adapt as adapt_mod
-    from cardid.db import calibrate as calibrate_mod
     from cardid.decision.printing import load_printing_sets, save_printing_sets
+    from cardid.fit import calibrate as calibrate_mod
+    from cardid.fit import photos as adapt_mod
 
     root, model, db = world
     emb = load_embedder(model, "cpu")
