@@ -2,6 +2,7 @@
 
 import pytest
 
+from cardid.recognize.video import sightings
 from cardid.track import (
     CONFIRMED,
     NO_CARD,
@@ -9,7 +10,6 @@ from cardid.track import (
     CardTracker,
     Sighting,
     TrackerConfig,
-    sightings,
 )
 
 A = (100, 100, 200, 240)

@@ -18,12 +18,8 @@ from __future__ import annotations
 from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from cardid.detect.geometry import box_iou, corners_box
-
-if TYPE_CHECKING:
-    from cardid.recognize.results import PhotoResult
+from cardid.detect.geometry import box_iou
 
 NO_CARD, STABILISING, CONFIRMED = "no_card", "stabilising", "confirmed"
 
@@ -177,16 +173,3 @@ class CardTracker:
                     }
                 )
         return out
-
-
-def sightings(result: PhotoResult, records: list[dict] | None = None) -> list[Sighting]:
-    """The cards of one photo's result as sightings: a match votes for its card, anything else
-    (ambiguous, unknown) for nothing; each carries its card's JSON record (``records``: the
-    result's, if already written) to pass through to whoever shows the scene."""
-    records = records if records is not None else [c.to_json() for c in result.cards]
-    out = []
-    for c, rec in zip(result.cards, records, strict=True):
-        if not c.corners:
-            continue
-        out.append(Sighting(corners_box(c.corners), c.decision.card_id, rec))
-    return out

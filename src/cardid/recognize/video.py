@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cardid.detect.geometry import corners_box
 from cardid.errors import CardIDError
 from cardid.recognize.recognizer import Recognizer
+from cardid.recognize.results import PhotoResult
+from cardid.track import Sighting
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 
@@ -29,7 +32,7 @@ def recognize_video(
     (:mod:`cardid.track`), with the frames it was seen in. ``every``: recognise every n-th frame."""
     import cv2
 
-    from cardid.track import CardTracker, sightings
+    from cardid.track import CardTracker
 
     path = Path(path)
     if not path.is_file():
@@ -86,3 +89,16 @@ def recognize_video(
         "cards": cards,
         "calibrated": rec.matcher.calibrated,
     }
+
+
+def sightings(result: PhotoResult, records: list[dict] | None = None) -> list[Sighting]:
+    """The cards of one photo's result as sightings: a match votes for its card, anything else
+    (ambiguous, unknown) for nothing; each carries its card's JSON record (``records``: the
+    result's, if already written) to pass through to whoever shows the scene."""
+    records = records if records is not None else [c.to_json() for c in result.cards]
+    out = []
+    for c, rec in zip(result.cards, records, strict=True):
+        if not c.corners:
+            continue
+        out.append(Sighting(corners_box(c.corners), c.decision.card_id, rec))
+    return out

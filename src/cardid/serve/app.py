@@ -41,7 +41,8 @@ def create_app(
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
     from starlette.requests import ClientDisconnect
 
-    from cardid.track import CardTracker, sightings
+    from cardid.recognize.video import sightings
+    from cardid.track import CardTracker
 
     served = _Served(recognizer, catalog, db_catalog, config.reload_check_s if config.reload_db else None)
     app = FastAPI(title="cardid", version=__version__, description=__doc__)
