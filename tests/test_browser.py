@@ -66,7 +66,7 @@ def server(tmp_path_factory, synth_catalog, tmp_path):
     root = tmp_path_factory.mktemp("browser")
     model, db = build_index(root, synth_catalog.root, "--calibrate-cards", "6")
     rec = Recognizer.open(model, db, Finder(), fallback=False)
-    rec.matcher.calibration = Calibration("fused")  # the tiny random model: accept what verifies
+    rec = rec.with_(calibration=Calibration("fused"))  # the tiny random model: accept what verifies
     coll = Collection(tmp_path / "collection.sqlite")
     labelled = LabelledCrops(tmp_path / "labelled")
     app = create_app(rec, synth_catalog, ServeConfig(), collection=coll, labelled=labelled)

@@ -32,7 +32,7 @@ def served(tmp_path_factory, synth_catalog):
 def _client(served, **cfg):
     model, db, cat = served
     rec = Recognizer.open(model, db, None)  # each upload is one card crop
-    rec.matcher.calibration = Calibration("fused")  # the tiny random model: accept what verifies
+    rec = rec.with_(calibration=Calibration("fused"))  # the tiny random model: accept what verifies
     return TestClient(base_url=LOCAL, app=create_app(rec, cat, ServeConfig(**cfg))), cat
 
 
@@ -279,7 +279,7 @@ def test_a_db_replaced_on_disk_is_served_with_its_new_cards_and_thumbnails(serve
     meta["catalogs"] = [{"path": "/nowhere/catalog", "relative": "../catalog"}]
     (live_db / "db.json").write_text(json.dumps(meta))
     rec = Recognizer.open(model, live_db, None)
-    rec.matcher.calibration = Calibration("fused")
+    rec = rec.with_(calibration=Calibration("fused"))
     client = TestClient(
         base_url=LOCAL, app=create_app(rec, None, ServeConfig(reload_check_s=0), db_catalog=True)
     )
@@ -365,7 +365,7 @@ def test_live_frames_are_tracked_and_a_steady_card_confirmed_once(served):
             return [Detection(quad, 0.9)]
 
     rec = Recognizer.open(model, db, OneCard())
-    rec.matcher.calibration = Calibration("fused")
+    rec = rec.with_(calibration=Calibration("fused"))
     client = TestClient(base_url=LOCAL, app=create_app(rec, cat, ServeConfig()))
     with client.websocket_connect("ws://127.0.0.1/v1/live") as ws:
         ws.send_bytes(b"not a frame")

@@ -119,7 +119,7 @@ def test_a_video_prints_each_card_once_per_visit(tmp_path, synth_catalog):
             return [Detection(quad, 0.9)] if np.abs(inside - 60).mean() > 10 else []
 
     rec = Recognizer.open(model, db, Finder(), fallback=False)
-    rec.matcher.calibration = Calibration("fused")
+    rec = rec.with_(calibration=Calibration("fused"))
     res = recognize_video(rec, path)
     assert res["frames"] == 26 and [c["card"]["card_id"] for c in res["cards"]] == [cid, cid]
     assert res["cards"][0]["first_frame"] == 0 and res["cards"][1]["first_frame"] == 16

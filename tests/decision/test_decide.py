@@ -235,9 +235,8 @@ def test_scans_of_the_same_art_are_never_told_apart_as_other_art(reprints):
     """Without art ids (a folder of scans), the art boxes are compared scan to scan; a reprint of
     the same art must never count as other art, or its strip would not be looked at."""
     _cat, emb, db, ids, printings = reprints
-    m = Matcher(db, emb)
     bare = {c: r.model_copy(update={"art_id": None}) for c, r in db.records.items()}
-    m.db = replace_records(db, bare)
+    m = Matcher(replace_records(db, bare), emb)
     assert db.features.art is not None and len(db.features.art.offsets) == len(db) + 1
     for a in ids:
         for b in printings[a] - {a}:

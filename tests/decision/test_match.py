@@ -10,6 +10,7 @@ from tests.db.handmade import HASHES, HandDB, matcher, query
 
 from cardid.decision import refine
 from cardid.decision.decide import AMBIGUOUS, INLIER_SCALE, MATCH, UNKNOWN, inlier_lead
+from cardid.decision.match import Matcher
 
 #: cosine of each row with the query (the query is axis 0; row i also has its own axis i+1)
 COS = [0.9, 0.8, 0.7, 0.3, 0.2, 0.1, 0.05, 0.0]
@@ -137,3 +138,29 @@ def test_candidates_and_decisions_cannot_be_changed_in_place():
     with pytest.raises(FrozenInstanceError):
         d.printed = {}
     assert all(c.score == 0.0 for c in cands)  # scoring returned new candidates
+
+
+def test_a_matcher_is_frozen_and_with_gives_another():
+    """Nothing is assigned to a matcher after it is built (what it derived would go stale); a
+    fold's adapter or another calibration is a new matcher, the first unchanged."""
+    db = _db()
+    m = matcher(db)
+    with pytest.raises(AttributeError, match=r"frozen: matcher.with_\(adapter=…\)"):
+        m.adapter = "x"
+    with pytest.raises(AttributeError, match="frozen"):
+        m.calibration = None
+    dim = db.embeddings.shape[1]
+    from cardid.embed.adapter import QueryAdapter
+
+    a = QueryAdapter(np.eye(dim) * 2.0, 1.0, 0)
+    m2 = m.with_(adapter=a)
+    assert m2.adapter is a and m.adapter is None and m2.art is m.art  # art pairs compared once
+    assert m2.calibration == m.calibration and m2.config == m.config and m2.printing == m.printing
+    e = np.zeros(dim, np.float32)
+    e[0] = 1.0
+    assert np.allclose(m2.query(np.zeros((448, 320, 3), np.uint8), e).raw_embedding, e)
+    # "the DB's" stays the DB's, and an uncalibrated DB stays uncalibrated through with_
+    raw = Matcher(db, embedder=None, config=m.config)
+    assert raw.calibrated is False and raw.with_(adapter=None).calibrated is False
+    with pytest.raises(TypeError, match="takes config"):
+        m.with_(db=None)

@@ -174,8 +174,7 @@ def test_strip_leads_compare_only_where_the_printings_strips_differ(db):
 
 
 def test_the_printing_model_names_a_printing_with_its_probability(db):
-    m = matcher(db)
-    m.printing_model = PrintingModel([0, 0, 10.0, 0, 0, 0], p_min=0.95)  # inliers only
+    m = matcher(db).with_(printing_model=PrintingModel([0, 0, 10.0, 0, 0, 0], p_min=0.95))  # inliers only
     top = cand(db, "p1", 100, 4.0)
     d = Decision(MATCH, [top], 4.0, [top, cand(db, "p2", 64), cand(db, "r", 5)])
     q = q_for(db, {"p1": 100, "p2": 64})
@@ -190,7 +189,7 @@ def test_the_printing_model_names_a_printing_with_its_probability(db):
     }
     assert r.printing["width"] == 320 and all(x["strip"] is None for x in r.printing["members"])
     # below p_min: ambiguous between the two (p2's 0.018 is under KEEP, but a set keeps two)
-    m.printing_model = PrintingModel([0, 0, 10.0, 0, 0, 0], p_min=0.99)
+    m = m.with_(printing_model=PrintingModel([0, 0, 10.0, 0, 0, 0], p_min=0.99))
     r = refine.printing(m, q, d)
     assert (r.kind, [c.card_id for c in r.cards], r.resolved_by) == (AMBIGUOUS, ["p1", "p2"], None)
     # one printing in sight: left as decided
@@ -200,8 +199,9 @@ def test_the_printing_model_names_a_printing_with_its_probability(db):
 
 
 def test_the_printing_model_reads_the_number_as_evidence(db):
-    m = matcher(db, reader=text_reader("35/108"))
-    m.printing_model = PrintingModel([0, 0, 10.0, 0, 0, 4.0], p_min=0.9)
+    m = matcher(db, reader=text_reader("35/108")).with_(
+        printing_model=PrintingModel([0, 0, 10.0, 0, 0, 4.0], p_min=0.9)
+    )
     top = cand(db, "p1", 100, 4.0)
     d = Decision(MATCH, [top], 4.0, [top, cand(db, "p2", 81)])
     r = unchanged(refine.printing, m, q_for(db, {"p1": 100, "p2": 81}), d)

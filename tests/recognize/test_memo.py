@@ -50,14 +50,9 @@ def test_decided_again_from_a_memo_as_from_scratch(recognizer, synth_catalog):
     dim = m.db.embeddings.shape[1]
     rng = np.random.default_rng(0)
     adapter = QueryAdapter(np.eye(dim) + 0.4 * rng.standard_normal((dim, dim)), 1.0, 0)
-    try:
-        m.adapter = adapter
-        again = [
-            _json(recognizer.recognize_photo(p, memo=memo)) for p, memo in zip(photos, memos, strict=True)
-        ]
-        fresh = [_json(recognizer.recognize_photo(p)) for p in photos]
-    finally:
-        m.adapter = m.db.adapter
+    adapted = recognizer.with_(adapter=adapter)  # another matcher: the first stays as it was
+    again = [_json(adapted.recognize_photo(p, memo=memo)) for p, memo in zip(photos, memos, strict=True)]
+    fresh = [_json(adapted.recognize_photo(p)) for p in photos]
     assert again == fresh
     assert again != first  # the adapter changed what is decided, so the memo was not a replay
     # and without the adapter, the memo gives the first pass back

@@ -126,7 +126,7 @@ def test_a_card_confirmed_live_is_kept_with_the_crop_of_its_frame(index, tmp_pat
             return [Detection(quad, 0.9)]
 
     rec = Recognizer.open(index[0], index[1], OneCard())
-    rec.matcher.calibration = Calibration("fused")
+    rec = rec.with_(calibration=Calibration("fused"))
     labelled = LabelledCrops(tmp_path / "labelled")
     c = TestClient(
         base_url=LOCAL, app=create_app(rec, collection=Collection(tmp_path / "c.sqlite"), labelled=labelled)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -38,8 +39,19 @@ def _default_reader(config: MatchConfig) -> Callable[..., PrintedReading] | None
     return read_printed if config.read_numbers and tesseract_available() else None
 
 
+#: "as the DB says" for an argument of :class:`Matcher` (its adapter: the DB's own)
+FROM_DB: Any = type("FromDB", (), {"__repr__": lambda self: "FROM_DB"})()
+
+
 class Matcher:
-    """Turns card crops into decisions against one DB with the model that built it."""
+    """Turns card crops into decisions against one DB with the model that built it.
+
+    Frozen: what it derives at construction (the calibration mode, the printing decider, the
+    gallery's hashes and art relations) never goes stale, because nothing is assigned to it
+    afterwards. :meth:`with_` gives a matcher with other settings (an adapter for one fold, a
+    calibration to try), sharing the DB, the model and what was derived from them alone."""
+
+    _SETTINGS = ("config", "calibration", "reader", "printing_model", "adapter")
 
     def __init__(
         self,
@@ -49,8 +61,12 @@ class Matcher:
         calibration: Calibration | None = None,
         reader: Callable[..., PrintedReading] | None = None,
         printing_model: PrintingModel | None = None,
+        adapter: Any = FROM_DB,
+        art: ArtRelations | None = None,
     ):
         db.check_embedder(embedder)
+        given = dict(config=config, calibration=calibration, reader=reader, printing_model=printing_model)
+        object.__setattr__(self, "_given", {**given, "adapter": adapter})
         self.db, self.embedder, self.config = db, embedder, config
         self.verifying = config.verify and db.features is not None
         mode = "fused" if self.verifying else "embedding"
@@ -76,12 +92,29 @@ class Matcher:
             real = given or printing_model.fitted.get("real_sets", 0) > 0
             self.printing = "model" if real else "rules"
         #: maps query embeddings towards their scans' (:mod:`cardid.embed.adapter`): the DB's, if
-        #: one was fitted on labelled real photos; settable (fold evaluation sets one per fold)
-        self.adapter = db.adapter
+        #: one was fitted on labelled real photos, unless another is given (a fold's, or None)
+        self.adapter = db.adapter if adapter is FROM_DB else adapter
         self._hashes = db.features.hashes if db.features is not None else None
-        self.art = ArtRelations(db)  # same art or not, between gallery rows
+        self.art = art if art is not None else ArtRelations(db)  # same art or not, between gallery rows
         #: (card crop, corners to read, accept=) → PrintedReading; Tesseract by default (None: not read)
         self.reader = reader if reader is not None else _default_reader(config)
+        object.__setattr__(self, "_frozen", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if getattr(self, "_frozen", False):
+            raise AttributeError(
+                f"a Matcher is frozen: matcher.with_({name}=…) gives one with another {name}"
+            )
+        object.__setattr__(self, name, value)
+
+    def with_(self, **changes: Any) -> Matcher:
+        """A matcher like this one with other settings (``config``, ``calibration``, ``reader``,
+        ``printing_model``, ``adapter``): everything else derived again from them, the DB, the
+        model and the art relations already compared shared."""
+        unknown = sorted(set(changes) - set(self._SETTINGS))
+        if unknown:
+            raise TypeError(f"Matcher.with_ takes {', '.join(self._SETTINGS)}; not {', '.join(unknown)}")
+        return Matcher(self.db, self.embedder, **{**self._given, **changes}, art=self.art)
 
     def prepare(
         self,

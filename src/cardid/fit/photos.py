@@ -80,7 +80,7 @@ def recognise_photos(card_db, emb, photo_set, detector: str = "classical", conf:
 
     # the printing model's evidence is recorded for every printing set (printing="model")
     rec = Recognizer.open(emb, card_db, make_detector(detector, conf), MatchConfig(printing="model"))
-    rec.matcher.adapter = None
+    rec = rec.with_(adapter=None)
     with progress(len(photo_set), "finding cards") as advance:
         return evaluate_photo_set(rec, photo_set.rows(), advance)
 

@@ -227,17 +227,13 @@ def adapted_by_fold(
     q, rows, used = photo_pairs(db, emb, per)
     fold_of = np.array([split.fold_of[per[i]["card_id"]] for i in used])
     adapted, fits = [], []
-    try:
-        for i in range(split.k):
-            a, stats = fit_db_adapter(db, q[fold_of != i], rows[fold_of != i], fold_of[fold_of != i])
-            fits.append({"fold": i, **stats})
-            rec.matcher.adapter = a
-            held = set(split.held_out(i))
-            adapted += evaluate_photo_set(
-                rec, [r for r in photo_set.rows() if r["card_id"] in held], progress, memos
-            )
-    finally:
-        rec.matcher.adapter = db.adapter
+    for i in range(split.k):
+        a, stats = fit_db_adapter(db, q[fold_of != i], rows[fold_of != i], fold_of[fold_of != i])
+        fits.append({"fold": i, **stats})
+        held = set(split.held_out(i))
+        adapted += evaluate_photo_set(
+            rec.with_(adapter=a), [r for r in photo_set.rows() if r["card_id"] in held], progress, memos
+        )
     out = {
         "fits": fits,
         **summarise(adapted),

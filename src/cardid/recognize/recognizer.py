@@ -48,6 +48,15 @@ class Recognizer:
     def __init__(self, matcher: Matcher, detector=None, refine: bool = True, fallback: bool = True):
         self.matcher, self.detector, self.refine, self.fallback = matcher, detector, refine, fallback
 
+    def with_matcher(self, matcher: Matcher) -> Recognizer:
+        """The same finder and settings around another matcher (a DB loaded again, say)."""
+        return Recognizer(matcher, self.detector, self.refine, self.fallback)
+
+    def with_(self, **changes) -> Recognizer:
+        """The same recognizer with other decision settings (:meth:`Matcher.with_`: an adapter,
+        a calibration, a printing model…)."""
+        return self.with_matcher(self.matcher.with_(**changes))
+
     @classmethod
     def open(
         cls, model, db, detector=None, config: MatchConfig = MatchConfig(), fallback: bool = True

@@ -147,7 +147,8 @@ class _Served:
             )
             log.warning(self.reload_error)
             return
-        self.recognizer.matcher, self.catalog, self.stamp = matcher, catalog, stamp
+        self.recognizer = self.recognizer.with_matcher(matcher)
+        self.catalog, self.stamp = catalog, stamp
         self.reloads += 1
         self.reload_error = None
         self.identity = self._identity()
