@@ -9,6 +9,7 @@ from tests.conftest import build_index
 from cardid.decision.match import Query
 from cardid.embed.adapter import QueryAdapter
 from cardid.recognize import Recognizer
+from cardid.recognize.recognizer import Memo
 from cardid.synth.surfaces import background
 
 
@@ -39,11 +40,11 @@ def recognizer(synth_catalog, tmp_path_factory):
 def test_decided_again_from_a_memo_as_from_scratch(recognizer, synth_catalog):
     m = recognizer.matcher
     photos = _photos(synth_catalog)
-    memos = [{} for _ in photos]
+    memos = [Memo() for _ in photos]
     first = [_json(recognizer.recognize_photo(p, memo=memo)) for p, memo in zip(photos, memos, strict=True)]
-    assert all("dets" in memo for memo in memos)
-    assert memos[-1]["whole"] is not None  # the card filling the frame: the whole-image look is kept
-    kept = [q for memo in memos for q in [*memo.get("queries", {}).values(), memo.get("whole_query")] if q]
+    assert all(memo.dets is not None for memo in memos)
+    assert memos[-1].whole is not None  # the card filling the frame: the whole-image look is kept
+    kept = [q for memo in memos for q in [*memo.queries.values(), memo.whole_query] if q]
     assert kept and all(isinstance(q, Query) and q.image is None for q in kept)  # no crop kept
     assert any(q.cache for q in kept)  # the verifications made are
 

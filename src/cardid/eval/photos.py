@@ -142,7 +142,7 @@ def evaluate_photos(
         "sets": {},
     }
     threshold = rec.matcher.calibration.threshold
-    memos: dict[str, dict] = {}  # photos-dev's first pass, reused by the adapter's
+    memos: dict = {}  # path → Memo: photos-dev's first pass, reused by the adapter's
     for name, (recognizer, photo_set) in sets.items():
         reuse = memos if adapter and name == "photos-dev" else None
         per = evaluate_photo_set(recognizer, photo_set.rows(), progress, reuse)

@@ -17,6 +17,7 @@ import numpy as np
 from cardid.data.photoset import load_photo_set
 from cardid.images import load_rgb
 from cardid.recognize import Recognizer
+from cardid.recognize.recognizer import Memo
 
 OUTCOMES = ("correct", "wrong", "ambiguous", "ambiguous_other", "unknown", "no_card")
 
@@ -72,7 +73,7 @@ def evaluate_photo_set(
     rec: Recognizer,
     rows: list[dict],
     progress: Callable[[int], None] | None = None,
-    memos: dict[str, dict] | None = None,
+    memos: dict[str, Memo] | None = None,
 ) -> list[dict]:
     """Each photo recognised → its record (outcome, top-1, cards, ms). ``memos`` (path → the
     recognizer's memo, :meth:`~cardid.recognize.Recognizer.recognize_photo`): a photo seen in an
@@ -80,10 +81,10 @@ def evaluate_photo_set(
     scratch), and keeps the milliseconds its first pass took."""
     per = []
     for r in rows:
-        memo = None if memos is None else memos.setdefault(r["path"], {})
+        memo = None if memos is None else memos.setdefault(r["path"], Memo())
         res = rec.timed(load_rgb(r["path"]), memo=memo).to_json()
         if memo is not None:
-            res["ms"] = memo.setdefault("ms", res["ms"])
+            memo.ms = res["ms"] = memo.ms if memo.ms is not None else res["ms"]
         outcome, card = photo_outcome(res, r["card_id"])
         per.append(
             {

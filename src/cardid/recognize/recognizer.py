@@ -9,7 +9,7 @@ as a whole. :class:`Recognizer` is the Python API for apps; it returns typed res
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,22 @@ def make_detector(spec: str | Path, conf: float = 0.25):
     from cardid.detect.yolo import YoloDetector
 
     return YoloDetector(spec, conf=conf)
+
+
+@dataclass
+class Memo:
+    """What one photo's recognition keeps for a later pass over the same photo: everything no
+    decision setting changes, never a crop (megabytes; rectified again when needed). Written by
+    the recognizer alone; its caller only keeps it (and the first pass's time, ``ms``)."""
+
+    dets: list | None = None  # the finder's detections, in reading order
+    quads: list | None = None  # their corners, refined
+    emb: np.ndarray | None = None  # every crop's embedding, both ways up
+    query: Query | None = None  # the photo as one crop (no finder)
+    queries: dict[int, Query] = field(default_factory=dict)  # crop index → its query
+    whole: tuple[np.ndarray, int] | None = None  # the whole-image look: embeddings, the window kept
+    whole_query: Query | None = None
+    ms: float | None = None  # the first pass's time, reported again by later passes
 
 
 class Recognizer:
@@ -67,28 +83,28 @@ class Recognizer:
         return cls(Matcher(card_db, embedder, config), det, fallback=fallback)
 
     def whole_image(
-        self, image: np.ndarray, top: int = 5, reason: str = "nothing_found", memo: dict | None = None
+        self, image: np.ndarray, top: int = 5, reason: str = "nothing_found", memo: Memo | None = None
     ) -> CardResult:
         """Take the photo itself as the card (a card filling the frame has no outline to find, and a
         finder may then return its art box). The whole image and a centred card-shaped window are
         embedded; the one closer to its nearest gallery card is verified and decided, flagged
         ``fallback: whole_image`` with the ``reason`` it ran. ``memo``: as :meth:`recognize_photo`."""
         m, db = self.matcher, self.matcher.db
-        memo = {} if memo is None else memo
+        memo = Memo() if memo is None else memo
         crops = [image, *_card_windows(image)]
-        if "whole" not in memo:
+        if memo.whole is None:
             emb = m.embedder.embed(crops)
-            memo["whole"] = (emb, int(topk_cosine(emb, db.embeddings, 1)[0][:, 0].argmax()))
-        emb, k = memo["whole"]
-        q = m.query(crops[k], emb[k], memo.get("whole_query"))
-        memo["whole_query"] = _kept(q)
+            memo.whole = (emb, int(topk_cosine(emb, db.embeddings, 1)[0][:, 0].argmax()))
+        emb, k = memo.whole
+        q = m.query(crops[k], emb[k], memo.whole_query)
+        memo.whole_query = _kept(q)
         d = m.decide(q)
         h, w = image.shape[:2]
         window = ["whole", "centre"][min(k, 1)]
         corners = _window_corners(w, h, k)
         return CardResult(d, corners, fallback="whole_image", reason=reason, window=window, db=db, top=top)
 
-    def timed(self, image: np.ndarray, top: int = 5, memo: dict | None = None) -> PhotoResult:
+    def timed(self, image: np.ndarray, top: int = 5, memo: Memo | None = None) -> PhotoResult:
         """:meth:`recognize_photo` with what every output records beside it: its milliseconds and
         whether the DB was calibrated."""
         t = time.perf_counter()
@@ -96,27 +112,27 @@ class Recognizer:
         ms = round((time.perf_counter() - t) * 1e3, 1)
         return replace(r, ms=ms, calibrated=self.matcher.calibrated)
 
-    def recognize_photo(self, image: np.ndarray, top: int = 5, memo: dict | None = None) -> PhotoResult:
+    def recognize_photo(self, image: np.ndarray, top: int = 5, memo: Memo | None = None) -> PhotoResult:
         """One photo → every card in it, decided.
 
         All detected cards are embedded in one batch, both ways up; the orientation whose nearest
         gallery card is closer is kept, and only it is verified.
 
-        ``memo``: a dict the caller keeps for this photo. The first call fills it with what no
-        decision setting changes (the cards found, their embeddings, the crops' features and the
-        verifications made); a later call — with another query adapter or printing model, as the
-        fold evaluation does — reuses them and decides as if from scratch."""
+        ``memo``: a :class:`Memo` the caller keeps for this photo. The first call fills it with
+        what no decision setting changes (the cards found, their embeddings, the crops' features
+        and the verifications made); a later call — with another query adapter or printing model,
+        as the fold evaluation does — reuses them and decides as if from scratch."""
         m, db = self.matcher, self.matcher.db
-        memo = {} if memo is None else memo
+        memo = Memo() if memo is None else memo
         if self.detector is None:
-            q = m.query(image, self._embed([image], memo)[0], memo.get("query"))
-            memo["query"] = _kept(q)
+            q = m.query(image, self._embed([image], memo)[0], memo.query)
+            memo.query = _kept(q)
             return PhotoResult((CardResult(m.decide(q), db=db, top=top),))
-        if "dets" not in memo:
+        if memo.dets is None:
             dets = sorted(self.detector.detect(image), key=lambda d: (d.box()[1], d.box()[0]))
-            memo["dets"] = dets
-            memo["quads"] = [refine_corners(image, d.corners) if self.refine else d.corners for d in dets]
-        dets, quads = memo["dets"], memo["quads"]
+            memo.dets = dets
+            memo.quads = [refine_corners(image, d.corners) if self.refine else d.corners for d in dets]
+        dets, quads = memo.dets, memo.quads
         if not dets:
             if not self.fallback:
                 return PhotoResult((), no_card=True)
@@ -126,7 +142,7 @@ class Recognizer:
         crops = [o for q in quads for o in orientations(rectify(image, q))]
         emb = self._embed(crops, memo)
         best = topk_cosine(emb, db.embeddings, 1)[0][:, 0].reshape(-1, 2).argmax(1)
-        seen = memo.setdefault("queries", {})
+        seen = memo.queries
         cards = []
         for i, det in enumerate(dets):
             k = 2 * i + int(best[i])
@@ -154,10 +170,10 @@ class Recognizer:
                 return PhotoResult((*cards, fb), fallback=True)
         return PhotoResult(tuple(cards))
 
-    def _embed(self, crops: list[np.ndarray], memo: dict) -> np.ndarray:
-        if "emb" not in memo:
-            memo["emb"] = self.matcher.embedder.embed(crops)
-        return memo["emb"]
+    def _embed(self, crops: list[np.ndarray], memo: Memo) -> np.ndarray:
+        if memo.emb is None:
+            memo.emb = self.matcher.embedder.embed(crops)
+        return memo.emb
 
 
 def _kept(q: Query) -> Query:
