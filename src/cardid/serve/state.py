@@ -45,7 +45,7 @@ def _label(value) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-class _Metrics:
+class Metrics:
     def __init__(self):
         self.lock = threading.Lock()
         self.requests: dict[tuple[str, int], int] = {}
@@ -100,7 +100,7 @@ class _Metrics:
         return "\n".join(lines) + "\n"
 
 
-class _Served:
+class Served:
     """What is served: the recognizer and its gallery scans, loaded again when the DB on disk is
     replaced (``index add`` writes a new folder; ``calibrate`` a new ``db.json``). The old ones
     keep answering until the new ones have loaded; a DB that fails to load is reported, not served."""
@@ -173,12 +173,12 @@ def _gallery(db):
         return None
 
 
-class _TooLarge(Exception):
+class TooLarge(Exception):
     def __init__(self, size: int):
         self.size = size
 
 
-async def _multipart_file(request, body: bytes, limit: int) -> tuple[bytes, str]:
+async def multipart_file(request, body: bytes, limit: int) -> tuple[bytes, str]:
     """The ``file`` field of a multipart body already read (and capped)."""
     from starlette.formparsers import MultiPartException, MultiPartParser
 
