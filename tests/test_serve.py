@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import LOCAL, build_index
 
 from cardid.decision.decide import Calibration
-from cardid.printing.ocr import engine as ocr_engine
+from cardid.decision.match import MatchConfig
 from cardid.recognize import Recognizer
 from cardid.serve import ServeConfig, create_app, free_port, wait_ready
 
@@ -61,7 +61,12 @@ def test_recognize_a_scan_by_multipart_and_by_raw_body(served):
     img = client.get(f"/v1/cards/{cid}/image")
     assert img.status_code == 200 and Image.open(io.BytesIO(img.content)).size[0] > 8
     health = client.get("/healthz").json()
-    assert health["cards"] == len(cat) and health["ocr"] == ocr_engine()  # numbers read where installed
+    # numbers read by Tesseract in process: the lock's ocr extra installs tesserocr and its model
+    assert health["cards"] == len(cat) and health["ocr"] == "tesserocr"
+    unread = TestClient(
+        base_url=LOCAL, app=create_app(Recognizer.open(*served[:2], None, MatchConfig(read_numbers=False)))
+    )
+    assert unread.get("/healthz").json()["ocr"] is None  # numbers not read: no engine named
     text = client.get("/metrics").text
     assert 'cardid_requests_total{route="/v1/recognize",status="200"} 2' in text
     assert "cardid_recognize_seconds_count 2" in text and "cardid_info{" in text

@@ -78,7 +78,8 @@ def test_bad_inputs_fail_cleanly(setup, tmp_path, capsys):
     empty = tmp_path / "empty.csv"
     empty.write_text("file,card_id\n")
     assert main(["index", "calibrate", "--model", str(model), *db, "--queries", str(empty)]) == 1
-    assert "error" in capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{empty}: a labelled photo list needs columns ['card_id', 'file'] and at least one row" in err
     assert (
         main(["index", "search", str(paths[0]), "--model", str(model), "--db", str(tmp_path / "nope")]) == 1
     )

@@ -1,6 +1,8 @@
 """The printing model: features relative to the other printings, a fit that recovers what separates
 printings, confidence that falls with resolution, a strip that never decides across art."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -98,16 +100,23 @@ def test_the_fit_learns_the_strip_and_its_confidence_falls_with_resolution():
 
 
 def test_p_min_is_the_smallest_probability_that_keeps_wrong_names_rare():
-    sets = _reprint_sets(300, 2)
-    model = PrintingModel([float(v) for v in fit_weights(sets)])
-    strict, loose = choose_p_min(model, sets, 0.0), choose_p_min(model, sets, 0.2)
-    assert loose < strict
-    p = [model.probabilities(s) for s in sets]
-    wrong_at = sum(
-        q.max() >= strict and s.members[int(q.argmax())].card_id != s.truth
-        for q, s in zip(p, sets, strict=True)
-    )
-    assert wrong_at == 0 or strict == 0.995
+    """Ten sets whose probabilities are set by hand: 7 named right at 0.96, 2 wrong at 0.85, 1
+    wrong at 0.98. No wrong name at all needs p_min above 0.98 (0.99 of the grid); one in ten
+    allows 0.9; three in ten, the lowest, 0.5."""
+
+    class Fixed:  # what choose_p_min reads of a model: each set's probabilities
+        def probabilities(self, s):
+            return np.array(PROBS[id(s)])
+
+    pair = (Evidence("a", 0.5), Evidence("b", 0.5))
+    sets = [PrintingSet(pair, 300, truth="a") for _ in range(10)]
+    PROBS = {
+        id(s): p for s, p in zip(sets, [[0.96, 0.04]] * 7 + [[0.15, 0.85]] * 2 + [[0.02, 0.98]], strict=True)
+    }
+    assert choose_p_min(Fixed(), sets, 0.0) == 0.99
+    assert choose_p_min(Fixed(), sets, 0.1) == 0.9
+    assert choose_p_min(Fixed(), sets, 0.3) == 0.5
+    assert choose_p_min(Fixed(), [PrintingSet(pair, 300)], 0.0) == 0.995  # nothing labelled: the largest
 
 
 def test_decide_names_a_printing_or_keeps_the_plausible_set():
@@ -121,8 +130,10 @@ def test_decide_names_a_printing_or_keeps_the_plausible_set():
     )
     call = model.decide(unsure)
     assert call.card_id is None and call.plausible == ("a", "b")  # c is implausible: left out
-    assert call.probabilities["a"] > call.probabilities["b"] > call.probabilities["c"]
-    assert abs(sum(call.probabilities.values()) - 1.0) < 1e-3
+    # only the strip weighs (10 per unit): leads 0, -0.05, -0.95 → softmax of 0, -0.5, -9.5
+    ea, eb, ec = 1.0, math.exp(-0.5), math.exp(-9.5)
+    want = {"a": ea / (ea + eb + ec), "b": eb / (ea + eb + ec), "c": ec / (ea + eb + ec)}
+    assert call.probabilities == pytest.approx({k: round(v, 4) for k, v in want.items()}, abs=1e-4)
 
 
 def test_round_trip_and_bad_input():

@@ -199,7 +199,31 @@ def test_every_shipped_recipe_loads_and_plans(tmp_path):
     for name in shipped():
         steps = plan(load_recipe(name), tmp_path / name)
         assert steps and all(p.status == "run" for p in steps), name
-    assert runner_mod.manifest([tmp_path / "missing"]) != runner_mod.manifest([tmp_path])
+
+
+def test_a_manifest_names_what_is_on_disk_and_changes_with_it(tmp_path):
+    """Same files, same manifest; a file touched, added or removed, another; the runner's own
+    record and readers' caches never count; a missing input counts as missing."""
+    import os
+
+    d = tmp_path / "out"
+    d.mkdir()
+    (d / "a.txt").write_text("a")
+    first = runner_mod.manifest([d], outputs=True)
+    assert runner_mod.manifest([d], outputs=True) == first
+    (d / "stage.json").write_text("{}")
+    (d / "labels.cache").write_text("x")
+    assert runner_mod.manifest([d], outputs=True) == first  # the runner's record, a reader's cache
+    st = (d / "a.txt").stat()
+    os.utime(d / "a.txt", ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    touched = runner_mod.manifest([d], outputs=True)
+    assert touched != first
+    (d / "b.txt").write_text("b")
+    assert runner_mod.manifest([d], outputs=True) not in (first, touched)
+    (d / "b.txt").unlink()
+    assert runner_mod.manifest([d], outputs=True) == touched
+    assert runner_mod.manifest([tmp_path / "gone"]) == runner_mod.manifest([tmp_path / "gone"])
+    assert runner_mod.manifest([tmp_path / "gone"]) != runner_mod.manifest([tmp_path / "other"])
 
 
 def test_a_stage_name_is_a_plain_folder_name_never_a_path(tmp_path):
