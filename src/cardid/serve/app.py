@@ -22,23 +22,28 @@ def create_app(
     with :class:`~cardid.serve.labelled.LabelledCrops` every card added is kept as a labelled crop."""
     from fastapi import FastAPI
 
-    from cardid.serve import routes
+    from cardid.serve.routes import (
+        add_card_routes,
+        add_live_route,
+        add_page_and_health_routes,
+        add_recognize_route,
+    )
     from cardid.serve.guard import Guard
     from cardid.serve.service import Service
 
     recent = labelled.pending() if collection is not None and labelled is not None else None
     svc = Service(recognizer, catalog, config, db_catalog, recent)
     app = FastAPI(title="cardid", version=__version__, description=__doc__)
-    routes.add_recognize_route(app, svc)
-    routes.add_card_routes(app, svc)
+    add_recognize_route(app, svc)
+    add_card_routes(app, svc)
     if collection is not None:
         from cardid.serve.collection import add_collection_routes
 
         add_collection_routes(
             app, svc.served, collection, svc.metrics, recent, labelled, config.max_json_bytes
         )
-    routes.add_live_route(app, svc)
-    routes.add_page_and_health_routes(app, svc)
+    add_live_route(app, svc)
+    add_page_and_health_routes(app, svc)
     app.add_middleware(
         Guard,
         allow_hosts=config.allow_hosts,
