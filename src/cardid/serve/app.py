@@ -22,13 +22,13 @@ def create_app(
     with :class:`~cardid.serve.labelled.LabelledCrops` every card added is kept as a labelled crop."""
     from fastapi import FastAPI
 
+    from cardid.serve.guard import Guard
     from cardid.serve.routes import (
         add_card_routes,
         add_live_route,
         add_page_and_health_routes,
         add_recognize_route,
     )
-    from cardid.serve.guard import Guard
     from cardid.serve.service import Service
 
     recent = labelled.pending() if collection is not None and labelled is not None else None
