@@ -108,3 +108,10 @@ def constant_obb_onnx(path, rows, anchors: int = 32, size: int = 160):
         model.metadata_props.add(key=k, value=v)
     onnx.save(model, str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def served_index(tmp_path_factory, synth_catalog):
+    """A tiny model and a calibrated DB of ``synth_catalog``: (model, db), shared read-only by the
+    service's tests (the page, the collection routes, the hostile probes)."""
+    return build_index(tmp_path_factory.mktemp("served"), synth_catalog.root, "--calibrate-cards", "6")

@@ -26,7 +26,6 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 if CHROMIUM is None:
     pytest.skip("no chromium executable (Debian: apt-get install chromium)", allow_module_level=True)
 
-from tests.conftest import build_index  # noqa: E402
 
 from cardid.collection import Collection  # noqa: E402
 from cardid.collection.variants import variants_for  # noqa: E402
@@ -60,11 +59,10 @@ def _photo(scan, w=640, h=480):
 
 
 @pytest.fixture
-def server(tmp_path_factory, synth_catalog, tmp_path):
+def server(served_index, synth_catalog, tmp_path):
     import uvicorn
 
-    root = tmp_path_factory.mktemp("browser")
-    model, db = build_index(root, synth_catalog.root, "--calibrate-cards", "6")
+    model, db = served_index
     rec = Recognizer.open(model, db, Finder(), fallback=False)
     rec = rec.with_(calibration=Calibration("fused"))  # the tiny random model: accept what verifies
     coll = Collection(tmp_path / "collection.sqlite")

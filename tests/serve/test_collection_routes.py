@@ -10,16 +10,16 @@ import pytest
 pytest.importorskip("fastapi")
 
 from fastapi.testclient import TestClient
-from tests.conftest import LOCAL, build_index
+from tests.conftest import LOCAL
 
 from cardid.collection import Collection
 from cardid.recognize import Recognizer
 from cardid.serve import create_app
 
 
-@pytest.fixture(scope="module")
-def index(tmp_path_factory, synth_catalog):
-    return build_index(tmp_path_factory.mktemp("served"), synth_catalog.root, "--calibrate-cards", "6")
+@pytest.fixture
+def index(served_index):
+    return served_index
 
 
 @pytest.fixture
