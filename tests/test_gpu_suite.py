@@ -23,6 +23,7 @@ def suite():
     return mod
 
 
+@pytest.mark.slow  # in `make test`; left out of the edit loop
 def test_plan_checks_clean_and_covers_every_training_path(suite, tmp_path):
     steps = suite.plan(tmp_path)
     assert suite.check_plan(steps) == []
@@ -51,6 +52,7 @@ def test_plan_checks_clean_and_covers_every_training_path(suite, tmp_path):
     )
 
 
+@pytest.mark.slow  # in `make test`; left out of the edit loop
 def test_plan_check_reports_a_bad_field_and_an_unknown_flag(suite, tmp_path):
     steps = suite.plan(tmp_path)
     (tmp_path / "teacher.yaml").write_text(yaml.safe_dump({"phase1": {"stepz": 3}}))

@@ -176,6 +176,7 @@ def _half_upload(port: int, declared: int = 100_000, sent: bytes = b"\x89PNG\r\n
     return s
 
 
+@pytest.mark.slow  # in `make test`; left out of the edit loop
 def test_slow_uploads_hold_no_queue_place_and_time_out(served):
     """Eight clients that open uploads and send nothing more: a normal client is still answered
     at once (a queue place is taken only once a body has arrived), and the slow ones get 408."""
@@ -310,6 +311,7 @@ def test_a_db_replaced_on_disk_is_served_with_its_new_cards_and_thumbnails(serve
     assert r.json()["cards"][0]["top"][0]["card_id"] == new.ids[1]
 
 
+@pytest.mark.slow  # in `make test`; left out of the edit loop
 def test_cardid_serve_on_a_real_uvicorn(served, tmp_path):
     model, db, cat = served
     port = free_port()

@@ -399,6 +399,7 @@ def test_operating_point_at_a_recall_goal():
     assert operating_point([0.9], [True], 4, 0.95)["precision"] == 0.0  # recall 0.25 never reaches it
 
 
+@pytest.mark.slow  # in `make test`; left out of the edit loop
 def test_importing_ultralytics_leaves_torch_and_later_processes_their_threads():
     """ultralytics sets OMP_NUM_THREADS=1 on import: neither torch (starting after it) nor a data
     loader worker started later may inherit that; a count the user set is kept."""

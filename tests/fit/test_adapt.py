@@ -74,6 +74,7 @@ def test_bad_photo_lists_are_refused_in_one_line(world, capsys):
     assert "--photos" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # in `make test`; left out of the edit loop
 def test_printing_sets_made_beforehand_fit_exactly_what_adapt_would_make(world, tmp_path, monkeypatch):
     """The pipeline's evaluation saves the simulated printing sets it made on the calibrated DB;
     the adapt stage reads them back instead of rendering and deciding every view again."""

@@ -110,6 +110,7 @@ def _catalog(root, urls):
     return cat
 
 
+@pytest.mark.slow  # in `make test`; left out of the edit loop
 def test_every_request_ends_and_nothing_is_buffered_whole(tmp_path, hostile):
     u = hostile.url
     paths = [
