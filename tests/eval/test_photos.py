@@ -121,6 +121,15 @@ def test_eval_photos_runs_whole_photos_end_to_end(tmp_path, capsys):
     assert per["p0.jpg"]["top1"] == cat.ids[0]  # verification names it even with a random tiny model
     html = (out / "report.html").read_text()
     assert "not named correctly" in html and "R@1" in capsys.readouterr().out
+    # it leads with what would ship, measured held out: adapter + printing model fitted on the other
+    # folds (its figures, then its failures); the first pass follows as a comparison, labelled
+    lead = html.index("What ships, on photos-dev held out: adapter + printing model")
+    assert lead < html.index("Every configuration, for comparison") < html.index(
+        "photos-dev, as first recognised: printing model fitted on simulated views only"
+    )
+    shipped_per = ad["folds"]["printing_model_fitted"]["per_photo"]
+    assert sorted(p["file"] for p in shipped_per) == sorted(p["file"] for p in photos["per_photo"])
+    assert "photos-dev, as shipped: 0 of 5 not named correctly" in html
     # the same photos against that DB as it is (what a pipeline's calibrate stage made), read only:
     # the same decisions, and the DB untouched
     files = {p: p.read_bytes() for p in sorted((out / "db").rglob("*")) if p.is_file()}

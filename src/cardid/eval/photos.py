@@ -246,8 +246,26 @@ def _printing_figures(figures: dict, sd: dict | None = None) -> str:
     )
 
 
+def shipped(s: dict) -> tuple[str, dict, list[dict]] | None:
+    """What a bundle built from this evaluation would ship, measured held out: ``(what, the fold
+    figures with mean and sd, each photo's record)`` of the most complete configuration fitted on
+    the other folds (adapter + printing model, else the printing model), or None without folds."""
+    ad = s.get("adapter") or {}
+    both = (ad.get("folds") or {}).get("printing_model_fitted")
+    if both and both.get("per_photo"):
+        return "adapter + printing model, both fitted on the other folds' cards", both, both["per_photo"]
+    if ad:
+        return "query adapter fitted on the other folds' cards", ad["folds"], ad["per_photo"]
+    alone = (s.get("folds") or {}).get("printing_model_fitted")
+    if alone and alone.get("per_photo"):
+        return "printing model fitted on simulated views + the other folds' cards", alone, alone["per_photo"]
+    return None
+
+
 def render_html(report: dict, catalog) -> str:
-    """Every failure: the annotated photo beside the card it was named as and its true card."""
+    """What would ship first (its held-out figures and every failure of it), then the other
+    configurations as comparisons, each labelled by what was fitted on what: every failure is the
+    annotated photo beside the card it was named as and its true card."""
     color = {"correct": "#2a2", "wrong": "#c22", "ambiguous": "#e90", "ambiguous_other": "#e90"}
 
     def scan(cid, label, frame="#ccc"):
@@ -284,12 +302,33 @@ def render_html(report: dict, catalog) -> str:
         f"<p>model {html.escape(report['model'])} ({report['model_identity']}), finder "
         f"{html.escape(report['detector'])}; thresholds calibrated on simulated views only. "
         "Frame: green correct, red wrong, orange ambiguous, grey unknown / no card; blue = truth.</p>",
-        f"<pre>{html.escape(format_report(report))}</pre>",
     ]
+
+    def gallery(title: str, per: list[dict]) -> None:
+        fails = sorted(
+            (p for p in per if p["outcome"] != "correct"), key=lambda p: OUTCOMES.index(p["outcome"])
+        )
+        body.append(f"<h2>{html.escape(title)}: {len(fails)} of {len(per)} not named correctly</h2>")
+        body.extend(photo_row(p) for p in fails)
+
+    leads = {name: shipped(s) for name, s in report["sets"].items()}
+    for name, lead in leads.items():
+        if lead:
+            what, f, per = lead
+            body.append(f"<h2>What ships, on {html.escape(name)} held out: {html.escape(what)}</h2>")
+            body.append(
+                f"<p><b>{html.escape(_printing_figures(f['mean'], f['sd']))}</b> "
+                f"(mean ± sd over {len(f['per_fold'])} card-disjoint folds)</p>"
+            )
+            gallery(f"{name}, as shipped", per)
+    body.append("<h2>Every configuration, for comparison</h2>")
+    body.append(f"<pre>{html.escape(format_report(report))}</pre>")
     for name, s in report["sets"].items():
-        fails = [p for p in s["per_photo"] if p["outcome"] != "correct"]
-        fails.sort(key=lambda p: OUTCOMES.index(p["outcome"]))
-        body.append(f"<h2>{html.escape(name)}: {len(fails)} of {s['photos']} not named correctly</h2>")
-        body += [photo_row(p) for p in fails]
+        first = (
+            "as first recognised: printing model fitted on simulated views only"
+            if leads[name]
+            else "as recognised"
+        )
+        gallery(f"{name}, {first}", s["per_photo"])
     body.append("</body></html>")
     return "\n".join(body)

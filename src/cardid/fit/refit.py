@@ -212,7 +212,12 @@ def fit_printing_folds(
         model = fit_on_photos(fit, simulated, max_wrong)
         models.append({"fold": i, **model.to_dict()})
         held_out_records += [redecide_printing(p, model) for p in test]
-    return {"max_wrong": max_wrong, "models": models, **fold_figures(held_out_records, folds, name_of)}
+    return {
+        "max_wrong": max_wrong,
+        "models": models,
+        **fold_figures(held_out_records, folds, name_of),
+        "per_photo": held_out_records,  # each photo as its own fold's model decided it
+    }
 
 
 def adapted_by_fold(
