@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from cardid.errors import CardIDError
 from cardid.pipeline import load_recipe, plan, run
 from cardid.pipeline import runner as runner_mod
-from cardid.pipeline.runner import REGISTRY, PipelineError, stage
+from cardid.pipeline.runner import REGISTRY, PipelineError, StageResult, stage
 
 CALLS: list[str] = []
 
@@ -32,15 +32,13 @@ def toy_stages():
     saved = dict(REGISTRY)
     CALLS.clear()
 
-    @stage("t-source", Source, external=lambda cfg: [cfg.data] if cfg.data else [])
+    @stage("t-source", Source, external=lambda cfg: [cfg.data] if cfg.data else [], outputs=("value",))
     def source(ctx, cfg):
         CALLS.append(ctx.name)
         (ctx.dir / "value.txt").write_text(str(cfg.value))
-        return {
-            "figure": f"value {cfg.value}",
-            "outputs": {"value": ctx.dir / "value.txt"},
-            "metrics": {"v": cfg.value},
-        }
+        return StageResult(
+            figure=f"value {cfg.value}", outputs={"value": ctx.dir / "value.txt"}, metrics={"v": cfg.value}
+        )
 
     @stage("t-double", Nothing, needs=("t-source",), resumable=True)
     def double(ctx, cfg):
@@ -52,17 +50,16 @@ def toy_stages():
         if cfg.fail_once and not seen:
             raise KeyboardInterrupt  # killed half-way
         (ctx.dir / "double.txt").write_text(str(2 * v))
-        return {
-            "figure": f"{2 * v} after {len(seen) + 1} tries",
-            "outputs": {"double": ctx.dir / "double.txt"},
-        }
+        return StageResult(
+            figure=f"{2 * v} after {len(seen) + 1} tries", outputs={"double": ctx.dir / "double.txt"}
+        )
 
     @stage("t-sum", Nothing, needs=("t-double",), wants=("t-source",))
     def total(ctx, cfg):
         CALLS.append(ctx.name)
         d = int(ctx.path("t-double", "double").read_text())
         (ctx.dir / "sum.txt").write_text(str(d + 1))
-        return {"figure": f"sum {d + 1}", "outputs": {"sum": ctx.dir / "sum.txt"}}
+        return StageResult(figure=f"sum {d + 1}", outputs={"sum": ctx.dir / "sum.txt"})
 
     yield
     REGISTRY.clear()
@@ -277,3 +274,29 @@ def test_recipe_files_and_overrides_that_are_not_plain_yaml(tmp_path):
     with pytest.raises(CardIDError, match="not a plain YAML value"):
         load_recipe(r, ["src.value=!!python/name:os.system"])
     assert load_recipe(r, ["src.value=4"]).stages[0].settings_["value"] == 4
+
+
+def test_a_stage_hands_back_a_typed_result_with_its_declared_outputs(tmp_path):
+    """A dict, an output its kind does not declare, or one not on disk: refused, naming the kind."""
+    from cardid.pipeline.contract import StageResult as Result
+
+    @stage("t-bad", Nothing, outputs=("made",))
+    def bad(ctx, cfg):
+        CALLS.append(ctx.name)
+        (ctx.dir / "made.txt").write_text("x")
+        return BAD[0]
+
+    r = recipe(tmp_path, bad={"kind": "t-bad"})
+    cases = [
+        ({"figure": "a dict"}, "returned dict, not a StageResult"),
+        (Result("x", {"other": tmp_path}), r"undeclared output\(s\) \['other'\]"),
+        (Result("x", {"made": tmp_path / "nowhere"}), r"output\(s\) \['made'\] are not on disk"),
+    ]
+    BAD = [None]
+    for i, (result, why) in enumerate(cases):
+        BAD[0] = result
+        with pytest.raises(PipelineError, match=f"stage kind 't-bad'.*{why}|{why}"):
+            run(r, tmp_path / f"run{i}", log=lambda s: None)
+    BAD[0] = Result("made it", {"made": tmp_path})
+    res = run(r, tmp_path / "ok", log=lambda s: None)
+    assert res.record("bad")["figure"] == "made it"

@@ -4,7 +4,7 @@ records, the recipe). Stages import this module alone; the runner imports it and
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +16,54 @@ class PipelineError(CardIDError):
     """A recipe or run that cannot go on; the message names the stage and what to do."""
 
 
+@dataclass(frozen=True)
+class StageResult:
+    """What a stage hands back: its key figure (one line for the table), the files it made by
+    name (each declared by its kind, see :class:`StageDef`), and its metrics (what later stages
+    and the run's summary read)."""
+
+    figure: str
+    outputs: dict[str, Path | str] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def check(self, kind: str, declared: tuple[str, ...] | None) -> None:
+        """Every output a kind declares is there and is a path that exists; none it does not declare."""
+        if (
+            not isinstance(self.figure, str)
+            or not isinstance(self.outputs, dict)
+            or not isinstance(self.metrics, dict)
+        ):
+            raise PipelineError(f"stage kind {kind!r} returned a malformed result")
+        if declared is not None:
+            prefixes = tuple(d[:-1] for d in declared if d.endswith(":*"))  # "student:*": one per student
+            extra = sorted(
+                k for k in self.outputs if k not in declared and not k.startswith(prefixes or ("\0",))
+            )
+            if extra:
+                raise PipelineError(f"stage kind {kind!r} made undeclared output(s) {extra}")
+        missing = [k for k, v in self.outputs.items() if not Path(v).exists()]
+        if missing:
+            raise PipelineError(f"stage kind {kind!r}: its output(s) {missing} are not on disk")
+
+
 @dataclass
 class StageDef:
     """What a stage kind is: its settings (a pydantic model), the stages it reads, and its function.
 
     ``needs``: kinds it reads (``"dataset|catalog"``: the first the recipe has); ``wants``: kinds
     it reads when the recipe has them. ``external(cfg)``: outside paths whose identity enters the
-    key. ``resumable``: a killed run continues in the same folder (training checkpoints)."""
+    key. ``resumable``: a killed run continues in the same folder (training checkpoints).
+    ``outputs``: the names of the files it may make (None: not declared)."""
 
     kind: str
     config: type
-    run: Callable[[StageContext, Any], dict[str, Any]]
+    run: Callable[[StageContext, Any], StageResult]
     needs: tuple[str, ...] = ()
     wants: tuple[str, ...] = ()
     external: Callable[[Any], list[Path]] = lambda cfg: []
     resumable: bool = False
     doc: str = ""
+    outputs: tuple[str, ...] | None = None
 
 
 REGISTRY: dict[str, StageDef] = {}

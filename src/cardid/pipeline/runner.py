@@ -34,7 +34,7 @@ from cardid.io import (
     write_json_atomic,
     write_marker,
 )
-from cardid.pipeline.contract import REGISTRY, PipelineError, StageContext, StageDef, stage
+from cardid.pipeline.contract import REGISTRY, PipelineError, StageContext, StageDef, StageResult, stage
 from cardid.pipeline.recipe import Recipe, StageSpec
 
 __all__ = [
@@ -267,15 +267,20 @@ def run(
         log(f"stage {p.name}: {p.why} …")
         ctx = StageContext(p.name, d, out, recipe, {k: records[v] for k, v in p.inputs.items()}, log)
         t0 = time.perf_counter()
-        result = p.definition.run(ctx, p.config) or {}
+        result = p.definition.run(ctx, p.config)
+        if not isinstance(result, StageResult):
+            raise PipelineError(
+                f"stage kind {p.spec.kind!r} returned {type(result).__name__}, not a StageResult"
+            )
+        result.check(p.spec.kind, p.definition.outputs)
         seconds = round(time.perf_counter() - t0, 1)
-        rec = {
+        rec = {  # the record is JSON: written here, read back by the next run and later stages
             **head,
             "status": "done",
             "seconds": seconds,
-            "figure": result.get("figure", ""),
-            "outputs": {k: ctx.rel(v) for k, v in (result.get("outputs") or {}).items()},
-            "metrics": result.get("metrics") or {},
+            "figure": result.figure,
+            "outputs": {k: ctx.rel(v) for k, v in result.outputs.items()},
+            "metrics": result.metrics,
             "cardid": __version__,
         }
         rec["manifest"] = manifest([d], outputs=True)

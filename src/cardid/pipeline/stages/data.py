@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import Field
 
 from cardid.errors import CardIDError
-from cardid.pipeline.contract import StageContext, stage
+from cardid.pipeline.contract import StageContext, StageResult, stage
 from cardid.pipeline.stages.common import Settings, open_catalog
 from cardid.progress import progress
 
@@ -40,8 +40,8 @@ def _catalog_external(cfg: CatalogStage) -> list[Path]:
     return [Path(cfg.path)] if cfg.path else []
 
 
-@stage("catalog", CatalogStage, external=_catalog_external)
-def catalog_stage(ctx: StageContext, cfg: CatalogStage) -> dict:
+@stage("catalog", CatalogStage, external=_catalog_external, outputs=("catalog",))
+def catalog_stage(ctx: StageContext, cfg: CatalogStage) -> StageResult:
     """The card catalog: synthetic cards, a folder of scans, or a catalog given."""
     from cardid.catalog.records import Catalog
 
@@ -74,15 +74,14 @@ def catalog_stage(ctx: StageContext, cfg: CatalogStage) -> dict:
     else:
         cat = Catalog.open(cfg.path)
         cat.require_images()
-        return {
-            "figure": f"{len(cat)} cards from {cfg.path}",
-            "outputs": {"catalog": Path(cfg.path).resolve()},
-        }
-    return {"figure": figure, "outputs": {"catalog": ctx.dir / "catalog"}, "metrics": {"cards": len(cat)}}
+        return StageResult(
+            figure=f"{len(cat)} cards from {cfg.path}", outputs={"catalog": Path(cfg.path).resolve()}
+        )
+    return StageResult(figure=figure, outputs={"catalog": ctx.dir / "catalog"}, metrics={"cards": len(cat)})
 
 
-@stage("duplicates", Settings, needs=("catalog",))
-def duplicates_stage(ctx: StageContext, cfg: Settings) -> dict:
+@stage("duplicates", Settings, needs=("catalog",), outputs=("report",))
+def duplicates_stage(ctx: StageContext, cfg: Settings) -> StageResult:
     """Near-identical scans (pHash): a report beside the catalog."""
     from cardid.catalog.dedupe import find_duplicates, write_duplicate_report
 
@@ -90,7 +89,7 @@ def duplicates_stage(ctx: StageContext, cfg: Settings) -> dict:
     with progress(len(cat), "duplicate report") as advance:
         rep = find_duplicates(cat, progress=advance)
     path = write_duplicate_report(cat, rep, ctx.dir / "duplicates.json")
-    return {"figure": f"{len(rep.pairs)} near-identical pairs (pHash)", "outputs": {"report": path}}
+    return StageResult(figure=f"{len(rep.pairs)} near-identical pairs (pHash)", outputs={"report": path})
 
 
 class DatasetStage(Settings):
@@ -99,8 +98,8 @@ class DatasetStage(Settings):
     workers: int = 0
 
 
-@stage("dataset", DatasetStage, needs=("catalog",))
-def dataset_stage(ctx: StageContext, cfg: DatasetStage) -> dict:
+@stage("dataset", DatasetStage, needs=("catalog",), outputs=("dataset",))
+def dataset_stage(ctx: StageContext, cfg: DatasetStage) -> StageResult:
     """Train / val camera views of every card, and its gallery scan."""
     from cardid.data.layout import EmbeddingDataConfig, write_embedding_dataset
 
@@ -111,22 +110,22 @@ def dataset_stage(ctx: StageContext, cfg: DatasetStage) -> dict:
             cat, ctx.dir / "dataset", dcfg, workers=cfg.workers, overwrite=True, progress=advance
         )
     what = f"{len(cat)} cards × ({cfg.train_views} train + {cfg.val_views} val) views + gallery"
-    return {"figure": what, "outputs": {"dataset": ds}}
+    return StageResult(figure=what, outputs={"dataset": ds})
 
 
 class PreviewStage(Settings):
     cards: int = Field(4, ge=1)
 
 
-@stage("preview", PreviewStage, needs=("catalog",))
-def preview_stage(ctx: StageContext, cfg: PreviewStage) -> dict:
+@stage("preview", PreviewStage, needs=("catalog",), outputs=("sheet",))
+def preview_stage(ctx: StageContext, cfg: PreviewStage) -> StageResult:
     """A contact sheet to judge the camera simulation by eye."""
     from cardid.synth.preview import write_contact_sheet
 
     sheet = write_contact_sheet(
         open_catalog(ctx), ctx.dir / "preview.png", cards=cfg.cards, seed=ctx.recipe.seed
     )
-    return {"figure": "scan | 8 camera crops | 2 scenes per card", "outputs": {"sheet": sheet}}
+    return StageResult(figure="scan | 8 camera crops | 2 scenes per card", outputs={"sheet": sheet})
 
 
 class DetectionDataStage(Settings):
@@ -140,15 +139,16 @@ class DetectionDataStage(Settings):
     DetectionDataStage,
     needs=("catalog",),
     external=lambda cfg: [Path(cfg.real)] if cfg.real else [],
+    outputs=("data", "dir"),
 )
-def detection_data_stage(ctx: StageContext, cfg: DetectionDataStage) -> dict:
+def detection_data_stage(ctx: StageContext, cfg: DetectionDataStage) -> StageResult:
     """Simulated scenes with every card's four corners (and real labelled photos when given)."""
     from cardid.data.detection import DetectionDataConfig, write_detection_dataset
 
     dcfg = DetectionDataConfig(scenes=cfg.scenes, size=cfg.size, seed=ctx.recipe.seed, real=cfg.real)
     root = write_detection_dataset(open_catalog(ctx), ctx.dir / "detection", dcfg, overwrite=True)
     real = f" + real photos from {cfg.real}" if cfg.real else ""
-    return {
-        "figure": f"{cfg.scenes} simulated scenes at {cfg.size} px{real}",
-        "outputs": {"data": root / "pokemon_cards.yaml", "dir": root},
-    }
+    return StageResult(
+        figure=f"{cfg.scenes} simulated scenes at {cfg.size} px{real}",
+        outputs={"data": root / "pokemon_cards.yaml", "dir": root},
+    )

@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import Field
 
 from cardid.errors import CardIDError
-from cardid.pipeline.contract import StageContext, stage
+from cardid.pipeline.contract import StageContext, StageResult, stage
 from cardid.pipeline.stages.common import Settings, detector_for, open_catalog
 
 
@@ -21,8 +21,8 @@ class ExportStage(Settings):
     calib_size: int = 64
 
 
-@stage("export", ExportStage, needs=("students", "catalog"))
-def export_stage(ctx: StageContext, cfg: ExportStage) -> dict:
+@stage("export", ExportStage, needs=("students", "catalog"), outputs=("dir", "source", "onnx", "notices"))
+def export_stage(ctx: StageContext, cfg: ExportStage) -> StageResult:
     """The student exported (ONNX fp32/fp16/int8 with parity against PyTorch; CoreML, Hailo)."""
     from cardid.export import export_model
 
@@ -39,7 +39,7 @@ def export_stage(ctx: StageContext, cfg: ExportStage) -> dict:
         figure = f"ONNX, parity vs PyTorch (R@1 {exp['onnx']['fp32']['recall@1_source']:.3f}): {parity}"
     if (out / "NOTICES").is_dir():
         outputs["notices"] = out / "NOTICES"
-    return {"figure": figure, "outputs": outputs, "metrics": {k: v for k, v in exp.items() if k != "dir"}}
+    return StageResult(figure=figure, outputs=outputs, metrics={k: v for k, v in exp.items() if k != "dir"})
 
 
 class DBStage(Settings):
@@ -47,8 +47,8 @@ class DBStage(Settings):
     dtype: str = "f32"
 
 
-@stage("db", DBStage, needs=("export", "catalog"))
-def db_stage(ctx: StageContext, cfg: DBStage) -> dict:
+@stage("db", DBStage, needs=("export", "catalog"), outputs=("db",))
+def db_stage(ctx: StageContext, cfg: DBStage) -> StageResult:
     """The reference DB, built with the exported (deployed) artefact."""
     from cardid.db.build import build_db
     from cardid.embed import load_embedder
@@ -71,11 +71,9 @@ def db_stage(ctx: StageContext, cfg: DBStage) -> dict:
     )
     if unknown:
         figure += f"; {len(unknown)} cards left out as unknown"
-    return {
-        "figure": figure,
-        "outputs": {"db": ctx.dir / "db"},
-        "metrics": {"cards": len(db), "unknown": unknown},
-    }
+    return StageResult(
+        figure=figure, outputs={"db": ctx.dir / "db"}, metrics={"cards": len(db), "unknown": unknown}
+    )
 
 
 def copy_db(src: Path, dst: Path) -> Path:
@@ -96,8 +94,8 @@ class CalibrateStage(Settings):
     printing: bool = True  # also fit the printing model on views of cards with several printings
 
 
-@stage("calibrate", CalibrateStage, needs=("db", "catalog", "export"))
-def calibrate_stage(ctx: StageContext, cfg: CalibrateStage) -> dict:
+@stage("calibrate", CalibrateStage, needs=("db", "catalog", "export"), outputs=("db",))
+def calibrate_stage(ctx: StageContext, cfg: CalibrateStage) -> StageResult:
     """Decision thresholds calibrated on simulated views of the DB's cards."""
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
@@ -113,11 +111,11 @@ def calibrate_stage(ctx: StageContext, cfg: CalibrateStage) -> dict:
         )
     cal = cals.get("fused") or cals["embedding"]
     st = cal.stats
-    return {
-        "figure": f"threshold {cal.threshold:.3f}: precision {st['precision']:.3f}, recall {st['recall']:.3f} on simulated views",
-        "outputs": {"db": ctx.dir / "db"},
-        "metrics": {k: v.to_dict() for k, v in cals.items()},
-    }
+    return StageResult(
+        figure=f"threshold {cal.threshold:.3f}: precision {st['precision']:.3f}, recall {st['recall']:.3f} on simulated views",
+        outputs={"db": ctx.dir / "db"},
+        metrics={k: v.to_dict() for k, v in cals.items()},
+    )
 
 
 class AdaptStage(Settings):
@@ -131,8 +129,9 @@ class AdaptStage(Settings):
     needs=("calibrate", "export"),
     wants=("detector", "evaluate"),
     external=lambda cfg: [Path(cfg.photos).parent],  # the CSV and the photos it names beside it
+    outputs=("db",),
 )
-def adapt_stage(ctx: StageContext, cfg: AdaptStage) -> dict:
+def adapt_stage(ctx: StageContext, cfg: AdaptStage) -> StageResult:
     """A query adapter (and the printing model) learned from labelled real photos."""
     from cardid.fit.photos import adapt_from_photos
 
@@ -160,7 +159,7 @@ def adapt_stage(ctx: StageContext, cfg: AdaptStage) -> dict:
     )
     for line in said["said"]:
         ctx.log(line)
-    return {"figure": said["figure"], "outputs": {"db": db_dir}, "metrics": said}
+    return StageResult(figure=said["figure"], outputs={"db": db_dir}, metrics=said)
 
 
 class BundleStage(Settings):
@@ -168,8 +167,14 @@ class BundleStage(Settings):
     conf: float = 0.25  # detector confidence
 
 
-@stage("bundle", BundleStage, needs=("export",), wants=("db", "calibrate", "adapt", "detector", "evaluate"))
-def bundle_stage(ctx: StageContext, cfg: BundleStage) -> dict:
+@stage(
+    "bundle",
+    BundleStage,
+    needs=("export",),
+    wants=("db", "calibrate", "adapt", "detector", "evaluate"),
+    outputs=("bundle",),
+)
+def bundle_stage(ctx: StageContext, cfg: BundleStage) -> StageResult:
     """Model, DB, finder, decision settings, licences and the evaluation, every file hashed."""
     from cardid.bundle import write_bundle
 
@@ -192,8 +197,8 @@ def bundle_stage(ctx: StageContext, cfg: BundleStage) -> dict:
     )
     size = sum(p.stat().st_size for p in b.root.rglob("*") if p.is_file()) / 2**20
     finder = "classical finder" if b.detector == "classical" else "YOLO-OBB ONNX finder"
-    return {
-        "figure": f"{len(b.meta['files'])} files hashed, {size:.0f} MB, {finder}: cardid serve {b.root}",
-        "outputs": {"bundle": b.root},
-        "metrics": {"files": len(b.meta["files"]), "mb": round(size, 1)},
-    }
+    return StageResult(
+        figure=f"{len(b.meta['files'])} files hashed, {size:.0f} MB, {finder}: cardid serve {b.root}",
+        outputs={"bundle": b.root},
+        metrics={"files": len(b.meta["files"]), "mb": round(size, 1)},
+    )

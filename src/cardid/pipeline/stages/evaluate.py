@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import Field
 
 from cardid.io import write_bytes_atomic, write_json_atomic
-from cardid.pipeline.contract import StageContext, stage
+from cardid.pipeline.contract import StageContext, StageResult, stage
 from cardid.pipeline.stages.common import Settings, detector_for, open_catalog
 
 FIGURES = ("card_named", "exact_printing", "wrong_printing", "wrong_card", "ambiguous_with_truth")
@@ -46,8 +46,15 @@ def fold_summary(report: dict) -> dict:
     }
 
 
-@stage("evaluate", EvaluateStage, needs=("calibrate", "export"), wants=("detector",), external=_realdata)
-def evaluate_stage(ctx: StageContext, cfg: EvaluateStage) -> dict:
+@stage(
+    "evaluate",
+    EvaluateStage,
+    needs=("calibrate", "export"),
+    wants=("detector",),
+    external=_realdata,
+    outputs=("report", "json", "simulated"),
+)
+def evaluate_stage(ctx: StageContext, cfg: EvaluateStage) -> StageResult:
     """Whole real photos by card-disjoint folds (what is fitted on photos, fitted on other cards),
     recognised with the DB the ``calibrate`` stage made: the one the bundle ships."""
     from cardid.errors import CardIDError
@@ -85,7 +92,7 @@ def evaluate_stage(ctx: StageContext, cfg: EvaluateStage) -> dict:
         "json": ctx.dir / "report.json",
         "simulated": ctx.dir / SIMULATED_SETS,  # printing sets on the calibrate stage's DB (for adapt)
     }
-    return {"figure": figure, "outputs": outputs, "metrics": metrics}
+    return StageResult(figure=figure, outputs=outputs, metrics=metrics)
 
 
 class RecognitionStage(Settings):
@@ -93,8 +100,8 @@ class RecognitionStage(Settings):
     unknown: int = Field(3, ge=0)  # cards left out of the DB photographed
 
 
-@stage("recognition", RecognitionStage, needs=("calibrate", "db", "export", "catalog"))
-def recognition_stage(ctx: StageContext, cfg: RecognitionStage) -> dict:
+@stage("recognition", RecognitionStage, needs=("calibrate", "db", "export", "catalog"), outputs=("report",))
+def recognition_stage(ctx: StageContext, cfg: RecognitionStage) -> StageResult:
     """Fresh simulated photos of known and left-out cards recognised as crops (report.html)."""
     from cardid.catalog.ids import card_file_stem
     from cardid.db.store import CardDB
@@ -184,7 +191,7 @@ def recognition_stage(ctx: StageContext, cfg: RecognitionStage) -> dict:
         f"{summary['known_correct']}/{summary['known']} known photos named, {summary['unknown_rejected']}/"
         f"{summary['unknown']} unknown cards rejected (report.html)"
     )
-    return {"figure": figure, "outputs": {"report": ctx.dir / "report.html"}, "metrics": summary}
+    return StageResult(figure=figure, outputs={"report": ctx.dir / "report.html"}, metrics=summary)
 
 
 class PhotosStage(Settings):
@@ -201,8 +208,14 @@ def overlapping_card(corners: np.ndarray, scene, ids: list[str]) -> str | None:
     return ids[best.index] if best is not None and overlap(best) >= 0.5 else None
 
 
-@stage("photos", PhotosStage, needs=("calibrate", "db", "export", "catalog"), wants=("detector",))
-def photos_stage(ctx: StageContext, cfg: PhotosStage) -> dict:
+@stage(
+    "photos",
+    PhotosStage,
+    needs=("calibrate", "db", "export", "catalog"),
+    wants=("detector",),
+    outputs=("photos",),
+)
+def photos_stage(ctx: StageContext, cfg: PhotosStage) -> StageResult:
     """Simulated photos of cards on a table (one not in the DB) and of an empty table, end to end."""
     from cardid.db.store import CardDB
     from cardid.embed import load_embedder
@@ -268,15 +281,15 @@ def photos_stage(ctx: StageContext, cfg: PhotosStage) -> dict:
         "named_on_empty": named_on_empty,
         "detector": finder,
     }
-    return {"figure": figure, "outputs": {"photos": ctx.dir}, "metrics": metrics}
+    return StageResult(figure=figure, outputs={"photos": ctx.dir}, metrics=metrics)
 
 
 class PrintingsStage(Settings):
     sets: int = Field(16, ge=2)
 
 
-@stage("printings", PrintingsStage, needs=("export",))
-def printings_stage(ctx: StageContext, cfg: PrintingsStage) -> dict:
+@stage("printings", PrintingsStage, needs=("export",), outputs=("report",))
+def printings_stage(ctx: StageContext, cfg: PrintingsStage) -> StageResult:
     """Same-art reprints (synthetic, 1024 px) told apart by strip, number and the printing model."""
     from cardid.embed import load_embedder
     from cardid.eval.printings import evaluate_reprints
@@ -296,4 +309,4 @@ def printings_stage(ctx: StageContext, cfg: PrintingsStage) -> dict:
         f"{r['sets']} photos of same-art reprints: by the strip {r['strip_right']} right, {r['strip_wrong']} wrong; "
         f"{number}; by the printing model {r['model_right']} right, {r['model_wrong']} wrong"
     )
-    return {"figure": figure, "outputs": {"report": ctx.dir / "report.json"}, "metrics": r}
+    return StageResult(figure=figure, outputs={"report": ctx.dir / "report.json"}, metrics=r)

