@@ -65,7 +65,7 @@ def main() -> None:
 def accuracy(cat, rec, rounds: int = 4) -> dict:
     """Simulated photos of real gallery cards (1 loose card, a 9-card binder page, 4 loose cards)
     × ``rounds``: cards found, named correctly, named wrongly — with and without corner refinement."""
-    from cardid.pipeline.stages.evaluate import overlapping_card
+    from cardid.eval.simulated import overlapping_card
     from cardid.synth.photo import prepare_scan, render_scene
     from cardid.synth.settings import photo_preset
 
