@@ -300,3 +300,27 @@ def test_a_stage_hands_back_a_typed_result_with_its_declared_outputs(tmp_path):
     BAD[0] = Result("made it", {"made": tmp_path})
     res = run(r, tmp_path / "ok", log=lambda s: None)
     assert res.record("bad")["figure"] == "made it"
+
+
+def test_a_stage_reads_only_the_metrics_an_earlier_kind_declares(tmp_path):
+    @stage("t-declared", Nothing, metrics=("count",))
+    def declared(ctx, cfg):
+        CALLS.append(ctx.name)
+        return StageResult("counted", metrics=DECLARED[0])
+
+    @stage("t-reader", Nothing, needs=("t-declared",))
+    def reader(ctx, cfg):
+        CALLS.append(ctx.name)
+        return StageResult(f"read {ctx.metric('t-declared', READ[0], 0)}")
+
+    DECLARED, READ = [{"count": 3}], ["count"]
+    r = recipe(tmp_path, a={"kind": "t-declared"}, b={"kind": "t-reader"})
+    assert run(r, tmp_path / "ok", log=lambda s: None).record("b")["figure"] == "read 3"
+    READ[0] = "cuont"
+    with pytest.raises(
+        PipelineError, match="stage kind 't-declared' declares no metric 'cuont' .it has count."
+    ):
+        run(r, tmp_path / "typo", log=lambda s: None)
+    DECLARED[0] = {"count": 3, "extra": 1}
+    with pytest.raises(PipelineError, match=r"undeclared metric\(s\) \['extra'\]"):
+        run(r, tmp_path / "extra", log=lambda s: None)

@@ -172,6 +172,19 @@ def evaluate_photos(
     return report
 
 
+def read_photo_records(report_json: str | Path, name: str = "photos-dev") -> list[dict]:
+    """Each photo's record of one set of an earlier ``report.json`` (the one reader of that file):
+    what a later step reuses instead of recognising the photos again."""
+    from cardid.errors import CardIDError
+    from cardid.io import read_json
+
+    report = read_json(report_json, "photos report")
+    try:
+        return list(report["sets"][name]["per_photo"])
+    except (KeyError, TypeError):
+        raise CardIDError(f"{report_json}: no per-photo records of {name!r}") from None
+
+
 def format_report(report: dict) -> str:
     lines = [
         f"{'set':<12}{'photos':>7}{'R@1':>7}{'top1':>7}{'wrong':>7}{'no_card':>8}{'finder0':>8}"

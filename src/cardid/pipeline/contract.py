@@ -41,6 +41,11 @@ class StageResult:
             )
             if extra:
                 raise PipelineError(f"stage kind {kind!r} made undeclared output(s) {extra}")
+        kind_metrics = REGISTRY[kind].metrics if kind in REGISTRY else None
+        if kind_metrics is not None and set(self.metrics) - set(kind_metrics):
+            raise PipelineError(
+                f"stage kind {kind!r} reported undeclared metric(s) {sorted(set(self.metrics) - set(kind_metrics))}"
+            )
         missing = [k for k, v in self.outputs.items() if not Path(v).exists()]
         if missing:
             raise PipelineError(f"stage kind {kind!r}: its output(s) {missing} are not on disk")
@@ -53,7 +58,8 @@ class StageDef:
     ``needs``: kinds it reads (``"dataset|catalog"``: the first the recipe has); ``wants``: kinds
     it reads when the recipe has them. ``external(cfg)``: outside paths whose identity enters the
     key. ``resumable``: a killed run continues in the same folder (training checkpoints).
-    ``outputs``: the names of the files it may make (None: not declared)."""
+    ``outputs``: the names of the files it may make; ``metrics``: the metrics later stages may
+    read of it (None: not declared)."""
 
     kind: str
     config: type
@@ -64,6 +70,7 @@ class StageDef:
     resumable: bool = False
     doc: str = ""
     outputs: tuple[str, ...] | None = None
+    metrics: tuple[str, ...] | None = None
 
 
 REGISTRY: dict[str, StageDef] = {}
@@ -98,6 +105,16 @@ class StageContext:
 
     def has(self, kind: str) -> bool:
         return kind in self.inputs
+
+    def metric(self, kind: str, name: str, default: Any = None) -> Any:
+        """A metric an earlier stage declared (``ctx.metric("db", "unknown")``); a name its kind
+        does not declare is an error, never a silent default."""
+        declared = REGISTRY[kind].metrics if kind in REGISTRY else None
+        if declared is not None and name not in declared:
+            raise PipelineError(
+                f"stage kind {kind!r} declares no metric {name!r} (it has {', '.join(declared)})"
+            )
+        return self.input(kind)["metrics"].get(name, default)
 
     def path(self, kind: str, output: str) -> Path:
         """An output of an earlier stage (``ctx.path("export", "onnx")``), as an absolute path."""

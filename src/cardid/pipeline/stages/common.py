@@ -22,7 +22,6 @@ def detector_for(ctx: StageContext) -> str:
     enough, else the classical finder."""
     if not ctx.has("detector"):
         return "classical"
-    rec = ctx.input("detector")
-    if rec["metrics"].get("use") != "onnx":
+    if ctx.metric("detector", "use") != "onnx":
         return "classical"
     return str(ctx.path("detector", "onnx"))

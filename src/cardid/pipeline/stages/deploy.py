@@ -47,7 +47,7 @@ class DBStage(Settings):
     dtype: str = "f32"
 
 
-@stage("db", DBStage, needs=("export", "catalog"), outputs=("db",))
+@stage("db", DBStage, needs=("export", "catalog"), outputs=("db",), metrics=("cards", "unknown"))
 def db_stage(ctx: StageContext, cfg: DBStage) -> StageResult:
     """The reference DB, built with the exported (deployed) artefact."""
     from cardid.db.build import build_db
@@ -139,11 +139,10 @@ def adapt_stage(ctx: StageContext, cfg: AdaptStage) -> StageResult:
     det = detector_for(ctx)
     records = simulated = None
     ev = ctx.input("evaluate") if ctx.has("evaluate") else None
-    if ev and ev["metrics"].get("photos_csv") == str(cfg.photos) and not ev["metrics"].get("limit"):
-        import json  # the evaluation recognised every one of these photos with this model: reuse it
+    if ev and ctx.metric("evaluate", "photos_csv") == str(cfg.photos) and not ctx.metric("evaluate", "limit"):
+        from cardid.eval.photos import read_photo_records  # every one of these photos, this model: reuse
 
-        report = json.loads(ctx.path("evaluate", "json").read_text(encoding="utf-8"))
-        records = report["sets"]["photos-dev"]["per_photo"]
+        records = read_photo_records(ctx.path("evaluate", "json"), "photos-dev")
     if ev and "simulated" in ev["outputs"]:
         from cardid.decision.printing import load_printing_sets  # made on the calibrate stage's DB too
 
@@ -181,7 +180,7 @@ def bundle_stage(ctx: StageContext, cfg: BundleStage) -> StageResult:
     if not any(ctx.has(k) for k in ("db", "calibrate", "adapt")):
         raise CardIDError(f"stage {ctx.name!r} needs a db (or calibrate, adapt) stage before it")
     exp = ctx.input("export")["outputs"]
-    evaluation = ctx.input("evaluate")["metrics"].get("summary", {}) if ctx.has("evaluate") else {}
+    evaluation = ctx.metric("evaluate", "summary", {}) if ctx.has("evaluate") else {}
     b = write_bundle(
         ctx.dir / ctx.recipe.name,
         ctx.path("export", "onnx"),

@@ -51,6 +51,7 @@ def fold_summary(report: dict) -> dict:
     wants=("detector",),
     external=_realdata,
     outputs=("report", "json", "simulated"),
+    metrics=("summary", "photos_csv", "limit"),
 )
 def evaluate_stage(ctx: StageContext, cfg: EvaluateStage) -> StageResult:
     """Whole real photos by card-disjoint folds (what is fitted on photos, fitted on other cards),
@@ -107,7 +108,7 @@ def recognition_stage(ctx: StageContext, cfg: RecognitionStage) -> StageResult:
         ctx.path("export", "onnx"),
         ctx.path("calibrate", "db"),
         open_catalog(ctx),
-        list(ctx.input("db")["metrics"].get("unknown") or []),
+        list(ctx.metric("db", "unknown") or []),
         ctx.dir,
         known=cfg.known,
         unknown=cfg.unknown,

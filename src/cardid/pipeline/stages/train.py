@@ -188,6 +188,7 @@ class DetectorStage(Settings):
     needs=("detection-data",),
     resumable=True,
     outputs=("weights", "onnx", "request"),
+    metrics=("val", "use", "sagemaker"),
 )
 def detector_stage(ctx: StageContext, cfg: DetectorStage) -> StageResult:
     """YOLO11n-OBB on the detection scenes (or the classical finder without ultralytics)."""
