@@ -31,7 +31,7 @@ from cardid.decision.match import MatchConfig
 from cardid.decision.printing import save_printing_sets
 from cardid.errors import CardIDError
 from cardid.eval.real import _img_tag, build_real_db
-from cardid.fit.outcomes import OUTCOMES, evaluate_photo_set, summarise
+from cardid.fit.outcomes import CORRECT, NO_CARD, OUTCOMES, evaluate_photo_set, summarise
 from cardid.fit.refit import (
     adapted_by_fold,
     fit_printing_folds,
@@ -291,7 +291,7 @@ def render_html(report: dict, catalog) -> str:
 
     def photo_row(p):
         im = load_rgb(p["file"])
-        res = {"no_card": p["outcome"] == "no_card", "cards": p["cards"]}
+        res = {"no_card": p["outcome"] == NO_CARD, "cards": p["cards"]}
         try:
             shown = annotate(im, res)
         except Exception:  # a record without corners: show the photo as it is
@@ -319,7 +319,7 @@ def render_html(report: dict, catalog) -> str:
 
     def gallery(title: str, per: list[dict]) -> None:
         fails = sorted(
-            (p for p in per if p["outcome"] != "correct"), key=lambda p: OUTCOMES.index(p["outcome"])
+            (p for p in per if p["outcome"] != CORRECT), key=lambda p: OUTCOMES.index(p["outcome"])
         )
         body.append(f"<h2>{html.escape(title)}: {len(fails)} of {len(per)} not named correctly</h2>")
         body.extend(photo_row(p) for p in fails)

@@ -15,11 +15,21 @@ from pathlib import Path
 import numpy as np
 
 from cardid.data.photoset import load_photo_set
+from cardid.decision.decide import AMBIGUOUS, MATCH
 from cardid.images import load_rgb
 from cardid.recognize import Recognizer
 from cardid.recognize.recognizer import Memo
 
-OUTCOMES = ("correct", "wrong", "ambiguous", "ambiguous_other", "unknown", "no_card")
+#: a photo's outcome (the strings its records and reports keep)
+CORRECT, WRONG, AMBIGUOUS_TRUTH, AMBIGUOUS_OTHER, NOTHING_NAMED, NO_CARD = (
+    "correct",
+    "wrong",
+    "ambiguous",
+    "ambiguous_other",
+    "unknown",
+    "no_card",
+)
+OUTCOMES = (CORRECT, WRONG, AMBIGUOUS_TRUTH, AMBIGUOUS_OTHER, NOTHING_NAMED, NO_CARD)
 
 
 def load_photo_rows(csv_path: Path, limit: int | None = None, seed: int = 0) -> list[dict]:
@@ -46,19 +56,19 @@ def note_groups(notes: str) -> list[str]:
 def photo_outcome(result: dict, truth: str) -> tuple[str, dict | None]:
     """(outcome, the card record that decided it) for one photo of one card."""
     cards = result["cards"]
-    matches = [c for c in cards if c["decision"] == "match"]
+    matches = [c for c in cards if c["decision"] == MATCH]
     if any(c["card"]["card_id"] != truth for c in matches):
         wrong = max((c for c in matches if c["card"]["card_id"] != truth), key=lambda c: c["score"])
-        return "wrong", wrong
+        return WRONG, wrong
     if matches:
-        return "correct", max(matches, key=lambda c: c["score"])
-    amb = [c for c in cards if c["decision"] == "ambiguous"]
+        return CORRECT, max(matches, key=lambda c: c["score"])
+    amb = [c for c in cards if c["decision"] == AMBIGUOUS]
     if amb:
         hit = [c for c in amb if truth in {x["card_id"] for x in c["ambiguous_between"]}]
-        return ("ambiguous", hit[0]) if hit else ("ambiguous_other", amb[0])
+        return (AMBIGUOUS_TRUTH, hit[0]) if hit else (AMBIGUOUS_OTHER, amb[0])
     if result["no_card"]:
-        return "no_card", cards[0] if cards else None
-    return "unknown", max(cards, key=lambda c: c["score"]) if cards else None
+        return NO_CARD, cards[0] if cards else None
+    return NOTHING_NAMED, max(cards, key=lambda c: c["score"]) if cards else None
 
 
 def _top1(result: dict) -> str | None:
@@ -115,10 +125,10 @@ def summarise(per: list[dict]) -> dict:
     ms = [p["ms"] for p in per]
     return {
         "photos": n,
-        "recall@1": counts["correct"] / n if n else 0.0,
+        "recall@1": counts[CORRECT] / n if n else 0.0,
         "top1_no_threshold": sum(p["top1"] == p["card_id"] for p in per) / n if n else 0.0,
-        "wrong_rate": counts["wrong"] / n if n else 0.0,
-        "no_card_rate": counts["no_card"] / n if n else 0.0,
+        "wrong_rate": counts[WRONG] / n if n else 0.0,
+        "no_card_rate": counts[NO_CARD] / n if n else 0.0,
         "finder_missed_rate": sum(p["found"] == 0 for p in per) / n if n else 0.0,
         "fallback_rate": sum(bool(p["fallback"]) for p in per) / n if n else 0.0,
         "fallback_reasons": {

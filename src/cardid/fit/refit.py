@@ -9,9 +9,18 @@ from collections.abc import Callable
 
 import numpy as np
 
+from cardid.decision.decide import AMBIGUOUS, MATCH
 from cardid.errors import CardIDError
 from cardid.fit.adapter import widest_card
-from cardid.fit.outcomes import evaluate_photo_set, photo_outcome, summarise
+from cardid.fit.outcomes import (
+    AMBIGUOUS_TRUTH,
+    CORRECT,
+    NO_CARD,
+    WRONG,
+    evaluate_photo_set,
+    photo_outcome,
+    summarise,
+)
 
 #: Crop-width bands (px of the card as found in the photo) for the printing split.
 WIDTH_BANDS = ((0, 180, "<180"), (180, 260, "180-260"), (260, 10**9, ">260"))
@@ -32,16 +41,14 @@ def printing_split(per: list[dict], name_of: Callable[[str], str | None]) -> dic
     def split(ps: list[dict]) -> dict:
         n = len(ps)
         wrong_printing = sum(
-            p["outcome"] == "wrong"
-            and p["named"] is not None
-            and name_of(p["named"]) == name_of(p["card_id"])
+            p["outcome"] == WRONG and p["named"] is not None and name_of(p["named"]) == name_of(p["card_id"])
             for p in ps
         )
         counts = {
-            "exact_printing": sum(p["outcome"] == "correct" for p in ps),
+            "exact_printing": sum(p["outcome"] == CORRECT for p in ps),
             "wrong_printing": wrong_printing,
-            "wrong_card": sum(p["outcome"] == "wrong" for p in ps) - wrong_printing,
-            "ambiguous_with_truth": sum(p["outcome"] == "ambiguous" for p in ps),
+            "wrong_card": sum(p["outcome"] == WRONG for p in ps) - wrong_printing,
+            "ambiguous_with_truth": sum(p["outcome"] == AMBIGUOUS_TRUTH for p in ps),
         }
         counts["card_named"] = counts["exact_printing"] + wrong_printing + counts["ambiguous_with_truth"]
         return {"photos": n, **{k: (v / n if n else 0.0) for k, v in counts.items()}}
@@ -84,7 +91,7 @@ def redecide_strip(p: dict, margin: float) -> str:
             for x in [*(c.get("ambiguous_between") or []), c.get("card") or {}, *c.get("top", [])]
             if x.get("strip") is not None
         }
-        strip_decided = c.get("resolved_by") == "strip" or (c["decision"] == "ambiguous" and scored)
+        strip_decided = c.get("resolved_by") == "strip" or (c["decision"] == AMBIGUOUS and scored)
         if strip_decided and scored:
             best = max(scored.values(), key=lambda x: x["strip"])
             if best["strip"] >= margin:
@@ -92,7 +99,7 @@ def redecide_strip(p: dict, margin: float) -> str:
             else:
                 c.update(decision="ambiguous", card=None, ambiguous_between=list(scored.values()))
         cards.append(c)
-    return photo_outcome({"cards": cards, "no_card": p["outcome"] == "no_card"}, p["card_id"])[0]
+    return photo_outcome({"cards": cards, "no_card": p["outcome"] == NO_CARD}, p["card_id"])[0]
 
 
 def fit_strip_margin(per: list[dict], folds, max_wrong: float = 0.01, margins=STRIP_MARGINS) -> dict:
@@ -106,7 +113,7 @@ def fit_strip_margin(per: list[dict], folds, max_wrong: float = 0.01, margins=ST
     def rates(m: float, idx: list[int]) -> tuple[float, float, float]:
         o = [outcomes[m][j] for j in idx]
         n = max(len(o), 1)
-        return o.count("correct") / n, o.count("wrong") / n, o.count("ambiguous") / n
+        return o.count(CORRECT) / n, o.count(WRONG) / n, o.count(AMBIGUOUS_TRUTH) / n
 
     rows = []
     for i in range(folds.k):
@@ -146,12 +153,12 @@ def redecide_printing(p: dict, model, p_min: float | None = None) -> dict:
         if c.get("printing"):
             call = model.decide(PrintingSet.from_dict(c["printing"]), p_min)
             if call.card_id is not None:
-                c = {**c, "decision": "match", "card": {"card_id": call.card_id}, "ambiguous_between": []}
+                c = {**c, "decision": MATCH, "card": {"card_id": call.card_id}, "ambiguous_between": []}
             else:
                 amb = [{"card_id": x} for x in call.plausible]
-                c = {**c, "decision": "ambiguous", "card": None, "ambiguous_between": amb}
+                c = {**c, "decision": AMBIGUOUS, "card": None, "ambiguous_between": amb}
         cards.append(c)
-    outcome, card = photo_outcome({"cards": cards, "no_card": p["outcome"] == "no_card"}, p["card_id"])
+    outcome, card = photo_outcome({"cards": cards, "no_card": p["outcome"] == NO_CARD}, p["card_id"])
     named = (card.get("card") or {}).get("card_id") if card else None
     return {**p, "cards": cards, "outcome": outcome, "named": named}
 
@@ -186,7 +193,7 @@ def fit_on_photos(fit: list[dict], simulated: list, max_wrong: float = 0.01):
     best = None
     for p_min in P_MINS:
         o = [redecide_printing(p, model, p_min)["outcome"] for p in fit]
-        right, wrong = o.count("correct"), o.count("wrong")
+        right, wrong = o.count(CORRECT), o.count(WRONG)
         if wrong <= max_wrong * len(fit) and (best is None or right > best[1]):
             best = (p_min, right)
     model.p_min = best[0] if best else max(P_MINS)

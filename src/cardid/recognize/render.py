@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from cardid.catalog.records import Catalog
+from cardid.decision.decide import AMBIGUOUS
 from cardid.images import save_rgb
 
 
@@ -80,7 +81,7 @@ def annotate(image: np.ndarray, result: dict) -> np.ndarray:
         cv2.polylines(out, [pts], True, color, max(2, round(3 * scale)), cv2.LINE_AA)
         card = c["card"] or (c["ambiguous_between"] or [None])[0]
         label = f"{card['name']} {card['number']} {card['similarity']:.2f}" if card else "unknown"
-        if c["decision"] == "ambiguous":
+        if c["decision"] == AMBIGUOUS:
             label = "? " + label
         x, y = int(pts[:, 0].min()), max(int(pts[:, 1].min()) - 6, 14)
         fs = 0.5 * scale

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from cardid.db.store import CardDB
-from cardid.decision.decide import MATCH, Candidate, Decision
+from cardid.decision.decide import AMBIGUOUS, MATCH, Candidate, Decision
 
 
 def card_json(db: CardDB, c: Candidate) -> dict:
@@ -32,7 +32,7 @@ def decision_record(db: CardDB, d: Decision, top: int = 5, **extra) -> dict:
         **extra,
         "decision": d.kind,
         "card": card_json(db, d.cards[0]) if d.kind == MATCH else None,
-        "ambiguous_between": [card_json(db, c) for c in d.cards] if d.kind == "ambiguous" else [],
+        "ambiguous_between": [card_json(db, c) for c in d.cards] if d.kind == AMBIGUOUS else [],
         "resolved_by": d.resolved_by,
         # the printing's probability when the card has several printings in sight, and the set
         # weighed (each printing's evidence and probability); None: one printing, no doubt
