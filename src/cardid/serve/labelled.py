@@ -150,6 +150,8 @@ class LabelledCrops:
         from cardid.io import write_bytes_atomic
 
         labels = collection.labels()
+        if not labels and not self.csv.is_file():
+            return  # nothing labelled yet: no file either
         linked = collection.labelled_files()
         with self._lock:
             kept = []
