@@ -20,6 +20,7 @@ only, unless ``allow_origins`` names others; :mod:`cardid.serve.guard` says who 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def serve(
             raise CardIDError(f"--collection {collection} is inside the bundle {b.root}; keep it elsewhere")
         rec = b.recognizer()
         # served as verified: a bundle's DB edited on disk is never loaded again behind its hashes
-        config = replace(config, reload_db=False)
+        config = replace(config, reload_check_s=math.inf)
         cat = cat or b.gallery()  # the scans it carries: a copied bundle shows them too
     else:
         rec = Recognizer.open(model, db, detector)

@@ -52,6 +52,7 @@ def add_collection_routes(
     from cardid.collection import CollectionError
     from cardid.collection.formats import FORMATS, export
     from cardid.errors import CardIDError
+    from cardid.serve.state import TooLarge, read_capped
 
     def records():
         return served.recognizer.matcher.db.records
@@ -89,20 +90,9 @@ def add_collection_routes(
             "count": collection.count(),
         }
 
-    class _Big(Exception):
-        pass
-
     async def body(request: Request) -> dict:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_body:
-            raise _Big()
-        buf = bytearray()
-        async for chunk in request.stream():
-            buf.extend(chunk)
-            if len(buf) > max_body:
-                raise _Big()
         try:
-            data = json.loads(bytes(buf) or b"{}")
+            data = json.loads(await read_capped(request, max_body) or b"{}")
         except (ValueError, RecursionError):
             raise CollectionError("the request body must be a JSON object") from None
         if not isinstance(data, dict):
@@ -113,7 +103,7 @@ def add_collection_routes(
         """The body as a dict of the fields a row has (and ``extra``), or the answer refusing it."""
         try:
             data = await body(request)
-        except _Big:
+        except TooLarge:
             return fail(route, CollectionError(f"request body over {max_body:,} bytes"), 413)
         except CollectionError as e:
             return fail(route, e)

@@ -49,7 +49,13 @@ def host_name(header: str) -> str:
     return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
 
 
-def host_allowed(header: str, allowed: tuple[str, ...]) -> bool:
+def own_names() -> tuple[str, ...]:
+    """The names this machine answers to on its network (``scanner``, ``scanner.local``)."""
+    own = socket.gethostname().lower()
+    return own, own.split(".")[0], f"{own.split('.')[0]}.local"
+
+
+def host_allowed(header: str, allowed: tuple[str, ...], own: tuple[str, ...] | None = None) -> bool:
     name = host_name(header).rstrip(".")
     if not name:
         return False
@@ -62,8 +68,7 @@ def host_allowed(header: str, allowed: tuple[str, ...]) -> bool:
         return True  # an address is never a rebound name
     except ValueError:
         pass
-    own = socket.gethostname().lower()
-    return name in (own, own.split(".")[0], f"{own.split('.')[0]}.local")
+    return name in (own if own is not None else own_names())
 
 
 def origin_allowed(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
@@ -85,6 +90,7 @@ class Guard:
     def __init__(self, app, allow_hosts=(), allow_origins=(), token: str | None = None, metrics=None):
         self.app = app
         self.allow_hosts = tuple(allow_hosts)
+        self.own = own_names()  # looked up once, not per request
         self.allow_origins = tuple(allow_origins)
         self.token = token or None
         self.metrics = metrics
@@ -107,7 +113,7 @@ class Guard:
     def check(self, scope, headers: dict[str, str]):
         """``(status, message, extra headers)`` for a request to refuse, or None."""
         host = headers.get("host", "")
-        if not host_allowed(host, self.allow_hosts):
+        if not host_allowed(host, self.allow_hosts, self.own):
             return (
                 421,
                 f"this server does not answer for host {host_name(host)!r} (start it with --allow-host NAME)",
@@ -128,11 +134,11 @@ class Guard:
                 if ctype != "application/json":
                     return 415, f"send the change as application/json, not {ctype or 'no content type'}", []
         if self.token and path not in OPEN:
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            given = _bearer(headers) or _cookie(headers) or (query.get("token") or [""])[0]
+            in_link = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token") or [""])[0]
+            given = _bearer(headers) or _cookie(headers) or in_link
             if not secrets.compare_digest(given.encode(), self.token.encode()):
                 return 401, "this server asks for its token: open the link `cardid serve` printed", []
-            if path == "/" and (query.get("token") or [""])[0] and method == "GET":
+            if path == "/" and in_link and method == "GET":
                 cookie = f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/"
                 return 303, "token kept; see /", [(b"location", b"/"), (b"set-cookie", cookie.encode())]
         return None

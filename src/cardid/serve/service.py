@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from cardid.serve.state import Metrics, ServeConfig, Served, TooLarge
+from cardid.serve.state import Metrics, ServeConfig, Served, read_capped
 
 if TYPE_CHECKING:
     from cardid.recognize import PhotoResult
@@ -24,8 +24,7 @@ class Service:
 
     def __init__(self, recognizer, catalog, config: ServeConfig, db_catalog: bool, recent=None):
         self.config = config
-        check = config.reload_check_s if config.reload_db else None
-        self.served = Served(recognizer, catalog, db_catalog, check)
+        self.served = Served(recognizer, catalog, db_catalog, config.reload_check_s)
         self.pool = ThreadPoolExecutor(config.workers, thread_name_prefix="cardid-recognize")
         self.lock = threading.Lock()  # the recognizer is used by one thread at a time
         self.metrics = Metrics()
@@ -81,20 +80,9 @@ class Service:
 
     async def read_body(self, request) -> bytes:
         """The whole body, capped in size and in time; no queue place is held while it arrives."""
-        limit = self.config.max_upload_bytes
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit:
-            raise TooLarge(int(declared))
-        buf = bytearray()
-
-        async def receive() -> None:
-            async for chunk in request.stream():
-                buf.extend(chunk)
-                if len(buf) > limit:
-                    raise TooLarge(len(buf))
-
-        await asyncio.wait_for(receive(), self.config.body_timeout)
-        return bytes(buf)
+        return await asyncio.wait_for(
+            read_capped(request, self.config.max_upload_bytes), self.config.body_timeout
+        )
 
     async def run(self, body: bytes, name: str, **kw: Any):
         """Recognise in the pool, holding a queue place; None when the queue is full."""

@@ -30,8 +30,9 @@ class ServeConfig:
     allow_hosts: tuple[str, ...] = ()  # host names answered besides addresses, localhost, this machine
     token: str | None = None  # asked of every route but /healthz (bound beyond this machine)
     max_json_bytes: int = 64 * 1024  # a collection change's body (413 above)
-    reload_check_s: float = 1.0  # how often a request looks whether the DB was replaced on disk
-    reload_db: bool = True  # False: the DB loaded is the one served (a bundle, checked by its hashes)
+    #: how often a request looks whether the DB was replaced on disk (``math.inf``: never, as for a
+    #: bundle, served as its hashes verified it)
+    reload_check_s: float = 1.0
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1 or self.queue < 1 or self.workers < 1 or self.top < 1:
@@ -105,7 +106,7 @@ class Served:
     replaced (``index add`` writes a new folder; ``calibrate`` a new ``db.json``). The old ones
     keep answering until the new ones have loaded; a DB that fails to load is reported, not served."""
 
-    def __init__(self, recognizer, catalog, db_catalog: bool, check_every: float | None):
+    def __init__(self, recognizer, catalog, db_catalog: bool, check_every: float):
         """``db_catalog``: serve the scans of the catalogs the DB records (looked up again with
         each DB); else ``catalog`` as given (or none)."""
         self.recognizer = recognizer
@@ -126,7 +127,7 @@ class Served:
     def refresh(self) -> None:
         """Load the DB again if ``db.json`` changed on disk (called under the recognizer's lock)."""
         now = time.monotonic()
-        if self.check_every is None or now - self.checked < self.check_every:
+        if now - self.checked < self.check_every:
             return
         self.checked = now
         old = self.recognizer.matcher
@@ -176,6 +177,20 @@ def _gallery(db):
 class TooLarge(Exception):
     def __init__(self, size: int):
         self.size = size
+
+
+async def read_capped(request, limit: int) -> bytes:
+    """A request's whole body, refused (:class:`TooLarge`) once it declares or sends over ``limit``
+    bytes: nothing larger is ever held."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise TooLarge(int(declared))
+    buf = bytearray()
+    async for chunk in request.stream():
+        buf.extend(chunk)
+        if len(buf) > limit:
+            raise TooLarge(len(buf))
+    return bytes(buf)
 
 
 async def multipart_file(request, body: bytes, limit: int) -> tuple[bytes, str]:
