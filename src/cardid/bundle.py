@@ -206,7 +206,7 @@ def write_bundle(
             write_json_atomic(tmp / "evaluation.json", evaluation)
         gallery = _write_gallery(loaded, tmp / GALLERY)  # a copied bundle shows its scans too
         if gallery:
-            meta["gallery"] = {cid: f"{name}" for cid, name in gallery.items()}
+            meta["gallery"] = gallery
         meta["files"] = {name: sha256_file(tmp / name) for name in _files(tmp)}
         write_json_atomic(tmp / BUNDLE_JSON, meta)
     return load_bundle(out)

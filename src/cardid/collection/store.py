@@ -166,7 +166,7 @@ class Collection:
     def already(self, rows: list[dict[str, Any]]) -> list[int]:
         """The indexes of ``rows`` (as :meth:`add_many` takes them) that carry their ``added`` time
         and are already here, the same in every field: a backup imported a second time."""
-        keys = ("card_id", "quantity", "condition", "language", "printing", "folder", "added", "notes")
+        keys = tuple(k for k in STORED if k != "photo")  # a crop's file is this machine's, not the row's
         with self._connect() as con:
             have = set(con.execute(f"SELECT {', '.join(keys)} FROM cards"))
         found = []

@@ -18,6 +18,7 @@ the TCGplayer app, Collectr, Dragon Shield and TCG Collector, and :func:`from_ap
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from typing import Any
 
@@ -135,11 +136,19 @@ def to_app(fmt: str, printing: str) -> str:
     """The app's word for a row's printing (Dragon Shield keeps the finish, not the edition)."""
     edition, finish = split(printing)
     word = _FINISH_WORDS[fmt][finish]
-    if fmt == "dragonshield" or not edition:
-        return word
-    if fmt == "tcgcollector":
-        return edition if finish == "Normal" else f"{edition} {word}"
-    return join(edition, word)
+    return word if fmt == "dragonshield" else join(edition, word)
+
+
+@functools.cache
+def _words(fmt: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Folded words → our printing names, and → our finishes as ``fmt`` (then any app) says them:
+    built once per format, not once per imported row."""
+    own = {_fold(p): p for p in PRINTINGS}
+    words: dict[str, str] = {"foil": "Holofoil", "holo": "Holofoil", "non foil": "Normal"}
+    for table in (_FINISH_WORDS.get(fmt, {}), *_FINISH_WORDS.values()):
+        for f, v in table.items():  # the first finish an app's word names (Dragon Shield's Foil: Holofoil)
+            words.setdefault(_fold(v), f)
+    return own, words
 
 
 def from_app(fmt: str, word: str) -> str | None:
@@ -148,9 +157,9 @@ def from_app(fmt: str, word: str) -> str | None:
     w = _fold(word)
     if not w:
         return None
-    for p in PRINTINGS:  # our own names first: an import of any app may already say them
-        if _fold(p) == w:
-            return p
+    own, words = _words(fmt)
+    if w in own:  # our own names first: an import of any app may already say them
+        return own[w]
     edition = ""
     for e in EDITIONS[1:]:
         if w == _fold(e) or w.startswith(_fold(e) + " "):
@@ -158,10 +167,6 @@ def from_app(fmt: str, word: str) -> str | None:
             break
     if not w:
         return join(edition, "Normal")
-    words: dict[str, str] = {"foil": "Holofoil", "holo": "Holofoil", "non foil": "Normal"}
-    for table in (_FINISH_WORDS.get(fmt, {}), *_FINISH_WORDS.values()):
-        for f, v in table.items():  # the first finish an app's word names (Dragon Shield's Foil: Holofoil)
-            words.setdefault(_fold(v), f)
     finish = words.get(w)
     if finish is None:
         return None

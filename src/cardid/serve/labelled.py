@@ -128,16 +128,11 @@ class LabelledCrops:
     def pending(self) -> RecentPhotos:
         return RecentPhotos(self.root / "pending")
 
-    def keep(self, source: Path | np.ndarray) -> str:
-        """A crop copied (a kept file) or written (an array) under ``crops/``: its name in the set."""
-        from cardid.images import save_rgb
-
+    def keep(self, source: Path) -> str:
+        """A kept crop (:meth:`RecentPhotos.crop_file`) copied under ``crops/``: its name in the set."""
         name = f"crops/{uuid.uuid4().hex}.jpg"
         (self.root / "crops").mkdir(parents=True, exist_ok=True)
-        if isinstance(source, np.ndarray):
-            save_rgb(self.root / name, source, quality=92)
-        else:
-            shutil.copyfile(source, self.root / name)
+        shutil.copyfile(source, self.root / name)
         return name
 
     def discard(self, name: str) -> None:
