@@ -51,8 +51,6 @@ class Matcher:
     afterwards. :meth:`with_` gives a matcher with other settings (an adapter for one fold, a
     calibration to try), sharing the DB, the model and what was derived from them alone."""
 
-    _SETTINGS = ("config", "calibration", "reader", "printing_model", "adapter")
-
     def __init__(
         self,
         db: CardDB,
@@ -65,8 +63,14 @@ class Matcher:
         art: ArtRelations | None = None,
     ):
         db.check_embedder(embedder)
-        given = dict(config=config, calibration=calibration, reader=reader, printing_model=printing_model)
-        object.__setattr__(self, "_given", {**given, "adapter": adapter})
+        settings = dict(
+            config=config,
+            calibration=calibration,
+            reader=reader,
+            printing_model=printing_model,
+            adapter=adapter,
+        )
+        object.__setattr__(self, "_given", settings)  # what with_() builds the next one from
         self.db, self.embedder, self.config = db, embedder, config
         self.verifying = config.verify and db.features is not None
         mode = "fused" if self.verifying else "embedding"
@@ -81,7 +85,7 @@ class Matcher:
                 self.calibrated = False
                 calibration = Calibration(mode, threshold=math.inf)
         self.calibration = calibration
-        given = printing_model is not None
+        model_given = printing_model is not None
         if printing_model is None:
             stored = calibration.printing
             printing_model = PrintingModel.from_dict(stored) if stored else PrintingModel()
@@ -89,7 +93,7 @@ class Matcher:
         #: "model" or "rules": what decides the printing here (``config.printing``, "auto" resolved)
         self.printing = config.printing
         if self.printing == "auto":
-            real = given or printing_model.fitted.get("real_sets", 0) > 0
+            real = model_given or printing_model.fitted.get("real_sets", 0) > 0
             self.printing = "model" if real else "rules"
         #: maps query embeddings towards their scans' (:mod:`cardid.embed.adapter`): the DB's, if
         #: one was fitted on labelled real photos, unless another is given (a fold's, or None)
@@ -111,9 +115,9 @@ class Matcher:
         """A matcher like this one with other settings (``config``, ``calibration``, ``reader``,
         ``printing_model``, ``adapter``): everything else derived again from them, the DB, the
         model and the art relations already compared shared."""
-        unknown = sorted(set(changes) - set(self._SETTINGS))
+        unknown = sorted(set(changes) - set(self._given))
         if unknown:
-            raise TypeError(f"Matcher.with_ takes {', '.join(self._SETTINGS)}; not {', '.join(unknown)}")
+            raise TypeError(f"Matcher.with_ takes {', '.join(self._given)}; not {', '.join(unknown)}")
         return Matcher(self.db, self.embedder, **{**self._given, **changes}, art=self.art)
 
     def prepare(

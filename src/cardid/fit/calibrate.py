@@ -188,5 +188,13 @@ def fit_printing(
     except CardIDError:  # no set holds its truth among two printings: nothing to fit on
         return None, sets
     if save:
-        db.save_meta(calibration={**db.calibration, "fused": {**fused, "printing": model.to_dict()}})
+        store_printing_model(db, model)
     return model, sets
+
+
+def store_printing_model(db: CardDB, model: PrintingModel) -> None:
+    """The one writer of a DB's printing model: stored with its fused calibration in ``db.json``
+    (fitted on simulated views here, on labelled photos by :mod:`cardid.fit.photos`)."""
+    db.save_meta(
+        calibration={**db.calibration, "fused": {**db.calibration["fused"], "printing": model.to_dict()}}
+    )

@@ -89,7 +89,7 @@ def fit_printing_on_photos(card_db, emb, records: list[dict], simulated: list | 
     """The DB's printing model refitted on simulated views of its cards plus these photos' printing
     sets, stored with its fused calibration (as `eval photos --folds` fits each fold's).
     ``simulated``: those views' printing sets, made beforehand on this DB (else made here)."""
-    from cardid.fit.calibrate import printing_sets_on_views
+    from cardid.fit.calibrate import printing_sets_on_views, store_printing_model
     from cardid.fit.refit import fit_on_photos
 
     fused = (card_db.calibration or {}).get("fused")
@@ -98,7 +98,7 @@ def fit_printing_on_photos(card_db, emb, records: list[dict], simulated: list | 
     if simulated is None:
         simulated = printing_sets_on_views(card_db, emb, card_db.gallery(), cards=None)
     model = fit_on_photos(records, simulated)
-    card_db.save_meta(calibration={**card_db.calibration, "fused": {**fused, "printing": model.to_dict()}})
+    store_printing_model(card_db, model)
     f = model.fitted
     decides = (
         "it now decides the printing"

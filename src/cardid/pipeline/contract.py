@@ -26,8 +26,9 @@ class StageResult:
     outputs: dict[str, Path | str] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
 
-    def check(self, kind: str, declared: tuple[str, ...] | None) -> None:
-        """Every output a kind declares is there and is a path that exists; none it does not declare."""
+    def check(self, definition: StageDef) -> None:
+        """Outputs and metrics only of those its kind declares; every output a path on disk."""
+        kind, declared, kind_metrics = definition.kind, definition.outputs, definition.metrics
         if (
             not isinstance(self.figure, str)
             or not isinstance(self.outputs, dict)
@@ -41,7 +42,6 @@ class StageResult:
             )
             if extra:
                 raise PipelineError(f"stage kind {kind!r} made undeclared output(s) {extra}")
-        kind_metrics = REGISTRY[kind].metrics if kind in REGISTRY else None
         if kind_metrics is not None and set(self.metrics) - set(kind_metrics):
             raise PipelineError(
                 f"stage kind {kind!r} reported undeclared metric(s) {sorted(set(self.metrics) - set(kind_metrics))}"

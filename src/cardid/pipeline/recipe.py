@@ -33,8 +33,8 @@ STAGE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 class StageSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(pattern=STAGE_NAME)
-    kind: str = Field(pattern=STAGE_NAME)
+    name: str  # checked against STAGE_NAME by load_recipe, with a message naming the rule
+    kind: str
     settings_: dict[str, Any] = Field(default_factory=dict, alias="settings")
     recipe: str = ""
     realdata: str = ""

@@ -272,7 +272,7 @@ def run(
             raise PipelineError(
                 f"stage kind {p.spec.kind!r} returned {type(result).__name__}, not a StageResult"
             )
-        result.check(p.spec.kind, p.definition.outputs)
+        result.check(p.definition)
         seconds = round(time.perf_counter() - t0, 1)
         rec = {  # the record is JSON: written here, read back by the next run and later stages
             **head,

@@ -29,14 +29,14 @@ def _realdata(cfg: EvaluateStage) -> list[Path]:
 
 
 def fold_summary(report: dict) -> dict:
-    """The held-out figures (mean ± sd over card-disjoint folds) of the most complete setting the
-    report has: adapter + printing model fitted on the other folds, else the printing model alone."""
+    """The held-out figures (mean ± sd over card-disjoint folds) of what would ship
+    (:func:`cardid.eval.photos.shipped`: the report leads with the same), else the first pass's."""
+    from cardid.eval.photos import shipped
+
     ph = report["sets"]["photos-dev"]
-    base = ph.get("adapter", {}).get("folds") or ph["folds"]
-    fitted = base.get("printing_model_fitted") or base
-    what = "adapter + printing model" if "adapter" in ph else "printing model"
+    what, fitted, _ = shipped(ph) or ("as first recognised", ph["folds"], None)
     return {
-        "what": f"photos-dev, {len(fitted['per_fold'])} card-disjoint folds, {what} fitted on the other folds",
+        "what": f"photos-dev, {len(fitted['per_fold'])} card-disjoint folds, {what}",
         "mean": {k: round(fitted["mean"][k], 4) for k in FIGURES},
         "sd": {k: round(fitted["sd"][k], 4) for k in FIGURES},
         "ms_p50": ph["ms_p50"],
