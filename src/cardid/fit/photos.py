@@ -1,7 +1,7 @@
 """``cardid index adapt``: learn from labelled real photos. Each photo is recognised with the DB's
 model (its card found, rectified, embedded), the DB's query adapter is fitted on the photo ↔ scan
 pairs (:mod:`cardid.fit.adapter`) and the printing model refitted on the photos' printing sets
-plus simulated views (:mod:`cardid.fit.refit`): the one writer of the printing model fitted on photos."""
+plus simulated views (:mod:`cardid.fit.refit`), stored by :func:`cardid.fit.calibrate.store_printing_model`."""
 
 from __future__ import annotations
 
