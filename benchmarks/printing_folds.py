@@ -30,7 +30,8 @@ KEYS = ("card_named", "exact_printing", "ambiguous_with_truth", "wrong_printing"
 def held_out(per: list[dict], fitted: dict, name_of) -> dict:
     """All photos' figures (by width too) with each photo decided by its own fold's model."""
     from cardid.decision.printing import PrintingModel
-    from cardid.fit.refit import printing_split, redecide_printing
+    from cardid.fit.printing import redecide_printing
+    from cardid.fit.refit import printing_split
 
     fold_of = {c: i for i, cs in enumerate(fitted["split"]["cards"]) for c in cs}
     models = [PrintingModel.from_dict(m) for m in fitted["models"]]

@@ -14,9 +14,7 @@ from cardid.decision.decide import (
     Calibration,
     Candidate,
     Decision,
-    calibrate,
     decide,
-    fit_fusion,
 )
 from cardid.decision.match import Matcher
 from cardid.embed import load_embedder
@@ -36,31 +34,6 @@ def test_decide_match_ambiguous_unknown():
     assert d.kind == AMBIGUOUS and [c.row for c in d.cards] == [0, 1] and d.card_id is None
     assert decide([cand(0, 0.4), cand(1, 0.3)], cal).kind == UNKNOWN
     assert Calibration.from_dict(Calibration("embedding").to_dict()).threshold == -math.inf
-
-
-def test_fusion_fit_prefers_the_verified_card():
-    # the true card (row 0) has many inliers but a worse cosine than a look-alike
-    trials = [([cand(0, 0.6, 120 + i), cand(1, 0.8, 10), cand(2, 0.5, 5)], 0) for i in range(20)]
-    trials += [([cand(0, 0.9, 200), cand(1, 0.4, 8)], 0)]
-    fusion = fit_fusion(trials)
-    cal = Calibration("fused", fusion=fusion)
-    assert decide([cand(0, 0.55, 100), cand(1, 0.85, 12)], cal).card_id == "c0"
-    with pytest.raises(CardIDError, match="cannot fit"):
-        fit_fusion([([cand(1, 0.8, 10)], 0)])
-
-
-def test_calibrate_reaches_target_and_needs_both_kinds():
-    known = [([cand(0, 0.9 - i * 0.01), cand(1, 0.5)], 0) for i in range(20)]
-    unknown = [[cand(1, 0.55 + i * 0.005), cand(2, 0.5)] for i in range(20)]
-    cal = calibrate(known, unknown, 0.95)  # the lowest threshold that keeps precision ≥ 0.95
-    assert cal.threshold == pytest.approx(0.645) and cal.stats["precision"] >= 0.95
-    assert cal.stats["recall"] == 1 and cal.stats["unknown_rejected"] == 0.95
-    strict = calibrate(known, unknown, 0.99)
-    assert 0.645 < strict.threshold <= 0.71 and strict.stats["unknown_rejected"] == 1
-    with pytest.raises(CardIDError, match="unknown-card trials"):
-        calibrate(known, [], 0.95)
-    with pytest.raises(CardIDError, match="labelled queries"):
-        calibrate([], unknown, 0.95)
 
 
 @pytest.fixture(scope="module")

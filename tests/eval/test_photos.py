@@ -124,8 +124,10 @@ def test_eval_photos_runs_whole_photos_end_to_end(tmp_path, capsys):
     # it leads with what would ship, measured held out: adapter + printing model fitted on the other
     # folds (its figures, then its failures); the first pass follows as a comparison, labelled
     lead = html.index("What ships, on photos-dev held out: adapter + printing model")
-    assert lead < html.index("Every configuration, for comparison") < html.index(
-        "photos-dev, as first recognised: printing model fitted on simulated views only"
+    assert (
+        lead
+        < html.index("Every configuration, for comparison")
+        < html.index("photos-dev, as first recognised: printing model fitted on simulated views only")
     )
     shipped_per = ad["folds"]["printing_model_fitted"]["per_photo"]
     assert sorted(p["file"] for p in shipped_per) == sorted(p["file"] for p in photos["per_photo"])

@@ -108,7 +108,8 @@ def test_the_printing_model_is_fitted_on_other_cards_only():
     only a fold's own cards show never moves its model."""
     from cardid.decision.printing import Evidence, PrintingModel, PrintingSet
     from cardid.fit.folds import CardFolds
-    from cardid.fit.refit import fit_printing_folds, redecide_printing
+    from cardid.fit.printing import redecide_printing
+    from cardid.fit.refit import fit_printing_folds
 
     def photo(truth, lead, width=250):
         s = PrintingSet((Evidence(truth, 0.8, 50, lead), Evidence("x-" + truth, 0.8, 50, -lead)), width)

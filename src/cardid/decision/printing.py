@@ -16,10 +16,10 @@ small, soft crop (``r = min(width, 400) / 400``), so confidence falls with resol
 only ever *demotes* a printing against the best strip of its same-art group: a same-name card whose
 art differs is decided by the embedding and inliers (its art), never by a strip.
 
-The weights are fitted (:func:`fit_printing_model`) on printing sets from simulated views rendered
+The weights are fitted (:mod:`cardid.fit.printing`) on printing sets from simulated views rendered
 at real photos' sizes and, where labelled real photos exist, on the other folds' real photos
 (card-disjoint: :mod:`cardid.fit.folds`); ``p_min`` is the probability a printing needs to be
-named, chosen on the same sets for a wrong-printing rate. Below it the decision is ``ambiguous``,
+named, chosen by one rule for a wrong rate. Below it the decision is ``ambiguous``,
 with every printing still plausible. The features hold no set identity, so no fit can learn
 "prefer base1" from photos that show only base1.
 """
@@ -41,8 +41,6 @@ FULL_WIDTH = 400.0
 #: a hand-set model for DBs nobody fitted one for: inliers and the number first, the strip trusted
 #: more on large crops (a 0.25 strip lead at full resolution: p 0.99 of two)
 DEFAULT_WEIGHTS = (1.0, 1.0, 3.0, 8.0, 12.0, 4.0)
-#: probabilities tried for ``p_min``
-P_MINS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995)
 #: the features of each cue (:meth:`PrintingModel.leading_cue`)
 CUES = {
     "art": ("emb_lead", "emb_lead_res", "inlier_lead"),
@@ -213,75 +211,3 @@ class PrintingModel:
             raise CardIDError(
                 f"stored printing model is malformed ({e}); re-run `cardid index calibrate`"
             ) from e
-
-
-def _usable(s: PrintingSet) -> bool:
-    """Whether a set can teach which printing it is: two or more printings, the truth among them."""
-    return len(s.members) >= 2 and s.truth in {m.card_id for m in s.members}
-
-
-def fit_weights(
-    sets: Sequence[PrintingSet],
-    l2: float = 1e-3,
-    iters: int = 100,
-    set_weights: Sequence[float] | None = None,
-) -> np.ndarray:
-    """Conditional-logit weights by Newton's method (each set: softmax over its members, the truth
-    the target; a little L2 keeps separable data finite), each set counted ``set_weights`` times
-    (e.g. to give real photos as much say as many more simulated views). Sets whose truth is not a
-    member say nothing about which member it is and are skipped."""
-    sw = [1.0] * len(sets) if set_weights is None else [float(v) for v in set_weights]
-    if len(sw) != len(sets):
-        raise CardIDError(f"{len(sets)} printing sets but {len(sw)} weights")
-    xs, ts, ws = [], [], []
-    for s, v in zip(sets, sw, strict=True):
-        if _usable(s):
-            xs.append(s.features())
-            ts.append([m.card_id for m in s.members].index(s.truth))
-            ws.append(v)
-    if not xs:
-        raise CardIDError("cannot fit a printing model: no set of two or more printings holds its truth")
-    w = np.zeros(len(FEATURES))
-    total = float(sum(ws))
-    for _ in range(iters):
-        g = l2 * w * total
-        h = l2 * np.eye(len(w)) * total
-        for x, t, v in zip(xs, ts, ws, strict=True):
-            z = x @ w
-            p = np.exp(z - z.max())
-            p /= p.sum()
-            mean = p @ x
-            g += v * (mean - x[t])
-            xc = x - mean
-            h += v * (xc * p[:, None]).T @ xc
-        step = np.linalg.solve(h + 1e-9 * np.eye(len(w)), g)
-        w -= step
-        if np.abs(step).max() < 1e-7:
-            break
-    return w
-
-
-def choose_p_min(model: PrintingModel, sets: Sequence[PrintingSet], max_wrong: float) -> float:
-    """The smallest ``p_min`` (:data:`P_MINS`) naming a wrong printing on at most ``max_wrong`` of
-    ``sets`` (the most printings named right within that); the largest tried if none does."""
-    labelled = [s for s in sets if s.truth is not None]
-    if not labelled:
-        return max(P_MINS)
-    probs = [model.probabilities(s) for s in labelled]
-    best = [float(p.max()) for p in probs]
-    named = [s.members[int(np.argmax(p))].card_id for s, p in zip(labelled, probs, strict=True)]
-    for p_min in P_MINS:
-        wrong = sum(b >= p_min and n != s.truth for b, n, s in zip(best, named, labelled, strict=True))
-        if wrong <= max_wrong * len(labelled):
-            return p_min
-    return max(P_MINS)
-
-
-def fit_printing_model(
-    sets: Sequence[PrintingSet], max_wrong: float = 0.01, l2: float = 1e-3, **fitted
-) -> PrintingModel:
-    """Weights (:func:`fit_weights`) and ``p_min`` (:func:`choose_p_min`) from labelled printing sets."""
-    model = PrintingModel([float(v) for v in fit_weights(sets, l2)])
-    model.p_min = choose_p_min(model, sets, max_wrong)
-    model.fitted = {"sets": sum(map(_usable, sets)), "max_wrong": max_wrong, "l2": l2, **fitted}
-    return model

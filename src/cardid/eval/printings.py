@@ -16,9 +16,10 @@ from cardid.db.build import build_db
 from cardid.decision import refine
 from cardid.decision.decide import AMBIGUOUS, MATCH, Calibration, decide
 from cardid.decision.match import MatchConfig, Matcher
-from cardid.decision.printing import PrintingModel, fit_printing_model
+from cardid.decision.printing import PrintingModel
 from cardid.embed import Embedder
 from cardid.fit.calibrate import printing_sets_on_views, synthetic_queries
+from cardid.fit.printing import fit_printing_model
 from cardid.printing.ocr import engine_info, tesseract_available
 from cardid.synth.cards import synth_cards
 

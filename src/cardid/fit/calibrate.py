@@ -16,12 +16,14 @@ import numpy as np
 from cardid.catalog.records import Catalog
 from cardid.db.art import same_card_rows
 from cardid.db.store import CardDB
-from cardid.decision.decide import Calibration, calibrate, check_target_precision, decide
+from cardid.decision.decide import Calibration, decide
 from cardid.decision.match import MatchConfig, Matcher
-from cardid.decision.printing import PrintingModel, PrintingSet, fit_printing_model
+from cardid.decision.printing import PrintingModel, PrintingSet
 from cardid.decision.refine import printing_set
 from cardid.embed import Embedder
 from cardid.errors import CardIDError
+from cardid.fit.fusion import calibrate, check_target_precision
+from cardid.fit.printing import fit_printing_model
 from cardid.synth.photo import prepare_scan, render_crop
 from cardid.synth.settings import PhotoSimConfig, photo_preset
 

@@ -1,7 +1,7 @@
 """``cardid index adapt``: learn from labelled real photos. Each photo is recognised with the DB's
 model (its card found, rectified, embedded), the DB's query adapter is fitted on the photo ↔ scan
 pairs (:mod:`cardid.fit.adapter`) and the printing model refitted on the photos' printing sets
-plus simulated views (:mod:`cardid.fit.refit`), stored by :func:`cardid.fit.calibrate.store_printing_model`."""
+plus simulated views (:mod:`cardid.fit.printing`), stored by :func:`cardid.fit.calibrate.store_printing_model`."""
 
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def fit_printing_on_photos(card_db, emb, records: list[dict], simulated: list | 
     sets, stored with its fused calibration (as `eval photos --folds` fits each fold's).
     ``simulated``: those views' printing sets, made beforehand on this DB (else made here)."""
     from cardid.fit.calibrate import printing_sets_on_views, store_printing_model
-    from cardid.fit.refit import fit_on_photos
+    from cardid.fit.printing import fit_on_photos
 
     fused = (card_db.calibration or {}).get("fused")
     if not fused:

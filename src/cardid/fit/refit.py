@@ -9,8 +9,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cardid.decision.decide import AMBIGUOUS, MATCH
-from cardid.errors import CardIDError
+from cardid.decision.decide import AMBIGUOUS
 from cardid.fit.adapter import widest_card
 from cardid.fit.outcomes import (
     AMBIGUOUS_TRUTH,
@@ -21,6 +20,7 @@ from cardid.fit.outcomes import (
     photo_outcome,
     summarise,
 )
+from cardid.fit.printing import fit_on_photos, redecide_printing
 
 #: Crop-width bands (px of the card as found in the photo) for the printing split.
 WIDTH_BANDS = ((0, 180, "<180"), (180, 260, "180-260"), (260, 10**9, ">260"))
@@ -140,65 +140,6 @@ def fit_strip_margin(per: list[dict], folds, max_wrong: float = 0.01, margins=ST
     w = [r["photos"] for r in rows]
     pooled = {k: float(np.average([r[k] for r in rows], weights=w)) for k in ("exact", "wrong", "ambiguous")}
     return {"max_wrong": max_wrong, "margins_tried": list(margins), "per_fold": rows, "pooled": pooled}
-
-
-def redecide_printing(p: dict, model, p_min: float | None = None) -> dict:
-    """A photo's record had the printing been decided by ``model`` (at ``p_min``, else its own): from
-    the printing sets its card records keep (each printing's evidence). Returns the record with its
-    ``outcome`` and ``named`` card replaced."""
-    from cardid.decision.printing import PrintingSet
-
-    cards = []
-    for c in p["cards"]:
-        if c.get("printing"):
-            call = model.decide(PrintingSet.from_dict(c["printing"]), p_min)
-            if call.card_id is not None:
-                c = {**c, "decision": MATCH, "card": {"card_id": call.card_id}, "ambiguous_between": []}
-            else:
-                amb = [{"card_id": x} for x in call.plausible]
-                c = {**c, "decision": AMBIGUOUS, "card": None, "ambiguous_between": amb}
-        cards.append(c)
-    outcome, card = photo_outcome({"cards": cards, "no_card": p["outcome"] == NO_CARD}, p["card_id"])
-    named = (card.get("card") or {}).get("card_id") if card else None
-    return {**p, "cards": cards, "outcome": outcome, "named": named}
-
-
-def real_printing_sets(per: list[dict]) -> list:
-    """The printing sets of labelled photos' card records, each with the photo's card as its truth."""
-    from cardid.decision.printing import PrintingSet
-
-    return [
-        PrintingSet.from_dict(c["printing"], truth=p["card_id"])
-        for p in per
-        for c in p["cards"]
-        if c.get("printing")
-    ]
-
-
-def fit_on_photos(fit: list[dict], simulated: list, max_wrong: float = 0.01):
-    """The printing model fitted on ``simulated`` printing sets plus the printing sets of labelled
-    photos' records ``fit`` (weighing as much as all the simulated ones together), its ``p_min``
-    the one naming the most of those photos right with at most ``max_wrong`` of them wrong (a card
-    or a printing). What each fold of :func:`fit_printing_folds` fits on the other folds' photos,
-    and what `cardid index adapt` fits on all of them."""
-    from cardid.decision.printing import P_MINS, PrintingModel, fit_weights
-
-    real = real_printing_sets(fit)
-    # the real photos (fewer) weigh as much as the simulated views together
-    weights = [1.0] * len(simulated) + [max(len(simulated), 1) / max(len(real), 1)] * len(real)
-    try:
-        model = PrintingModel([float(w) for w in fit_weights([*simulated, *real], set_weights=weights)])
-    except CardIDError:  # nothing to fit on (no printing set holds its truth): the hand-set model
-        model = PrintingModel()
-    best = None
-    for p_min in P_MINS:
-        o = [redecide_printing(p, model, p_min)["outcome"] for p in fit]
-        right, wrong = o.count(CORRECT), o.count(WRONG)
-        if wrong <= max_wrong * len(fit) and (best is None or right > best[1]):
-            best = (p_min, right)
-    model.p_min = best[0] if best else max(P_MINS)
-    model.fitted = {"simulated_sets": len(simulated), "real_sets": len(real), "real_photos": len(fit)}
-    return model
 
 
 def fit_printing_folds(
