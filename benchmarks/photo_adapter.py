@@ -48,6 +48,7 @@ def main() -> None:
     from cardid.fit.adapter import fit_db_adapter, photo_pairs
     from cardid.fit.calibrate import synthetic_queries
     from cardid.fit.folds import card_folds, require_disjoint
+    from cardid.fit.records import read_records
     from cardid.images import load_rgb
 
     report = json.loads((args.report / "report.json").read_text())
@@ -63,9 +64,9 @@ def main() -> None:
     photos = load_photo_set(args.realdata / "photos-dev.csv")
     split = card_folds(photos, args.folds, args.fold_seed, group=name_of)
 
-    per = report["sets"]["photos-dev"]["per_photo"]
+    per = read_records(report["sets"]["photos-dev"]["per_photo"])
     q, truth, used = photo_pairs(db, emb, per)  # each photo's widest found card, rectified and embedded
-    cards = [per[i]["card_id"] for i in used]
+    cards = [per[i].card_id for i in used]
     truth, cards = np.asarray(truth), np.asarray(cards)
     fold = np.array([split.fold_of[c] for c in cards])
 

@@ -28,6 +28,8 @@ KEYS = ("card_named", "exact_printing", "ambiguous_with_truth", "wrong_printing"
 
 
 def held_out(per: list[dict], fitted: dict, name_of) -> dict:
+    from cardid.fit.records import read_records
+
     """All photos' figures (by width too) with each photo decided by its own fold's model."""
     from cardid.decision.printing import PrintingModel
     from cardid.fit.printing import redecide_printing
@@ -35,7 +37,9 @@ def held_out(per: list[dict], fitted: dict, name_of) -> dict:
 
     fold_of = {c: i for i, cs in enumerate(fitted["split"]["cards"]) for c in cs}
     models = [PrintingModel.from_dict(m) for m in fitted["models"]]
-    return printing_split([redecide_printing(p, models[fold_of[p["card_id"]]]) for p in per], name_of)
+    return printing_split(
+        [redecide_printing(p, models[fold_of[p.card_id]]) for p in read_records(per)], name_of
+    )
 
 
 def main() -> None:

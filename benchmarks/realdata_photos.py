@@ -24,7 +24,8 @@ import torch
 
 from cardid.detect.classical import ClassicalFinder
 from cardid.detect.evaluate import evaluate_detector, labelled_images
-from cardid.eval.photos import evaluate_photos, format_report
+from cardid.eval.photos import evaluate_photos
+from cardid.eval.photos_report import format_report
 from cardid.io import write_bytes_atomic, write_json_atomic
 from cardid.recognize import make_detector
 

@@ -3,12 +3,15 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 from tests.conftest import make_tiny_model
 from tests.eval.test_real import _mini_realdata
 
 from cardid.cli import main
+from cardid.errors import CardIDError
 from cardid.eval.photos import threshold_transfer
 from cardid.fit.outcomes import note_groups, photo_outcome
+from cardid.fit.records import CardRecord, Named, PhotoRecord
 from cardid.images import save_rgb
 from cardid.synth.surfaces import background
 
@@ -24,42 +27,47 @@ def _on_table(scan, seed, size=(300, 225)):
     return img
 
 
-def test_photo_outcomes():
-    def card(kind, cid=None, amb=(), score=1.0):
-        return {
+def _card(kind, cid=None, amb=(), score=1.0, top=()):
+    return CardRecord.from_json(
+        {
             "decision": kind,
             "card": {"card_id": cid} if kind == "match" else None,
             "ambiguous_between": [{"card_id": a} for a in amb],
             "score": score,
-            "top": [],
+            "top": [{"card_id": c, "score": s} for c, s in top],
         }
+    )
 
-    assert photo_outcome({"no_card": False, "cards": [card("match", "a")]}, "a")[0] == "correct"
+
+def test_photo_outcomes():
+    match_a, match_b, unknown = _card("match", "a", score=2.0), _card("match", "b"), _card("unknown")
+    assert photo_outcome([match_a], False, "a") == ("correct", match_a)
     # a front+back listing: the back is unknown, the front named
-    assert (
-        photo_outcome({"no_card": False, "cards": [card("unknown"), card("match", "a")]}, "a")[0] == "correct"
-    )
-    assert (
-        photo_outcome({"no_card": False, "cards": [card("match", "a"), card("match", "b")]}, "a")[0]
-        == "wrong"
-    )
-    assert (
-        photo_outcome({"no_card": False, "cards": [card("ambiguous", amb=("a", "c"))]}, "a")[0] == "ambiguous"
-    )
-    assert (
-        photo_outcome({"no_card": False, "cards": [card("ambiguous", amb=("b", "c"))]}, "a")[0]
-        == "ambiguous_other"
-    )
-    assert photo_outcome({"no_card": True, "cards": []}, "a")[0] == "no_card"
-    assert photo_outcome({"no_card": False, "cards": [card("unknown")]}, "a")[0] == "unknown"
+    assert photo_outcome([unknown, match_a], False, "a") == ("correct", match_a)
+    # a wrong name anywhere in the photo makes it wrong, and names that card
+    assert photo_outcome([match_a, match_b], False, "a") == ("wrong", match_b)
+    assert photo_outcome([_card("ambiguous", amb=("a", "c"))], False, "a")[0] == "ambiguous"
+    assert photo_outcome([_card("ambiguous", amb=("b", "c"))], False, "a")[0] == "ambiguous_other"
+    assert photo_outcome([], True, "a") == ("no_card", None)
+    assert photo_outcome([unknown], False, "a") == ("unknown", unknown)
     assert note_groups("thumbnail; landscape listing image") == ["landscape front+back"]
     assert note_groups("German prints; non-English") == ["non-English"] and note_groups("") == ["plain"]
 
 
+def test_a_photo_record_reads_back_what_it_wrote_and_names_a_malformed_one():
+    rec = PhotoRecord("p.jpg", "a", "correct", (_card("match", "a", top=[("a", 2.0), ("b", 1.0)]),), ms=12.5)
+    back = PhotoRecord.from_json(json.loads(json.dumps(rec.to_json())))
+    assert back == rec and back.cards[0].top[1] == Named("b", 1.0)
+    assert back.cards[0].kept(1).to_json()["top"] == [{"card_id": "a", "score": 2.0}]
+    with pytest.raises(CardIDError, match="malformed photo record.*'outcome'"):
+        PhotoRecord.from_json({"file": "p.jpg", "card_id": "a", "cards": []})
+    with pytest.raises(CardIDError, match="malformed card record"):
+        CardRecord.from_json({"card": {"card_id": "a"}})
+
+
 def test_threshold_transfer_reports_both_operating_points():
-    per = [{"card_id": "a", "cards": [{"top": [{"card_id": "a", "score": s}]}]} for s in (3.0, 2.5, 2.0)] + [
-        {"card_id": "a", "cards": [{"top": [{"card_id": "b", "score": 1.0}]}]}
-    ]
+    per = [PhotoRecord("p", "a", "correct", (_card("unknown", top=[("a", s)]),)) for s in (3.0, 2.5, 2.0)]
+    per += [PhotoRecord("q", "a", "wrong", (_card("unknown", top=[("b", 1.0)]),))]
     t = threshold_transfer(per, calibrated=2.8)
     assert t["calibrated"] == {"threshold": 2.8, "precision": 1.0, "recall": 0.25}
     assert t["real_99_precision"]["threshold"] == 2.0 and t["real_99_precision"]["recall"] == 0.75

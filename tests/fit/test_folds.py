@@ -1,10 +1,13 @@
 """Card-disjoint folds: no card in two folds, printings of one card together, refusals."""
 
+from dataclasses import replace
+
 import pytest
 
 from cardid.data.photoset import LabelledPhoto, PhotoSet
 from cardid.errors import CardIDError
 from cardid.fit.folds import card_folds, require_disjoint
+from cardid.fit.records import PhotoRecord
 from cardid.fit.refit import printing_split
 
 
@@ -47,12 +50,10 @@ def test_too_few_cards_and_overlapping_fits_are_refused():
 def test_the_printing_split_counts_the_card_and_its_printing_apart():
     def photo(truth, outcome, named=None, width=None):
         corners = [[0, 0], [width, 0], [width, 1.4 * width], [0, 1.4 * width]] if width else None
-        return {
-            "card_id": truth,
-            "outcome": outcome,
-            "named": named,
-            "cards": [{"corners": corners}] if width else [],
-        }
+        cards = [{"decision": "unknown", "corners": corners}] if width else []
+        return PhotoRecord.from_json(
+            {"file": f"{truth}.jpg", "card_id": truth, "outcome": outcome, "named": named, "cards": cards}
+        )
 
     per = [
         photo("base1-4", "correct", "base1-4", 300),
@@ -87,7 +88,8 @@ def test_the_strip_margin_is_fitted_on_other_cards_only():
             "top": [card, rival],
             "score": 1.0,
         }
-        return {"card_id": truth, "outcome": "correct" if named == truth else "wrong", "cards": [rec]}
+        outcome = "correct" if named == truth else "wrong"
+        return PhotoRecord.from_json({"file": "p.jpg", "card_id": truth, "outcome": outcome, "cards": [rec]})
 
     cards = [f"c-{i}" for i in range(10)]
     per = [photo(c, 0.6, c) for c in cards for _ in range(9)] + [photo(c, 0.3, "x-" + c) for c in cards]
@@ -114,19 +116,20 @@ def test_the_printing_model_is_fitted_on_other_cards_only():
     def photo(truth, lead, width=250):
         s = PrintingSet((Evidence(truth, 0.8, 50, lead), Evidence("x-" + truth, 0.8, 50, -lead)), width)
         rec = {"decision": "match", "card": {"card_id": truth}, "ambiguous_between": [], "score": 1.0}
-        return {"card_id": truth, "outcome": "correct", "cards": [rec | {"printing": s.to_dict()}]}
+        rec |= {"printing": s.to_dict()}
+        return PhotoRecord.from_json(
+            {"file": "p.jpg", "card_id": truth, "outcome": "correct", "cards": [rec]}
+        )
 
     cards = [f"c-{i}" for i in range(10)]
     per = [photo(c, 0.3) for c in cards for _ in range(9)] + [photo(c, -0.1) for c in cards]
     sure = PrintingModel([0, 0, 0, 10.0, 0, 0], p_min=0.9)
-    assert redecide_printing(per[0], sure)["outcome"] == "correct"  # 6 · 10 → p 0.998
-    assert redecide_printing(per[-1], sure)["outcome"] == "ambiguous"  # p 0.88 for the reprint
-    assert redecide_printing(per[-1], sure, p_min=0.5) | {"cards": None} == per[-1] | {
-        "outcome": "wrong",
-        "named": "x-c-9",
-        "cards": None,
-    }
-    simulated = [PrintingSet.from_dict(photo(c, 0.4)["cards"][0]["printing"], truth=c) for c in cards]
+    assert redecide_printing(per[0], sure).outcome == "correct"  # 6 · 10 → p 0.998
+    assert redecide_printing(per[-1], sure).outcome == "ambiguous"  # p 0.88 for the reprint
+    wrong = redecide_printing(per[-1], sure, p_min=0.5)
+    assert replace(wrong, cards=()) == replace(per[-1], outcome="wrong", named="x-c-9", cards=())
+    assert wrong.cards[0].decision == "match" and wrong.cards[0].named == "x-c-9"
+    simulated = [photo(c, 0.4).cards[0].printing(truth=c) for c in cards]
     folds = CardFolds(2, 0, {c: i % 2 for i, c in enumerate(cards)})
     fitted = fit_printing_folds(per, folds, simulated, name_of=lambda c: c.removeprefix("x-"), max_wrong=0.01)
     assert [m["fitted"]["real_photos"] for m in fitted["models"]] == [50, 50]

@@ -107,7 +107,8 @@ def photos_cmd(
     the card and its printing counted apart, by crop width; with --folds, per card-disjoint fold,
     and the printing model (and with --adapter, a query adapter) fitted on the other folds' photos."""
     from cardid.data.photoset import load_photo_set
-    from cardid.eval.photos import evaluate_photos, format_report
+    from cardid.eval.photos import evaluate_photos
+    from cardid.eval.photos_report import format_report
     from cardid.progress import progress
 
     # for the progress bar only: evaluate_photos reads and checks the lists (and the folds) itself

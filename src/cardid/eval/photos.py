@@ -20,8 +20,7 @@ failure beside its true card.
 
 from __future__ import annotations
 
-import html
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +29,10 @@ from cardid.data.photoset import PhotoSet, load_photo_set
 from cardid.decision.match import MatchConfig
 from cardid.decision.printing import save_printing_sets
 from cardid.errors import CardIDError
-from cardid.eval.real import _img_tag, build_real_db
-from cardid.fit.outcomes import CORRECT, NO_CARD, OUTCOMES, evaluate_photo_set, summarise
+from cardid.eval.photos_report import render_html
+from cardid.eval.real import build_real_db
+from cardid.fit.outcomes import evaluate_photo_set, summarise
+from cardid.fit.records import PhotoRecord, records_json
 from cardid.fit.refit import (
     adapted_by_fold,
     fit_printing_folds,
@@ -39,24 +40,23 @@ from cardid.fit.refit import (
     fold_figures,
     printing_split,
 )
-from cardid.images import load_rgb
 from cardid.io import write_bytes_atomic, write_json_atomic
-from cardid.recognize import Recognizer, annotate, make_detector
+from cardid.recognize import Recognizer, make_detector
 
 #: the simulated printing sets an evaluation fitted its folds' printing models on (full precision)
 SIMULATED_SETS = "printing_sets_simulated.json"
 
 
-def threshold_transfer(per: list[dict], calibrated: float) -> dict:
+def threshold_transfer(per: Sequence[PhotoRecord], calibrated: float) -> dict:
     """How the threshold fitted on simulated views does on the real photos: precision/recall of
     "the best card's fused score ≥ t means its top candidate is right", at the calibrated t and at
     the t the real photos would need for 99 % precision."""
     pairs = []
     for p in per:
-        cards = [c for c in p["cards"] if c["top"]]
+        cards = [c for c in p.cards if c.top]
         if cards:
-            best = max(cards, key=lambda c: c["top"][0]["score"])
-            pairs.append((best["top"][0]["score"], best["top"][0]["card_id"] == p["card_id"]))
+            best = max(cards, key=lambda c: c.top[0].score).top[0]
+            pairs.append((best.score, best.card_id == p.card_id))
     if not pairs:
         return {}
     s = np.array([x for x, _ in pairs])
@@ -146,13 +146,13 @@ def evaluate_photos(
     for name, (recognizer, photo_set) in sets.items():
         reuse = memos if adapter and name == "photos-dev" else None
         per = evaluate_photo_set(recognizer, photo_set.rows(), progress, reuse)
-        groups = sorted({g for p in per for g in p["groups"]})
+        groups = sorted({g for p in per for g in p.groups})
         report["sets"][name] = {
             **summarise(per),
             "printing": printing_split(per, name_of),
-            "by_notes": {g: summarise([p for p in per if g in p["groups"]]) for g in groups},
+            "by_notes": {g: summarise([p for p in per if g in p.groups]) for g in groups},
             "thresholds": threshold_transfer(per, threshold),
-            "per_photo": per,
+            "per_photo": records_json(per),
         }
         if split is not None and name == "photos-dev":
             report["sets"][name]["folds"] = fold_figures(per, split, name_of)
@@ -170,178 +170,3 @@ def evaluate_photos(
     write_bytes_atomic(out / "report.html", render_html(report, catalog).encode())
     save_printing_sets(out / SIMULATED_SETS, simulated)  # for an adapter fitted on this DB next
     return report
-
-
-def read_photo_records(report_json: str | Path, name: str = "photos-dev") -> list[dict]:
-    """Each photo's record of one set of an earlier ``report.json`` (the one reader of that file):
-    what a later step reuses instead of recognising the photos again."""
-    from cardid.errors import CardIDError
-    from cardid.io import read_json
-
-    report = read_json(report_json, "photos report")
-    try:
-        return list(report["sets"][name]["per_photo"])
-    except (KeyError, TypeError):
-        raise CardIDError(f"{report_json}: no per-photo records of {name!r}") from None
-
-
-def format_report(report: dict) -> str:
-    lines = [
-        f"{'set':<12}{'photos':>7}{'R@1':>7}{'top1':>7}{'wrong':>7}{'no_card':>8}{'finder0':>8}"
-        f"{'fallbk':>7}{'p50 ms':>8}"
-    ]
-
-    def row(name, s):
-        return (
-            f"{name:<12}{s['photos']:>7}{s['recall@1']:>7.3f}{s['top1_no_threshold']:>7.3f}"
-            f"{s['wrong_rate']:>7.3f}{s['no_card_rate']:>8.3f}{s['finder_missed_rate']:>8.3f}"
-            f"{s['fallback_rate']:>7.3f}{s['ms_p50']:>8.0f}"
-        )
-
-    for name, s in report["sets"].items():
-        lines.append(row(name, s))
-        for g, sg in s["by_notes"].items():
-            lines.append(row(f"  {g[:10]}", sg))
-    for name, s in report["sets"].items():
-        pr = s.get("printing")
-        if pr:
-            lines.append(f"{name}: {_printing_figures(pr)}")
-        f = s.get("folds")
-        if f:
-            lines.append(
-                f"{name}, {f['split']['k']} card-disjoint folds (mean ± sd): "
-                + _printing_figures(f["mean"], f["sd"])
-            )
-            lines += _refitted(f"{name}, printing model", f)
-            fit = f.get("strip_margin_fitted")
-            if fit:
-                lines.append(
-                    f"{name}, strip margin fitted on the other folds' cards (wrong ≤ {fit['max_wrong']:.1%}): "
-                    f"margins {[r['margin'] for r in fit['per_fold']]}, held out: exact "
-                    f"{fit['pooled']['exact']:.3f}, wrong {fit['pooled']['wrong']:.3f}"
-                )
-        ad = s.get("adapter")
-        if ad:
-            lines.append(
-                f"{name}, query adapter fitted on the other folds' photos (λ {[f['lam'] for f in ad['fits']]}), "
-                f"R@1 {ad['recall@1']:.3f}, wrong {ad['wrong_rate']:.3f}; held out (mean ± sd): "
-                + _printing_figures(ad["folds"]["mean"], ad["folds"]["sd"])
-            )
-            lines += _refitted(f"{name}, adapter + printing model", ad["folds"])
-        t = s.get("thresholds") or {}
-        if t:
-            c, r = t["calibrated"], t["real_99_precision"]
-            lines.append(
-                f"{name}: calibrated threshold {c['threshold']:.3f} → precision {c['precision']:.3f}, "
-                f"recall {c['recall']:.3f}; real photos need {r['threshold']:.3f} for 99 % precision "
-                f"(recall {r['recall']:.3f})"
-            )
-    return "\n".join(lines)
-
-
-def _refitted(what: str, folds: dict) -> list[str]:
-    """The line for a printing model refitted per fold (simulated views + the other folds' cards)."""
-    pm = folds.get("printing_model_fitted")
-    if not pm:
-        return []
-    return [
-        f"{what} fitted on simulated views + the other folds' cards (p_min "
-        f"{[m['p_min'] for m in pm['models']]}), held out (mean ± sd): "
-        + _printing_figures(pm["mean"], pm["sd"])
-    ]
-
-
-def _printing_figures(figures: dict, sd: dict | None = None) -> str:
-    """The card/printing split in words, with its spread across folds when ``sd`` is given."""
-    keys = ("card_named", "exact_printing", "ambiguous_with_truth", "wrong_printing", "wrong_card")
-    return ", ".join(
-        f"{k.replace('_', ' ')} {figures[k]:.3f}" + (f" ± {sd[k]:.3f}" if sd else "") for k in keys
-    )
-
-
-def shipped(s: dict) -> tuple[str, dict, list[dict]] | None:
-    """What a bundle built from this evaluation would ship, measured held out: ``(what, the fold
-    figures with mean and sd, each photo's record)`` of the most complete configuration fitted on
-    the other folds (adapter + printing model, else the printing model), or None without folds."""
-    ad = s.get("adapter") or {}
-    both = (ad.get("folds") or {}).get("printing_model_fitted")
-    if both and both.get("per_photo"):
-        return "adapter + printing model, both fitted on the other folds' cards", both, both["per_photo"]
-    if ad:
-        return "query adapter fitted on the other folds' cards", ad["folds"], ad["per_photo"]
-    alone = (s.get("folds") or {}).get("printing_model_fitted")
-    if alone and alone.get("per_photo"):
-        return "printing model fitted on simulated views + the other folds' cards", alone, alone["per_photo"]
-    return None
-
-
-def render_html(report: dict, catalog) -> str:
-    """What would ship first (its held-out figures and every failure of it), then the other
-    configurations as comparisons, each labelled by what was fitted on what: every failure is the
-    annotated photo beside the card it was named as and its true card."""
-    color = {"correct": "#2a2", "wrong": "#c22", "ambiguous": "#e90", "ambiguous_other": "#e90"}
-
-    def scan(cid, label, frame="#ccc"):
-        if not cid or cid not in catalog:
-            return f'<div class="c" style="border-color:{frame}">{html.escape(label)}<br>—</div>'
-        return (
-            f'<div class="c" style="border-color:{frame}">{_img_tag(catalog.load_image(cid))}<br>'
-            f"{html.escape(label)}<br><b>{html.escape(cid)}</b><br>{html.escape(catalog[cid].name)}</div>"
-        )
-
-    def photo_row(p):
-        im = load_rgb(p["file"])
-        res = {"no_card": p["outcome"] == NO_CARD, "cards": p["cards"]}
-        try:
-            shown = annotate(im, res)
-        except Exception:  # a record without corners: show the photo as it is
-            shown = im
-        frame = color.get(p["outcome"], "#888")
-        how = f"{p['found']} found" + (f", whole image ({p['fallback']})" if p["fallback"] else "")
-        return (
-            f'<div class="row"><div class="c" style="border-color:{frame}">{_img_tag(shown, 200)}<br>'
-            f"<b>{p['outcome']}</b> · {how} · {p['ms']:.0f} ms<br>{html.escape(Path(p['file']).name)}"
-            f"<br><small>{html.escape(p['notes'])}</small></div>"
-            f"{scan(p['named'], 'named', frame)}{scan(p['top1'], 'top-1 candidate')}"
-            f"{scan(p['card_id'], 'truth', '#36c')}</div>"
-        )
-
-    body = [
-        '<!doctype html><html><head><meta charset="utf-8"><title>cardid eval photos</title>',
-        "<style>body{font-family:sans-serif;margin:20px} .row{display:flex;gap:8px;margin:10px 0}",
-        ".c{border:4px solid #ccc;padding:4px;font-size:12px;text-align:center;max-width:220px}",
-        "pre{background:#f4f4f4;padding:10px}</style></head><body>",
-        f"<h1>Whole real photos → {report['gallery']} gallery scans</h1>",
-        f"<p>model {html.escape(report['model'])} ({report['model_identity']}), finder "
-        f"{html.escape(report['detector'])}; thresholds calibrated on simulated views only. "
-        "Frame: green correct, red wrong, orange ambiguous, grey unknown / no card; blue = truth.</p>",
-    ]
-
-    def gallery(title: str, per: list[dict]) -> None:
-        fails = sorted(
-            (p for p in per if p["outcome"] != CORRECT), key=lambda p: OUTCOMES.index(p["outcome"])
-        )
-        body.append(f"<h2>{html.escape(title)}: {len(fails)} of {len(per)} not named correctly</h2>")
-        body.extend(photo_row(p) for p in fails)
-
-    leads = {name: shipped(s) for name, s in report["sets"].items()}
-    for name, lead in leads.items():
-        if lead:
-            what, f, per = lead
-            body.append(f"<h2>What ships, on {html.escape(name)} held out: {html.escape(what)}</h2>")
-            body.append(
-                f"<p><b>{html.escape(_printing_figures(f['mean'], f['sd']))}</b> "
-                f"(mean ± sd over {len(f['per_fold'])} card-disjoint folds)</p>"
-            )
-            gallery(f"{name}, as shipped", per)
-    body.append("<h2>Every configuration, for comparison</h2>")
-    body.append(f"<pre>{html.escape(format_report(report))}</pre>")
-    for name, s in report["sets"].items():
-        first = (
-            "as first recognised: printing model fitted on simulated views only"
-            if leads[name]
-            else "as recognised"
-        )
-        gallery(f"{name}, {first}", s["per_photo"])
-    body.append("</body></html>")
-    return "\n".join(body)

@@ -18,15 +18,16 @@ from cardid.detect.rectify import rectify
 from cardid.embed import Embedder
 from cardid.embed.adapter import QueryAdapter, choose_lambda, fit_adapter, recall_at
 from cardid.errors import CardIDError
+from cardid.fit.records import PhotoRecord
 from cardid.images import load_rgb
 
 
-def widest_card(record: dict) -> tuple[list, float] | None:
+def widest_card(record: PhotoRecord) -> tuple[list, float] | None:
     """(corners, width in px: the mean of its top and bottom edges) of the widest card found in a
     photo's record; None when no card has corners."""
     best = None
-    for c in record.get("cards", []):
-        q = c.get("corners")
+    for c in record.cards:
+        q = c.corners
         if q and len(q) == 4:
             top = float(np.hypot(q[1][0] - q[0][0], q[1][1] - q[0][1]))
             bottom = float(np.hypot(q[2][0] - q[3][0], q[2][1] - q[3][1]))
@@ -38,7 +39,7 @@ def widest_card(record: dict) -> tuple[list, float] | None:
 def photo_pairs(
     db: CardDB,
     embedder: Embedder,
-    records: Sequence[dict],
+    records: Sequence[PhotoRecord],
     progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """(query embeddings, true gallery rows, indices into ``records``) for the labelled photo records
@@ -46,9 +47,9 @@ def photo_pairs(
     crops, rows, used = [], [], []
     for i, r in enumerate(records):
         widest = widest_card(r)
-        if widest is not None and r["card_id"] in db.row_of:
-            crops.append(rectify(load_rgb(r["file"]), np.asarray(widest[0], np.float32)))
-            rows.append(db.row_of[r["card_id"]])
+        if widest is not None and r.card_id in db.row_of:
+            crops.append(rectify(load_rgb(r.file), np.asarray(widest[0], np.float32)))
+            rows.append(db.row_of[r.card_id])
             used.append(i)
         if progress:
             progress(1)
@@ -93,7 +94,7 @@ def fit_db_adapter(
 def adapt_db(
     db: CardDB,
     embedder: Embedder,
-    records: Sequence[dict],
+    records: Sequence[PhotoRecord],
     groups: Sequence[int],
     source: str | Path = "",
     progress: Callable[[int], None] | None = None,

@@ -10,6 +10,7 @@ from pathlib import Path
 from cardid.db.store import CardDB
 from cardid.errors import CardIDError
 from cardid.fit.adapter import adapt_db
+from cardid.fit.records import PhotoRecord
 
 
 def adapt_from_photos(
@@ -21,15 +22,15 @@ def adapt_from_photos(
     folds: int = 5,
     seed: int = 0,
     printing: bool = True,
-    records: list[dict] | None = None,
+    records: list[PhotoRecord] | None = None,
     simulated: list | None = None,
 ) -> dict:
     """``cardid index adapt``: find the card in each labelled photo, fit and store the DB's query
     adapter (λ on card-disjoint inner folds) and, with ``printing``, refit its printing model on the
     photos' printing sets plus simulated views. Returns the figures and what to tell the user.
 
-    ``records``: the photos already recognised with this model (``file``, ``card_id``, ``cards``,
-    ``outcome``, as ``cardid eval photos`` writes them, printing model on, no adapter): reused.
+    ``records``: the photos already recognised with this model (as ``cardid eval photos`` keeps
+    them, :func:`cardid.eval.photos_report.read_photo_records`; printing model on, no adapter): reused.
     ``simulated``: the printing sets of simulated views of every card with another printing, made
     beforehand with this model on this DB as it is (an evaluation's): reused likewise."""
     from cardid.catalog.records import name_key
@@ -46,7 +47,7 @@ def adapt_from_photos(
     if records is None:
         records = recognise_photos(card_db, emb, photo_set, detector, conf)
     else:  # recognised beforehand (an evaluation): in the photo set's order, every photo there
-        by_file = {str(r["file"]): r for r in records}
+        by_file = {str(r.file): r for r in records}
         missing = [str(ph.path) for ph in photo_set.photos if str(ph.path) not in by_file]
         if missing:
             raise CardIDError(
@@ -55,9 +56,7 @@ def adapt_from_photos(
         records = [by_file[str(ph.path)] for ph in photo_set.photos]
     said = [fit_printing_on_photos(card_db, emb, records, simulated)] if printing else []
     with progress(len(records), "fitting") as advance:
-        stats = adapt_db(
-            card_db, emb, records, [split.fold_of[r["card_id"]] for r in records], photos, advance
-        )
+        stats = adapt_db(card_db, emb, records, [split.fold_of[r.card_id] for r in records], photos, advance)
     said.insert(
         0,
         f"query adapter stored in {db}: {stats['pairs']} photo ↔ scan pairs, λ {stats['lam']}; "
@@ -70,7 +69,9 @@ def adapt_from_photos(
     return {**stats, "said": said, "figure": figure}
 
 
-def recognise_photos(card_db, emb, photo_set, detector: str = "classical", conf: float = 0.25) -> list[dict]:
+def recognise_photos(
+    card_db, emb, photo_set, detector: str = "classical", conf: float = 0.25
+) -> list[PhotoRecord]:
     """Each labelled photo's record (cards with corners and the printing model's evidence, its
     outcome) with the model as it is, no adapter: the records `cardid eval photos` keeps."""
     from cardid.decision.match import MatchConfig
@@ -85,7 +86,7 @@ def recognise_photos(card_db, emb, photo_set, detector: str = "classical", conf:
         return evaluate_photo_set(rec, photo_set.rows(), advance)
 
 
-def fit_printing_on_photos(card_db, emb, records: list[dict], simulated: list | None = None) -> str:
+def fit_printing_on_photos(card_db, emb, records: list[PhotoRecord], simulated: list | None = None) -> str:
     """The DB's printing model refitted on simulated views of its cards plus these photos' printing
     sets, stored with its fused calibration (as `eval photos --folds` fits each fold's).
     ``simulated``: those views' printing sets, made beforehand on this DB (else made here)."""

@@ -6,13 +6,15 @@ the fitted model into a DB is :func:`cardid.fit.calibrate.store_printing_model`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from cardid.decision.decide import AMBIGUOUS, MATCH
 from cardid.decision.printing import FEATURES, PrintingModel, PrintingSet
 from cardid.errors import CardIDError
-from cardid.fit.outcomes import AMBIGUOUS_TRUTH, CORRECT, NO_CARD, WRONG, photo_outcome
+from cardid.fit.outcomes import AMBIGUOUS_TRUTH, CORRECT, WRONG, photo_outcome
+from cardid.fit.records import Named, PhotoRecord
 
 #: probabilities tried for ``p_min``
 P_MINS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995)
@@ -98,10 +100,10 @@ def set_outcomes(model: PrintingModel, sets: Sequence[PrintingSet]) -> Callable[
     return at
 
 
-def photo_outcomes(model: PrintingModel, records: list[dict]) -> Callable[[float], list[str]]:
+def photo_outcomes(model: PrintingModel, records: Sequence[PhotoRecord]) -> Callable[[float], list[str]]:
     """Each labelled photo's outcome at a ``p_min``, its record re-decided by ``model`` (a wrong
     card counts as wrong as much as a wrong printing)."""
-    return lambda p_min: [redecide_printing(p, model, p_min)["outcome"] for p in records]
+    return lambda p_min: [redecide_printing(p, model, p_min).outcome for p in records]
 
 
 def fit_printing_model(
@@ -115,36 +117,32 @@ def fit_printing_model(
     return model
 
 
-def redecide_printing(p: dict, model: PrintingModel, p_min: float | None = None) -> dict:
+def redecide_printing(p: PhotoRecord, model: PrintingModel, p_min: float | None = None) -> PhotoRecord:
     """A photo's record had the printing been decided by ``model`` (at ``p_min``, else its own): from
     the printing sets its card records keep (each printing's evidence). Returns the record with its
     ``outcome`` and ``named`` card replaced."""
     cards = []
-    for c in p["cards"]:
-        if c.get("printing"):
-            call = model.decide(PrintingSet.from_dict(c["printing"]), p_min)
+    for c in p.cards:
+        s = c.printing()
+        if s is not None:
+            call = model.decide(s, p_min)
             if call.card_id is not None:
-                c = {**c, "decision": MATCH, "card": {"card_id": call.card_id}, "ambiguous_between": []}
+                c = c.redecided(MATCH, Named(call.card_id))
             else:
-                amb = [{"card_id": x} for x in call.plausible]
-                c = {**c, "decision": AMBIGUOUS, "card": None, "ambiguous_between": amb}
+                c = c.redecided(AMBIGUOUS, between=[Named(x) for x in call.plausible])
         cards.append(c)
-    outcome, card = photo_outcome({"cards": cards, "no_card": p["outcome"] == NO_CARD}, p["card_id"])
-    named = (card.get("card") or {}).get("card_id") if card else None
-    return {**p, "cards": cards, "outcome": outcome, "named": named}
+    outcome, card = photo_outcome(cards, p.no_card, p.card_id)
+    return replace(p, cards=tuple(cards), outcome=outcome, named=card.named if card else None)
 
 
-def real_printing_sets(per: list[dict]) -> list[PrintingSet]:
+def real_printing_sets(per: Sequence[PhotoRecord]) -> list[PrintingSet]:
     """The printing sets of labelled photos' card records, each with the photo's card as its truth."""
-    return [
-        PrintingSet.from_dict(c["printing"], truth=p["card_id"])
-        for p in per
-        for c in p["cards"]
-        if c.get("printing")
-    ]
+    return [s for p in per for c in p.cards if (s := c.printing(p.card_id)) is not None]
 
 
-def fit_on_photos(fit: list[dict], simulated: list[PrintingSet], max_wrong: float = 0.01) -> PrintingModel:
+def fit_on_photos(
+    fit: Sequence[PhotoRecord], simulated: list[PrintingSet], max_wrong: float = 0.01
+) -> PrintingModel:
     """The printing model fitted on ``simulated`` printing sets plus the printing sets of labelled
     photos' records ``fit`` (weighing as much as all the simulated ones together), its ``p_min`` by
     the one rule on those photos (what a user sees: a wrong card or a wrong printing). What each

@@ -5,50 +5,49 @@ except with an adapter (the search itself changes)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from cardid.decision.decide import AMBIGUOUS
+from cardid.decision.decide import AMBIGUOUS, MATCH
 from cardid.fit.adapter import widest_card
 from cardid.fit.outcomes import (
     AMBIGUOUS_TRUTH,
     CORRECT,
-    NO_CARD,
     WRONG,
     evaluate_photo_set,
     photo_outcome,
     summarise,
 )
 from cardid.fit.printing import fit_on_photos, redecide_printing
+from cardid.fit.records import PhotoRecord, records_json
 
 #: Crop-width bands (px of the card as found in the photo) for the printing split.
 WIDTH_BANDS = ((0, 180, "<180"), (180, 260, "180-260"), (260, 10**9, ">260"))
 
 
-def card_width(p: dict) -> float | None:
+def card_width(p: PhotoRecord) -> float | None:
     """Width in pixels of the biggest card found in a photo's record (mean of its top and bottom edges)."""
     widest = widest_card(p)
     return widest[1] if widest else None
 
 
-def printing_split(per: list[dict], name_of: Callable[[str], str | None]) -> dict:
+def printing_split(per: Sequence[PhotoRecord], name_of: Callable[[str], str | None]) -> dict:
     """The card and its printing, counted apart: ``card_named`` (the truth's card, any printing:
     right, a wrong printing of it, or an ambiguous set holding the truth), ``exact_printing``,
     ``wrong_printing`` (another printing of the same card named), ``wrong_card``,
     ``ambiguous_with_truth``; each as a share of the photos, overall and by crop width."""
 
-    def split(ps: list[dict]) -> dict:
+    def split(ps: list[PhotoRecord]) -> dict:
         n = len(ps)
         wrong_printing = sum(
-            p["outcome"] == WRONG and p["named"] is not None and name_of(p["named"]) == name_of(p["card_id"])
-            for p in ps
+            p.outcome == WRONG and p.named is not None and name_of(p.named) == name_of(p.card_id) for p in ps
         )
         counts = {
-            "exact_printing": sum(p["outcome"] == CORRECT for p in ps),
+            "exact_printing": sum(p.outcome == CORRECT for p in ps),
             "wrong_printing": wrong_printing,
-            "wrong_card": sum(p["outcome"] == WRONG for p in ps) - wrong_printing,
-            "ambiguous_with_truth": sum(p["outcome"] == AMBIGUOUS_TRUTH for p in ps),
+            "wrong_card": sum(p.outcome == WRONG for p in ps) - wrong_printing,
+            "ambiguous_with_truth": sum(p.outcome == AMBIGUOUS_TRUTH for p in ps),
         }
         counts["card_named"] = counts["exact_printing"] + wrong_printing + counts["ambiguous_with_truth"]
         return {"photos": n, **{k: (v / n if n else 0.0) for k, v in counts.items()}}
@@ -62,13 +61,13 @@ def printing_split(per: list[dict], name_of: Callable[[str], str | None]) -> dic
     return {**split(per), "by_width": bands}
 
 
-def fold_figures(per: list[dict], folds, name_of: Callable[[str], str | None]) -> dict:
+def fold_figures(per: Sequence[PhotoRecord], folds, name_of: Callable[[str], str | None]) -> dict:
     """Each held-out fold's figures (its cards only) and their mean and spread across folds."""
     keys = ("exact_printing", "card_named", "wrong_printing", "wrong_card", "ambiguous_with_truth")
     rows = []
     for i in range(folds.k):
         held = set(folds.held_out(i))
-        ps = [p for p in per if p["card_id"] in held]
+        ps = [p for p in per if p.card_id in held]
         s = printing_split(ps, name_of)
         rows.append({"fold": i, "cards": len(held), **{k: s[k] for k in ("photos", *keys)}})
     mean = {k: float(np.mean([r[k] for r in rows])) for k in keys}
@@ -80,29 +79,26 @@ def fold_figures(per: list[dict], folds, name_of: Callable[[str], str | None]) -
 STRIP_MARGINS = tuple(round(0.05 * i, 2) for i in range(1, 13))
 
 
-def redecide_strip(p: dict, margin: float) -> str:
+def redecide_strip(p: PhotoRecord, margin: float) -> str:
     """A photo's outcome had the strip check named a printing only with a lead of ``margin``:
     from the strip scores its record keeps (the set's cards within the top three)."""
     cards = []
-    for c in p["cards"]:
-        c = dict(c)
-        scored = {
-            x["card_id"]: x
-            for x in [*(c.get("ambiguous_between") or []), c.get("card") or {}, *c.get("top", [])]
-            if x.get("strip") is not None
-        }
-        strip_decided = c.get("resolved_by") == "strip" or (c["decision"] == AMBIGUOUS and scored)
+    for c in p.cards:
+        scored = c.strips()
+        strip_decided = c.resolved_by == "strip" or (c.decision == AMBIGUOUS and scored)
         if strip_decided and scored:
-            best = max(scored.values(), key=lambda x: x["strip"])
-            if best["strip"] >= margin:
-                c.update(decision="match", card=best, ambiguous_between=[])
+            best = max(scored.values(), key=lambda x: x.strip)
+            if best.strip >= margin:
+                c = c.redecided(MATCH, best)
             else:
-                c.update(decision="ambiguous", card=None, ambiguous_between=list(scored.values()))
+                c = c.redecided(AMBIGUOUS, between=list(scored.values()))
         cards.append(c)
-    return photo_outcome({"cards": cards, "no_card": p["outcome"] == NO_CARD}, p["card_id"])[0]
+    return photo_outcome(cards, p.no_card, p.card_id)[0]
 
 
-def fit_strip_margin(per: list[dict], folds, max_wrong: float = 0.01, margins=STRIP_MARGINS) -> dict:
+def fit_strip_margin(
+    per: Sequence[PhotoRecord], folds, max_wrong: float = 0.01, margins=STRIP_MARGINS
+) -> dict:
     """The strip margin fitted on real photos, card-disjointly: for each fold, the margin that
     names the most photos right on the *other* folds' cards with at most ``max_wrong`` of them
     wrong; measured on the fold's own cards. Returns each fold's margin and held-out figures."""
@@ -118,11 +114,9 @@ def fit_strip_margin(per: list[dict], folds, max_wrong: float = 0.01, margins=ST
     rows = []
     for i in range(folds.k):
         held = set(folds.held_out(i))
-        fit_idx = [j for j, p in enumerate(per) if p["card_id"] not in held]
-        test_idx = [j for j, p in enumerate(per) if p["card_id"] in held]
-        require_disjoint(
-            {per[j]["card_id"] for j in fit_idx}, {per[j]["card_id"] for j in test_idx}, f"fold {i}"
-        )
+        fit_idx = [j for j, p in enumerate(per) if p.card_id not in held]
+        test_idx = [j for j, p in enumerate(per) if p.card_id in held]
+        require_disjoint({per[j].card_id for j in fit_idx}, {per[j].card_id for j in test_idx}, f"fold {i}")
         on_fit = {m: rates(m, fit_idx) for m in margins}
         ok = [m for m in margins if on_fit[m][1] <= max_wrong] or [max(margins)]
         m = max(ok, key=lambda m: (on_fit[m][0], m))
@@ -143,7 +137,11 @@ def fit_strip_margin(per: list[dict], folds, max_wrong: float = 0.01, margins=ST
 
 
 def fit_printing_folds(
-    per: list[dict], folds, simulated: list, name_of: Callable[[str], str | None], max_wrong: float = 0.01
+    per: Sequence[PhotoRecord],
+    folds,
+    simulated: list,
+    name_of: Callable[[str], str | None],
+    max_wrong: float = 0.01,
 ) -> dict:
     """The printing model fitted card-disjointly: for each fold, its weights on the ``simulated``
     printing sets plus the *other* folds' real photos, and its ``p_min`` the one naming the most of
@@ -154,9 +152,9 @@ def fit_printing_folds(
     held_out_records, models = [], []
     for i in range(folds.k):
         held = set(folds.held_out(i))
-        fit = [p for p in per if p["card_id"] not in held]
-        test = [p for p in per if p["card_id"] in held]
-        require_disjoint({p["card_id"] for p in fit}, {p["card_id"] for p in test}, f"fold {i}")
+        fit = [p for p in per if p.card_id not in held]
+        test = [p for p in per if p.card_id in held]
+        require_disjoint({p.card_id for p in fit}, {p.card_id for p in test}, f"fold {i}")
         model = fit_on_photos(fit, simulated, max_wrong)
         models.append({"fold": i, **model.to_dict()})
         held_out_records += [redecide_printing(p, model) for p in test]
@@ -164,7 +162,7 @@ def fit_printing_folds(
         "max_wrong": max_wrong,
         "models": models,
         **fold_figures(held_out_records, folds, name_of),
-        "per_photo": held_out_records,  # each photo as its own fold's model decided it
+        "per_photo": records_json(held_out_records),  # each photo as its own fold's model decided it
     }
 
 
@@ -178,7 +176,7 @@ def adapted_by_fold(
     from cardid.fit.adapter import fit_db_adapter, photo_pairs
 
     q, rows, used = photo_pairs(db, emb, per)
-    fold_of = np.array([split.fold_of[per[i]["card_id"]] for i in used])
+    fold_of = np.array([split.fold_of[per[i].card_id] for i in used])
     adapted, fits = [], []
     for i in range(split.k):
         a, stats = fit_db_adapter(db, q[fold_of != i], rows[fold_of != i], fold_of[fold_of != i])
@@ -192,7 +190,7 @@ def adapted_by_fold(
         **summarise(adapted),
         "printing": printing_split(adapted, name_of),
         "folds": fold_figures(adapted, split, name_of),
-        "per_photo": adapted,
+        "per_photo": records_json(adapted),
     }
     if printing == "model":
         out["folds"]["printing_model_fitted"] = fit_printing_folds(adapted, split, simulated, name_of)

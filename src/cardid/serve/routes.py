@@ -62,14 +62,14 @@ def add_recognize_route(app, svc: Service) -> None:
             return svc.error(400, str(e), route)
         if found is None:
             return svc.busy(route)
-        _, out = found
+        result, out = found
         layout = request.query_params.get("binder")
         if layout:  # a binder page: each card named by its pocket, in reading order
             from cardid.recognize.binder import parse_layout, pockets
 
             try:
                 rows, cols = parse_layout(layout)
-                placed = pockets([c.get("corners") for c in out["cards"]], rows, cols)
+                placed = pockets([c.corners for c in result.cards], rows, cols)
             except CardIDError as e:
                 return svc.error(400, str(e), route)
             for c, pocket in zip(out["cards"], placed, strict=True):

@@ -140,7 +140,8 @@ def adapt_stage(ctx: StageContext, cfg: AdaptStage) -> StageResult:
     records = simulated = None
     ev = ctx.input("evaluate") if ctx.has("evaluate") else None
     if ev and ctx.metric("evaluate", "photos_csv") == str(cfg.photos) and not ctx.metric("evaluate", "limit"):
-        from cardid.eval.photos import read_photo_records  # every one of these photos, this model: reuse
+        # every one of these photos, recognised with this model: reused
+        from cardid.eval.photos_report import read_photo_records
 
         records = read_photo_records(ctx.path("evaluate", "json"), "photos-dev")
     if ev and "simulated" in ev["outputs"]:

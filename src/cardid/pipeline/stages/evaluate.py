@@ -30,8 +30,8 @@ def _realdata(cfg: EvaluateStage) -> list[Path]:
 
 def fold_summary(report: dict) -> dict:
     """The held-out figures (mean ± sd over card-disjoint folds) of what would ship
-    (:func:`cardid.eval.photos.shipped`: the report leads with the same), else the first pass's."""
-    from cardid.eval.photos import shipped
+    (:func:`cardid.eval.photos_report.shipped`: the report leads with the same), else the first pass's."""
+    from cardid.eval.photos_report import shipped
 
     ph = report["sets"]["photos-dev"]
     what, fitted, _ = shipped(ph) or ("as first recognised", ph["folds"], None)
