@@ -51,25 +51,21 @@ def recognise_simulated_crops(
     results = [
         (
             {"image": str(it.path), "ms": it.result.ms, **it.result.cards[0].to_json()},
-            it.result.decisions[0],
+            it.result.cards[0],
             it.image,
         )
         for it in recognize_files(rec, paths)
     ]
     rows = []
     prepare_pictures_dir(out / "show")  # `cardid recognize <this folder>` skips the pictures
-    for (r, d, im), truth in zip(results, q_labels, strict=True):
+    for (r, card, im), truth in zip(results, q_labels, strict=True):
+        d = card.decision
         save_decision_png(out / "show" / f"{Path(r['image']).stem}.png", im, r, catalog, truth=truth)
         is_known = truth in db.row_of
         correct = any(c.card_id == truth for c in d.cards) if is_known else d.kind == UNKNOWN
         top = [
-            {
-                "card_id": c["card_id"],
-                "cos": c["similarity"],
-                "inliers": c.get("inliers"),
-                "score": c["score"],
-            }
-            for c in r["top"]
+            {"card_id": c.card_id, "cos": round(c.cos, 4), "inliers": c.inliers, "score": round(c.score, 4)}
+            for c in d.candidates[: card.top]
         ]
         rows.append(
             {
