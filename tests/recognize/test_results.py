@@ -22,12 +22,15 @@ CORNERS = [[10.0, 20.0], [110.0, 20.0], [110.0, 160.0], [10.0, 160.0]]
 
 def test_a_found_card_carries_its_corners_and_orientation():
     d = Decision(MATCH, [P1], 4.38212, [P1, P2], resolved_by="art", probability=0.97321)
-    card = CardResult(d, CORNERS, detection_score=0.912, upside_down=False, db=DB, top=1)
+    card = CardResult(
+        d, CORNERS, detection_score=0.912, upside_down=False, plausibility=0.973, merged=2, db=DB, top=1
+    )
     rec = card.to_json()
     assert list(rec) == [
         "decision", "card", "ambiguous_between", "resolved_by", "probability", "printing", "printed",
-        "score", "top", "corners", "detection_score", "upside_down",
+        "score", "top", "corners", "detection_score", "upside_down", "plausibility", "merged",
     ]  # fmt: skip
+    assert rec["plausibility"] == 0.973 and rec["merged"] == 2
     assert rec["card"] == {
         "card_id": "base1-58", "name": "Pikachu", "set_id": "base1", "set_name": "Base", "number": "58",
         "similarity": 0.9123, "score": 4.3821, "inliers": 120,

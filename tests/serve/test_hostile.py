@@ -153,8 +153,18 @@ def test_collection_bodies_are_bounded_and_checked(served):
     assert coll.count() == 0
 
 
-def _photo_of(cat, cid) -> bytes:
-    return cat.image_path(cid).read_bytes()
+def _photo_of(cat, cid, another: int = 0) -> bytes:
+    """The card's scan as a photo; ``another``: a different photo of the same card (a border)."""
+    if not another:
+        return cat.image_path(cid).read_bytes()
+    import cv2
+
+    from cardid.images import load_rgb
+
+    img = cv2.copyMakeBorder(
+        load_rgb(cat.image_path(cid)), *[8 * another] * 4, cv2.BORDER_CONSTANT, value=(90, 60, 40)
+    )
+    return cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR))[1].tobytes()
 
 
 def test_a_review_batch_of_many_photos_keeps_every_card(index, tmp_path, synth_catalog):
@@ -219,12 +229,13 @@ def test_the_labelled_set_follows_undo_removal_and_correction(index, tmp_path, s
         with labelled.csv.open() as f:
             return [r["card_id"] for r in csv.DictReader(f)]
 
-    def add(cid):
-        token = c.post("/v1/recognize", content=_photo_of(synth_catalog, cid), headers=head).json()["photo"]
+    def add(cid, another=0):
+        body = _photo_of(synth_catalog, cid, another)
+        token = c.post("/v1/recognize", content=body, headers=head).json()["photo"]
         return c.post("/v1/collection", json={"card_id": cid, "photo_token": token, "index": 0}).json()
 
     first = add(ids[0])
-    add(ids[0])  # merged into the same row: its crop is labelled too
+    add(ids[0], another=1)  # another photo of it, merged into the same row: its crop is labelled too
     assert labels() == [ids[0], ids[0]]
     c.post("/v1/collection/undo", json={})  # the second Enter undone: its crop is no label now
     assert labels() == [ids[0]]
@@ -280,3 +291,29 @@ def test_an_add_waiting_on_the_collection_lock_holds_up_nothing_else(index, tmp_
     t.join()
     assert waited < 1.5, waited  # answered while the add still waited (it waits up to 3 s)
     assert answers[0].status_code in (201, 503)
+
+
+def test_the_same_photo_uploaded_again_is_said_to_be_a_repeat_even_re_encoded(index, tmp_path, synth_catalog):
+    """Its cards are not offered again (no crop kept for them); a restarted server still knows it;
+    another photo of the same card is no repeat."""
+    import cv2
+
+    from cardid.images import load_rgb
+
+    app, _coll, _labelled = _app(index, tmp_path, labelled=True)
+    c = TestClient(app, base_url=LOCAL)
+    cid = synth_catalog.ids[2]
+    png = _photo_of(synth_catalog, cid)
+    first = c.post("/v1/recognize", files={"file": ("front.png", png, "image/png")}).json()
+    assert "repeat_of" not in first and first["photo"]
+    again = c.post("/v1/recognize", files={"file": ("copy.png", png, "image/png")}).json()
+    assert again["repeat_of"]["name"] == "front.png" and "photo" not in again
+    jpeg = cv2.imencode(".jpg", cv2.cvtColor(load_rgb(synth_catalog.image_path(cid)), cv2.COLOR_RGB2BGR))[1]
+    app2, _, _ = _app(index, tmp_path, labelled=True)  # restarted on the same folder
+    c2 = TestClient(app2, base_url=LOCAL)
+    r = c2.post("/v1/recognize", files={"file": ("saved-again.jpg", jpeg.tobytes(), "image/jpeg")}).json()
+    assert r["repeat_of"]["name"] == "front.png"
+    other = c2.post(
+        "/v1/recognize", files={"file": ("other.png", _photo_of(synth_catalog, cid, 1), "image/png")}
+    )
+    assert "repeat_of" not in other.json() and other.json()["photo"]

@@ -174,6 +174,37 @@ def adapt_cmd(
         out.print(line)
 
 
+@app.command("backs")
+def backs_cmd(
+    model: Path = MODEL,
+    db: Path = DB,
+    photos: Path | None = typer.Option(
+        None, help="Labelled photos (CSV) some of which show a card's front and back side by side."
+    ),
+    image: list[Path] = typer.Option([], help="A reference image of a card back (repeatable)."),
+    detector: str = typer.Option(
+        "classical", help="Card finder for --photos: 'classical' or a YOLO-OBB .pt/.onnx."
+    ),
+    conf: float = typer.Option(0.25, min=0.0, max=1.0, help="Detector confidence threshold."),
+    limit: int = typer.Option(8, min=1, help="Front+back photos to cut backs from."),
+    remove: bool = typer.Option(False, "--remove", help="Remove the DB's card backs instead."),
+) -> None:
+    """Teach the DB a card's back, so that a back in a photo is said to be one (`back`), counted
+    apart and never offered as an unknown card: from reference images, or cut from labelled
+    photos of a card's front and back; the threshold is fitted on simulated views."""
+    from cardid.fit.backs import learn_backs
+
+    if remove:
+        from cardid.db.backs import save_backs
+        from cardid.db.store import CardDB
+        from cardid.embed import load_embedder
+
+        save_backs(CardDB.load(db, load_embedder(model)), None)
+        out.print(f"removed the card backs of {db}")
+        return
+    out.print(learn_backs(model, db, photos, image, detector, conf, limit)["said"])
+
+
 @app.command("calibrate")
 def calibrate_cmd(
     model: Path = MODEL,

@@ -20,6 +20,8 @@ import numpy as np
 from cardid.errors import CardIDError
 
 MATCH, AMBIGUOUS, UNKNOWN = "match", "ambiguous", "unknown"
+#: a card seen from the back (:mod:`cardid.db.backs`): not a card to name, never an unknown one
+BACK = "back"
 #: verified inliers count as ``sqrt(inliers) / INLIER_SCALE`` everywhere (fused score, leads, the
 #: verifier's early stop, the printing model): a lead of 0.3 is 13 against 4 inliers, or 100 against 49
 INLIER_SCALE = 10.0

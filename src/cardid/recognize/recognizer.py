@@ -14,11 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cardid.db.backs import load_backs
 from cardid.db.store import CardDB
-from cardid.decision.decide import AMBIGUOUS, MATCH, UNKNOWN
+from cardid.decision.decide import AMBIGUOUS, BACK, MATCH, UNKNOWN, Decision
 from cardid.decision.match import MatchConfig, Matcher, Query
+from cardid.detect.plausibility import MIN_PLAUSIBILITY, plausibility
 from cardid.detect.rectify import orientations, rectify, refine_corners
 from cardid.embed import Embedder, load_embedder
+from cardid.recognize.merge import NESTED, containers, near_duplicates, one_per_card, overlap
 from cardid.recognize.results import CardResult, PhotoResult
 from cardid.search import topk_cosine
 
@@ -61,12 +64,21 @@ class Recognizer:
     #: a photo with at most this many detections, none recognised, is also tried as a whole
     retry_max_cards = 2
 
-    def __init__(self, matcher: Matcher, detector=None, refine: bool = True, fallback: bool = True):
+    def __init__(
+        self,
+        matcher: Matcher,
+        detector=None,
+        refine: bool = True,
+        fallback: bool = True,
+        min_plausibility: float = MIN_PLAUSIBILITY,
+    ):
         self.matcher, self.detector, self.refine, self.fallback = matcher, detector, refine, fallback
+        self.min_plausibility = min_plausibility
+        self.backs = load_backs(matcher.db)
 
     def with_matcher(self, matcher: Matcher) -> Recognizer:
         """The same finder and settings around another matcher (a DB loaded again, say)."""
-        return Recognizer(matcher, self.detector, self.refine, self.fallback)
+        return Recognizer(matcher, self.detector, self.refine, self.fallback, self.min_plausibility)
 
     def with_(self, **changes) -> Recognizer:
         """The same recognizer with other decision settings (:meth:`Matcher.with_`: an adapter,
@@ -125,14 +137,21 @@ class Recognizer:
         m, db = self.matcher, self.matcher.db
         memo = Memo() if memo is None else memo
         if self.detector is None:
-            q = m.query(image, self._embed([image], memo)[0], memo.query)
+            e = self._embed([image], memo)
+            back = self._backs(e, topk_cosine(e, db.embeddings, 1)[0][:, :1])[0]
+            if back is not None:
+                return PhotoResult((CardResult(back, db=db, top=top),))
+            q = m.query(image, e[0], memo.query)
             memo.query = _kept(q)
             return PhotoResult((CardResult(m.decide(q), db=db, top=top),))
         if memo.dets is None:
             dets = sorted(self.detector.detect(image), key=lambda d: (d.box()[1], d.box()[0]))
             memo.dets = dets
             memo.quads = [refine_corners(image, d.corners) if self.refine else d.corners for d in dets]
-        dets, quads = memo.dets, memo.quads
+        h, w = image.shape[:2]
+        plaus = [plausibility(q, w, h).score for q in memo.quads]
+        keep = self._kept_boxes(memo.quads, plaus)
+        dets, quads = [memo.dets[i] for i in keep], [memo.quads[i] for i in keep]
         if not dets:
             if not self.fallback:
                 return PhotoResult((), no_card=True)
@@ -141,34 +160,80 @@ class Recognizer:
             return PhotoResult((fb,), no_card=not named, fallback=True)
         crops = [o for q in quads for o in orientations(rectify(image, q))]
         emb = self._embed(crops, memo)
-        best = topk_cosine(emb, db.embeddings, 1)[0][:, 0].reshape(-1, 2).argmax(1)
+        nearest = topk_cosine(emb, db.embeddings, 1)[0][:, 0].reshape(-1, 2)
+        best = nearest.argmax(1)
         seen = memo.queries
-        cards = []
+        back = self._backs(emb, nearest)
+        found = []
         for i, det in enumerate(dets):
             k = 2 * i + int(best[i])
+            if back[i] is not None:  # a card's back: nothing to name, not an unknown card either
+                found.append((back[i], det, i))
+                continue
             q = m.query(crops[k], emb[k], seen.get(k))
             seen[k] = _kept(q)
-            cards.append(
-                CardResult(
-                    m.decide(q),
-                    corners=[[round(float(x), 1), round(float(y), 1)] for x, y in quads[i]],
-                    detection_score=round(det.score, 3),
-                    upside_down=bool(best[i]),
-                    db=db,
-                    top=top,
-                )
+            found.append((m.decide(q), det, i))
+        d_ = [d for d, _, _ in found]
+        one = one_per_card(quads, [d.kind for d in d_], [d.score for d in d_], [d.card_id for d in d_])
+        cards = [
+            CardResult(
+                found[i][0],
+                corners=[[round(float(x), 1), round(float(y), 1)] for x, y in quads[i]],
+                detection_score=round(found[i][1].score, 3),
+                upside_down=bool(best[i]),
+                plausibility=round(plaus[keep[i]], 3),
+                merged=n + self._geometry_merged(keep, i, memo.quads),
+                db=db,
+                top=top,
             )
+            for i, n in one
+        ]
         if (
             self.fallback
-            and len(dets) <= self.retry_max_cards
+            and len(cards) <= self.retry_max_cards
             and all(c.decision.kind == UNKNOWN for c in cards)
         ):
             # one or two things found and none of them is a known card: the finder may have found
             # a card's art box or a frame inside the photo; the photo as a whole gets a second look
             fb = self.whole_image(image, top, reason="nothing_recognised", memo=memo)
             if fb.decision.kind in (MATCH, AMBIGUOUS):
-                return PhotoResult((*cards, fb), fallback=True)
+                # the unknown boxes inside the window that named the card are that card's parts
+                inside = [c for c in cards if overlap(c.corners, fb.corners)[1] >= NESTED]
+                fb = replace(fb, merged=1 + len(inside))
+                return PhotoResult((*[c for c in cards if c not in inside], fb), fallback=True)
         return PhotoResult(tuple(cards))
+
+    def _kept_boxes(self, quads: list, plaus: list[float]) -> list[int]:
+        """The finder's boxes worth embedding, in reading order: plausible as a card (at least
+        ``min_plausibility``), not a container of cards, not a near copy of a more plausible box."""
+        cand = [i for i, p in enumerate(plaus) if p >= self.min_plausibility]
+        sub = [quads[i] for i in cand]
+        drop = containers(sub)
+        rest = [j for j in range(len(cand)) if j not in drop]
+        dup = near_duplicates([sub[j] for j in rest], [plaus[cand[j]] for j in rest])
+        return [cand[rest[j]] for j in range(len(rest)) if j not in dup]
+
+    def _geometry_merged(self, keep: list[int], i: int, quads: list) -> int:
+        """How many near copies of kept box ``i`` were dropped before embedding."""
+        from cardid.recognize.merge import SAME, overlap
+
+        kept = set(keep)
+        return sum(
+            1 for j in range(len(quads)) if j not in kept and overlap(quads[j], quads[keep[i]])[0] >= SAME
+        )
+
+    def _backs(self, emb: np.ndarray, nearest: np.ndarray) -> list[Decision | None]:
+        """Per crop (each way up it was embedded in ``emb``; ``nearest``: their cosines to the
+        nearest gallery card, a row per crop), a ``back`` decision when it is at least the DB's back threshold from a back and
+        closer to it than to any card; else None."""
+        if self.backs is None:
+            return [None] * len(nearest)
+        sim = self.backs.similarity(emb).reshape(len(nearest), -1).max(1)
+        gallery = nearest.max(1)
+        return [
+            Decision(BACK, [], float(s), []) if s >= self.backs.threshold and s > g else None
+            for s, g in zip(sim, gallery, strict=True)
+        ]
 
     def _embed(self, crops: list[np.ndarray], memo: Memo) -> np.ndarray:
         if memo.emb is None:

@@ -28,7 +28,7 @@ def _label(img: np.ndarray, lines: Sequence[str], color=(0, 0, 0)) -> np.ndarray
     return np.vstack([img, pad])
 
 
-COLORS = {"match": (0, 130, 0), "ambiguous": (200, 120, 0), "unknown": (200, 0, 0)}
+COLORS = {"match": (0, 130, 0), "ambiguous": (200, 120, 0), "unknown": (200, 0, 0), "back": (40, 90, 200)}
 
 
 def render_decision(
@@ -80,7 +80,7 @@ def annotate(image: np.ndarray, result: dict) -> np.ndarray:
         color = COLORS[c["decision"]]
         cv2.polylines(out, [pts], True, color, max(2, round(3 * scale)), cv2.LINE_AA)
         card = c["card"] or (c["ambiguous_between"] or [None])[0]
-        label = f"{card['name']} {card['number']} {card['similarity']:.2f}" if card else "unknown"
+        label = f"{card['name']} {card['number']} {card['similarity']:.2f}" if card else c["decision"]
         if c["decision"] == AMBIGUOUS:
             label = "? " + label
         x, y = int(pts[:, 0].min()), max(int(pts[:, 1].min()) - 6, 14)

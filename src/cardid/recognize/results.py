@@ -58,6 +58,10 @@ class CardResult:
     corners: Corners | None = None
     detection_score: float | None = None
     upside_down: bool | None = None
+    #: how much its quad looks like one card (:mod:`cardid.detect.plausibility`), and how many of
+    #: the finder's boxes it stands for (:mod:`cardid.recognize.merge`)
+    plausibility: float | None = None
+    merged: int = 1
     fallback: str | None = None
     reason: str | None = None
     window: str | None = None
@@ -72,10 +76,14 @@ class CardResult:
         rec = decision_record(self.db, self.decision, self.top)
         if self.fallback is not None:
             rec.update(fallback=self.fallback, fallback_reason=self.reason, window=self.window)
-            rec["corners"] = self.corners
+            rec.update(corners=self.corners, merged=self.merged)
         elif self.corners is not None:
             rec.update(
-                corners=self.corners, detection_score=self.detection_score, upside_down=self.upside_down
+                corners=self.corners,
+                detection_score=self.detection_score,
+                upside_down=self.upside_down,
+                plausibility=self.plausibility,
+                merged=self.merged,
             )
         return rec
 

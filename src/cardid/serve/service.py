@@ -7,6 +7,7 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,9 @@ class Service:
         self.metrics = Metrics()
         self.pending = 0
         self.recent = recent  # each card's crop, cut as it is recognised, kept on disk (or None)
+        from cardid.serve.repeats import Repeats
+
+        self.repeats = Repeats(recent.root if recent is not None else None)  # photos uploaded before
 
     def error(self, status: int, message: str, route: str):
         from fastapi.responses import JSONResponse
@@ -54,8 +58,10 @@ class Service:
     ) -> tuple[PhotoResult, dict]:
         """The photo's result and its JSON answer (with the photo's size; ``render``: the photo
         annotated as a JPEG data URL, for a browser that cannot decode the upload itself;
-        ``keep``: a token to cut its cards' crops from when they are added to the collection)."""
+        ``keep``: a token to cut its cards' crops from when they are added to the collection, or
+        ``repeat_of``, the first upload of the same photo, whose cards are not to be added again)."""
         from cardid.images import decode_rgb
+        from cardid.serve.repeats import photo_key
 
         image = decode_rgb(data, name)
         with self.lock:
@@ -63,7 +69,11 @@ class Service:
             result = self.served.recognizer.timed(image, self.config.top)
         out = result.to_json()
         out["size"] = [int(image.shape[1]), int(image.shape[0])]
-        if self.recent is not None and keep and result.cards:
+        first = self.repeats.sighting(photo_key(image), name) if keep else None
+        if first is not None:  # the same photo again: said, so that its cards are not added twice
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(first["at"]))
+            out["repeat_of"] = {"name": first["name"], "at": stamp}
+        elif self.recent is not None and keep and result.cards:
             out["photo"] = self.recent.put(image, out["cards"])
         if render:
             import cv2
