@@ -92,6 +92,7 @@ class CalibrateStage(Settings):
     views: int = Field(1, ge=1)  # views per card
     target_precision: float = 0.95
     printing: bool = True  # also fit the printing model on views of cards with several printings
+    backs: bool = False  # teach the DB a card back from a drawn one (a synthetic catalog's back)
 
 
 @stage("calibrate", CalibrateStage, needs=("db", "catalog", "export"), outputs=("db",))
@@ -111,6 +112,16 @@ def calibrate_stage(ctx: StageContext, cfg: CalibrateStage) -> StageResult:
         )
     cal = cals.get("fused") or cals["embedding"]
     st = cal.stats
+    if cfg.backs:
+        import numpy as np
+
+        from cardid.fit.backs import learn_backs
+        from cardid.images import save_rgb
+        from cardid.synth.objects import card_back
+
+        ref = ctx.dir / "card-back.png"
+        save_rgb(ref, card_back(np.random.default_rng(ctx.recipe.seed), 352, 252))
+        ctx.log(learn_backs(ctx.path("export", "onnx"), ctx.dir / "db", images=[ref])["said"])
     return StageResult(
         figure=f"threshold {cal.threshold:.3f}: precision {st['precision']:.3f}, recall {st['recall']:.3f} on simulated views",
         outputs={"db": ctx.dir / "db"},
@@ -121,6 +132,7 @@ def calibrate_stage(ctx: StageContext, cfg: CalibrateStage) -> StageResult:
 class AdaptStage(Settings):
     photos: str  # labelled whole photos (file,card_id[,notes]): photos-dev.csv
     printing: bool = True  # also refit the printing model on the photos' printing sets
+    backs: bool = True  # also learn the card back from the photos showing a front and a back
 
 
 @stage(
@@ -157,6 +169,12 @@ def adapt_stage(ctx: StageContext, cfg: AdaptStage) -> StageResult:
         records=records,
         simulated=simulated,
     )
+    if cfg.backs:
+        from cardid.fit.backs import learn_backs
+
+        backs = learn_backs(ctx.path("export", "onnx"), db_dir, cfg.photos, detector=det)
+        said["said"].append(backs["said"])
+        said["backs"] = {k: v for k, v in backs.items() if k != "said"}
     for line in said["said"]:
         ctx.log(line)
     return StageResult(figure=said["figure"], outputs={"db": db_dir}, metrics=said)
