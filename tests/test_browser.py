@@ -451,3 +451,37 @@ def test_a_crafted_collection_file_shows_its_values_as_text(server):
         assert page.title() != "pwned" and page.locator("#rows img, #rows b").count() == 0
         assert page.locator('#rows input[data-f="folder"]').input_value() == "<b>bold</b>"  # as text
         b.close()
+
+
+def test_the_same_photo_twice_is_a_repeat_and_a_back_is_counted_not_queued(server, tmp_path):
+    """The real server says the second upload of a photo (saved again as JPEG) is a repeat: the page
+    queues its card once and says so; a card's back in an answer is counted, never queued."""
+    cid, cat = server["cid"], server["cat"]
+    png, jpeg = tmp_path / "front.png", tmp_path / "front-again.jpg"
+    photo = _photo(cat.load_image(cid))[..., ::-1]
+    cv2.imwrite(str(png), photo)
+    cv2.imwrite(str(jpeg), photo, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    with sync_api.sync_playwright() as p:
+        b = _browser(p)
+        page = b.new_page()
+        page.goto(server["url"] + "/")
+        page.set_input_files("#file", str(png))
+        page.wait_for_selector(".item.match.current", timeout=30_000)
+        page.set_input_files("#file", str(jpeg))
+        page.wait_for_function("document.querySelector('#status').innerText.includes('not added again')")
+        assert "the same photo as front.png" in page.inner_text("#status")
+        assert page.locator(".item").count() == 1  # one card, one entry
+        # an answer with the card and a back beside it (stood in: the tiny model knows no back)
+        back = {"decision": "back", "card": None, "ambiguous_between": [], "score": 0.9, "top": [],
+                "corners": [[400, 80], [600, 80], [600, 360], [400, 360]]}  # fmt: skip
+        card = {"decision": "match", "card": _card(cat, cid), "ambiguous_between": [], "score": 2.0,
+                "top": [_card(cat, cid)], "corners": [[40, 80], [240, 80], [240, 360], [40, 360]]}  # fmt: skip
+        page.route("**/v1/recognize*", lambda r: r.fulfill(json=_answer([card, back])))
+        other = tmp_path / "listing.png"
+        cv2.imwrite(str(other), np.full((480, 640, 3), 90, np.uint8))
+        page.set_input_files("#file", str(other))
+        page.wait_for_function("document.querySelector('#status').innerText.includes('card back')")
+        assert "1 card and 1 card back in listing.png" in page.inner_text("#status")
+        assert page.locator(".item").count() == 2 and page.locator(".item.back").count() == 0
+        b.close()
+    assert server["coll"].count() == 0  # nothing was added by any of it

@@ -37,6 +37,7 @@ def test_index_backs_stores_them_and_says_so(synth_catalog, tmp_path, capsys):
     assert "card backs stored" in out and "1 reference crop(s) of 1 from 1 reference image" in out
     backs = load_backs(CardDB.load(db, load_embedder(model)))
     assert backs.embeddings.shape[0] == 2 and 0 < backs.threshold < 1  # the crop both ways up
+    assert backs.info["files"] == [str(ref)]  # what it was cut from, so that it is not measured
     cards = len(CardDB.load(db, load_embedder(model)))
     assert backs.info["card_views"] == 2 * min(200, cards) and backs.info["back_views"] == 8
     assert backs.info["card_views_max_cosine"] < backs.threshold < backs.info["back_views_p5_cosine"] or (

@@ -57,3 +57,22 @@ def test_a_binder_page_outline_is_a_container_and_near_copies_keep_the_most_plau
     ]
     twin = [[x + 1, y] for x, y in pockets[0]]
     assert near_duplicates([pockets[0], twin, pockets[1]], [0.5, 0.9, 0.8]) == {0}
+
+
+def test_a_card_with_its_parts_found_inside_is_no_container_but_a_page_of_named_cards_is():
+    card = rect(0, 0, 630, 880)
+    parts = [rect(40, 60, 250, 180), rect(340, 60, 250, 180), rect(40, 600, 250, 180)]  # art, text…
+    quads = [card, *parts]
+    assert containers(quads) == {0}  # by geometry alone it would be
+    assert containers(quads, [True, False, False, False]) == set()  # it names itself, they nothing
+    assert containers(quads, [False, False, False, False]) == {0}  # a page of cards nobody knows
+    assert containers(quads, [True, True, True, False]) == {0}  # it holds two named cards
+
+
+def test_a_box_naming_nothing_that_covers_part_of_a_named_card_is_part_of_it():
+    card, half = rect(0, 0, 630, 880), rect(400, 300, 500, 700)  # a third of it on the card
+    share = overlap(card, half)[1]
+    assert 0.3 <= share < 0.6
+    assert one_per_card([card, half], ["match", "unknown"], [2.0, 0.1], ["a", None]) == [(0, 2)]
+    # two unknown cards overlapping so stay two: nothing says they are one
+    assert one_per_card([card, half], ["unknown", "unknown"], [0.2, 0.1], [None, None]) == [(0, 1), (1, 1)]

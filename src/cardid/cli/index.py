@@ -15,6 +15,8 @@ out = Console()
 
 MODEL = typer.Option(..., help="The embedding artefact: a model directory (model.json + weights).")
 DB = typer.Option(..., "--db", help="A reference DB directory (from `cardid index build`).")
+DETECTOR = typer.Option("classical", help="Card finder for the photos: 'classical' or a YOLO-OBB .pt/.onnx.")
+CONF = typer.Option(0.25, min=0.0, max=1.0, help="Detector confidence threshold.")
 
 
 @app.command("build")
@@ -142,10 +144,8 @@ def adapt_cmd(
     photos: Path | None = typer.Option(
         None, help="Labelled real photos: a CSV of file,card_id[,notes] (the form of photos-dev.csv)."
     ),
-    detector: str = typer.Option(
-        "classical", help="Card finder for the photos: 'classical' or a YOLO-OBB .pt/.onnx."
-    ),
-    conf: float = typer.Option(0.25, min=0.0, max=1.0, help="Detector confidence threshold."),
+    detector: str = DETECTOR,
+    conf: float = CONF,
     folds: int = typer.Option(5, min=2, help="Card-disjoint inner folds the ridge λ is chosen on."),
     seed: int = typer.Option(0, help="Seed of the inner fold split."),
     remove: bool = typer.Option(False, "--remove", help="Remove the DB's adapter instead."),
@@ -182,10 +182,8 @@ def backs_cmd(
         None, help="Labelled photos (CSV) some of which show a card's front and back side by side."
     ),
     image: list[Path] = typer.Option([], help="A reference image of a card back (repeatable)."),
-    detector: str = typer.Option(
-        "classical", help="Card finder for --photos: 'classical' or a YOLO-OBB .pt/.onnx."
-    ),
-    conf: float = typer.Option(0.25, min=0.0, max=1.0, help="Detector confidence threshold."),
+    detector: str = DETECTOR,
+    conf: float = CONF,
     limit: int = typer.Option(8, min=1, help="Front+back photos to cut backs from."),
     remove: bool = typer.Option(False, "--remove", help="Remove the DB's card backs instead."),
 ) -> None:

@@ -38,10 +38,7 @@ def load_backs(db: CardDB) -> Backs | None:
     info = (getattr(db, "meta", None) or {}).get("backs")
     if not info:
         return None
-    try:
-        e = np.load(db.root / BACKS)
-    except (OSError, ValueError) as err:
-        raise DBError(f"reference DB {db.root}: {BACKS} is unreadable ({err})") from err
+    e = db.read_array(BACKS)
     if e.ndim != 2 or e.shape[1] != db.dim or not np.isfinite(e).all() or len(e) == 0:
         raise DBError(f"reference DB {db.root}: {BACKS} is {e.shape}, not finite rows of {db.dim}")
     return Backs(e.astype(np.float32), float(info["threshold"]), dict(info))

@@ -159,15 +159,19 @@ class CardDB:
         info = self.meta.get("adapter")
         if not info:
             return None
-        try:
-            m = np.load(self.root / ADAPTER)
-        except (OSError, ValueError) as e:
-            raise DBError(f"reference DB {self.root}: {ADAPTER} is unreadable ({e})") from e
+        m = self.read_array(ADAPTER)
         if m.shape != (self.dim, self.dim) or not np.isfinite(m).all():
             raise DBError(
                 f"reference DB {self.root}: {ADAPTER} is {m.shape}, not a finite ({self.dim}, {self.dim})"
             )
         return QueryAdapter(m.astype(np.float64), float(info["lam"]), int(info["pairs"]))
+
+    def read_array(self, name: str) -> np.ndarray:
+        """One of the DB's stored arrays (``adapter.npy``, ``backs.npy``); unreadable is an error naming it."""
+        try:
+            return np.load(self.root / name)
+        except (OSError, ValueError) as e:
+            raise DBError(f"reference DB {self.root}: {name} is unreadable ({e})") from e
 
     def save_adapter(self, adapter, **info: Any) -> None:
         """Store a query adapter (its matrix hashed with the DB's files; ``info``: what it was fitted

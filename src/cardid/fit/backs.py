@@ -147,14 +147,10 @@ def fit_backs(
     fit = fit_back_threshold(
         embedder, db, refs, [crops[i] for i in keep], [gallery.load_image(c) for c in ids], seed=seed
     )
+    info = {k: v for k, v in fit.items() if k != "threshold"}
+    used = [str(files[i]) for i in keep] if files else []
     save_backs(
-        db,
-        refs,
-        fit["threshold"],
-        source=source,
-        crops=len(keep),
-        candidates=len(crops),
-        **{k: v for k, v in fit.items() if k != "threshold"},
+        db, refs, fit["threshold"], source=source, crops=len(keep), candidates=len(crops), files=used, **info
     )
     if progress:
         progress(1)

@@ -4,15 +4,16 @@ A finder often outlines one card several times: the card and its art box or inne
 the card and its sleeve or top-loader (nested the other way), two near-identical quads from two
 edge maps (overlapping). Before anything reaches a record they are merged here, in two steps:
 
-1. **Geometry, before embedding** (:func:`containers` and :func:`near_duplicates`): a quad that
-   holds two or more other quads that are not one another's is a page, a binder or a frame, not a
-   card, and is dropped; of two quads that are nearly the same (intersection over union ≥
-   ``same``), only the more plausible is embedded.
-2. **Identity, after the decision** (:func:`one_per_card`): of quads that overlap as one card
-   does (their intersection covers ``nested`` of the smaller, or less where both name the same
-   card), the one kept is the best named —
-   a match before an ambiguous set before a back before an unknown, then by fused score — and it records how
-   many boxes it stands for (``merged``).
+1. **Geometry, before embedding** (:func:`near_duplicates`): of two quads that are nearly the
+   same (intersection over union ≥ ``same``), only the more plausible is embedded.
+2. **Identity, after the decision**: a quad holding two or more others that are not one another's
+   is a page, a binder or a frame, not a card, and is dropped (:func:`containers`), unless it names
+   a card and they name none (a card whose art and text boxes were found inside it). Then, of
+   quads that overlap as one card does (their intersection covers ``nested`` of the smaller; or
+   less where both name the same card, or where one names a card and the other nothing: a part of
+   it), the one kept is the best named: a match before an
+   ambiguous set before a back before an unknown, then by fused score; it records how many boxes
+   it stands for (``merged``; :func:`one_per_card`).
 
 Two copies of one card side by side do not overlap, so they stay two records.
 """
@@ -32,6 +33,8 @@ SAME = 0.85
 NESTED = 0.6
 #: … and from which two quads naming the same card are that card found twice
 SAME_NAME = 0.2
+#: … and from which a quad naming nothing that overlaps a named card is a part of it
+PART = 0.3
 #: a quad holding this many others (each ``NESTED`` inside it, not nested in one another) is not a card
 CONTAINER_MIN = 2
 
@@ -50,8 +53,11 @@ def overlap(a, b) -> tuple[float, float]:
     return inter / (aa + ab - inter), inter / min(aa, ab)
 
 
-def containers(quads: Sequence, nested: float = NESTED) -> set[int]:
-    """The quads that hold ``CONTAINER_MIN`` or more smaller quads which are not one card."""
+def containers(quads: Sequence, named: Sequence[bool] | None = None, nested: float = NESTED) -> set[int]:
+    """The quads that hold ``CONTAINER_MIN`` or more smaller quads, not one another's, and either
+    name no card themselves or hold that many named ones (``named[i]``: quad ``i`` was named; None:
+    by geometry alone). A card whose art and text boxes were found inside it names itself and they
+    name nothing: it is no container; a page of pockets is one."""
     area = [float(cv2.contourArea(_poly(q))) for q in quads]
     out = set()
     for i, q in enumerate(quads):
@@ -61,7 +67,9 @@ def containers(quads: Sequence, nested: float = NESTED) -> set[int]:
         distinct = [
             j for j in inner if not any(k != j and overlap(quads[j], quads[k])[1] >= nested for k in inner)
         ]
-        if len(distinct) >= CONTAINER_MIN:
+        if len(distinct) >= CONTAINER_MIN and (
+            named is None or not named[i] or sum(named[j] for j in distinct) >= CONTAINER_MIN
+        ):
             out.add(i)
     return out
 
@@ -106,7 +114,9 @@ def one_per_card(
     for i in range(n):
         for j in range(i + 1, n):
             share = overlap(quads[i], quads[j])[1]
-            if share >= nested or (share >= same_name and names[i] is not None and names[i] == names[j]):
+            same = names[i] is not None and names[i] == names[j]
+            part = (kinds[i] in (MATCH, AMBIGUOUS)) != (kinds[j] in (MATCH, AMBIGUOUS)) and share >= PART
+            if share >= nested or part or (share >= same_name and same):
                 parent[find(i)] = find(j)
     groups: dict[int, list[int]] = {}
     for i in range(n):

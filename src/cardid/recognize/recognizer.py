@@ -174,10 +174,18 @@ class Recognizer:
             seen[k] = _kept(q)
             found.append((m.decide(q), det, i))
         d_ = [d for d, _, _ in found]
-        one = one_per_card(quads, [d.kind for d in d_], [d.score for d in d_], [d.card_id for d in d_])
+        # a page, a binder or a frame holding named cards is not a card; what is left, one per card
+        drop = containers(quads, [d.kind in (MATCH, AMBIGUOUS) for d in d_])
+        rest = [i for i in range(len(quads)) if i not in drop]
+        one = one_per_card(
+            [quads[i] for i in rest],
+            [d_[i].kind for i in rest],
+            [d_[i].score for i in rest],
+            [d_[i].card_id for i in rest],
+        )
         cards = [
             CardResult(
-                found[i][0],
+                d_[i],
                 corners=[[round(float(x), 1), round(float(y), 1)] for x, y in quads[i]],
                 detection_score=round(found[i][1].score, 3),
                 upside_down=bool(best[i]),
@@ -186,7 +194,7 @@ class Recognizer:
                 db=db,
                 top=top,
             )
-            for i, n in one
+            for i, n in ((rest[j], n) for j, n in one)
         ]
         if (
             self.fallback
@@ -205,13 +213,10 @@ class Recognizer:
 
     def _kept_boxes(self, quads: list, plaus: list[float]) -> list[int]:
         """The finder's boxes worth embedding, in reading order: plausible as a card (at least
-        ``min_plausibility``), not a container of cards, not a near copy of a more plausible box."""
+        ``min_plausibility``), not a near copy of a more plausible box."""
         cand = [i for i, p in enumerate(plaus) if p >= self.min_plausibility]
-        sub = [quads[i] for i in cand]
-        drop = containers(sub)
-        rest = [j for j in range(len(cand)) if j not in drop]
-        dup = near_duplicates([sub[j] for j in rest], [plaus[cand[j]] for j in rest])
-        return [cand[rest[j]] for j in range(len(rest)) if j not in dup]
+        dup = near_duplicates([quads[i] for i in cand], [plaus[i] for i in cand])
+        return [cand[j] for j in range(len(cand)) if j not in dup]
 
     def _geometry_merged(self, keep: list[int], i: int, quads: list) -> int:
         """How many near copies of kept box ``i`` were dropped before embedding."""
