@@ -299,7 +299,7 @@ def test_the_page_says_what_went_wrong_and_never_hangs(server, tmp_path):
         page.goto(server["url"] + "/")
         page.set_input_files("#file", str(tiff))
         page.wait_for_selector(".item.match", timeout=30_000)  # drawn from the server's own rendering
-        assert "1 card(s)" in page.inner_text("#status")
+        assert "1 card in scan.tiff" in page.inner_text("#status")
         page.route(
             "**/v1/recognize*",
             lambda r: r.fulfill(status=500, body="boom: out of memory", content_type="text/plain"),
@@ -407,9 +407,9 @@ def test_cards_still_to_review_survive_a_reload(server, tmp_path):
     and the cards still pending come back, each still addable with its crop."""
     cid, cat = server["cid"], server["cat"]
     paths = []
-    for i in range(2):
+    for i in range(2):  # two photos of the card (the same photo twice would be one repeat)
         paths.append(tmp_path / f"photo{i}.png")
-        cv2.imwrite(str(paths[-1]), _photo(cat.load_image(cid))[..., ::-1])
+        cv2.imwrite(str(paths[-1]), _photo(cat.load_image(cid), w=640 + 160 * i)[..., ::-1])
     with sync_api.sync_playwright() as p:
         b = _browser(p)
         page = b.new_page()

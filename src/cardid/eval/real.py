@@ -23,7 +23,7 @@ from cardid.catalog.records import Catalog
 from cardid.db.build import build_db
 from cardid.db.store import CardDB
 from cardid.db.verify import extract, match
-from cardid.decision.decide import MATCH, UNKNOWN, score
+from cardid.decision.decide import BACK, MATCH, UNKNOWN, score
 from cardid.decision.match import Matcher
 from cardid.embed import Embedder, load_embedder
 from cardid.errors import CardIDError
@@ -184,6 +184,7 @@ def evaluate_real(
             "match_wrong": sum(r["decision"] == MATCH and not r["correct"] for r in rows),
             "ambiguous": kinds.count("ambiguous"),
             "unknown": kinds.count(UNKNOWN),
+            "back": kinds.count(BACK),
         },
         "per_query": rows,
     }
@@ -224,7 +225,7 @@ def render_html(report: dict, catalog) -> str:
 
     def query_row(r):
         q = _img_tag(load_rgb(r["file"]))
-        color = {"match": "#2a2", "ambiguous": "#e90", "unknown": "#c22"}[r["decision"]]
+        color = {"match": "#2a2", "ambiguous": "#e90", "unknown": "#c22", "back": "#36c"}[r["decision"]]
         if r["decision"] == MATCH and not r["correct"]:
             color = "#c22"
         tiles = "".join(

@@ -28,7 +28,7 @@ def recognise_simulated_crops(
     and ``summary.json`` in ``out``. Returns the summary (known named, unknown rejected)."""
     from cardid.catalog.ids import card_file_stem
     from cardid.db.store import CardDB
-    from cardid.decision.decide import AMBIGUOUS, MATCH, UNKNOWN
+    from cardid.decision.decide import AMBIGUOUS, BACK, MATCH, UNKNOWN
     from cardid.embed import load_embedder
     from cardid.eval.real import render_html
     from cardid.fit.calibrate import synthetic_queries
@@ -98,6 +98,7 @@ def recognise_simulated_crops(
             "match_wrong": sum(r["decision"] == MATCH and not r["correct"] for r in rows),
             "ambiguous": sum(r["decision"] == AMBIGUOUS for r in rows),
             "unknown": sum(r["decision"] == UNKNOWN for r in rows),
+            "back": sum(r["decision"] == BACK for r in rows),
         },
         "per_query": rows,
     }
