@@ -107,22 +107,23 @@ def shipped(s: dict) -> tuple[str, dict, list[PhotoRecord]] | None:
     figures with mean and sd, each photo's record)`` of the most complete configuration fitted on
     the other folds (adapter + printing model, else the printing model), or None without folds."""
     ad = s.get("adapter") or {}
-    both = (ad.get("folds") or {}).get("printing_model_fitted")
-    if both and both.get("per_photo"):
-        return (
+    choices = (
+        (
             "adapter + printing model, both fitted on the other folds' cards",
-            both,
-            read_records(both["per_photo"]),
-        )
-    if ad:
-        return "query adapter fitted on the other folds' cards", ad["folds"], read_records(ad["per_photo"])
-    alone = (s.get("folds") or {}).get("printing_model_fitted")
-    if alone and alone.get("per_photo"):
-        return (
+            (ad.get("folds") or {}).get("printing_model_fitted"),
+        ),
+        (
+            "query adapter fitted on the other folds' cards",
+            {**ad["folds"], "per_photo": ad["per_photo"]} if ad else None,
+        ),
+        (
             "printing model fitted on simulated views + the other folds' cards",
-            alone,
-            read_records(alone["per_photo"]),
-        )
+            (s.get("folds") or {}).get("printing_model_fitted"),
+        ),
+    )
+    for what, fitted in choices:
+        if fitted and fitted.get("per_photo"):
+            return what, fitted, read_records(fitted["per_photo"])
     return None
 
 
