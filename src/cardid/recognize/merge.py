@@ -74,17 +74,24 @@ def containers(quads: Sequence, named: Sequence[bool] | None = None, nested: flo
     return out
 
 
-def near_duplicates(quads: Sequence, plausibility: Sequence[float], same: float = SAME) -> set[int]:
-    """The quads that repeat a more plausible one (intersection over union ≥ ``same``)."""
+def repeats(quads: Sequence, plausibility: Sequence[float], same: float = SAME) -> dict[int, int]:
+    """Each quad that repeats a more plausible one (intersection over union ≥ ``same``) → the one
+    it repeats."""
     order = sorted(range(len(quads)), key=lambda i: -plausibility[i])
     kept: list[int] = []
-    dropped = set()
+    out: dict[int, int] = {}
     for i in order:
-        if any(overlap(quads[i], quads[k])[0] >= same for k in kept):
-            dropped.add(i)
-        else:
+        k = next((k for k in kept if overlap(quads[i], quads[k])[0] >= same), None)
+        if k is None:
             kept.append(i)
-    return dropped
+        else:
+            out[i] = k
+    return out
+
+
+def near_duplicates(quads: Sequence, plausibility: Sequence[float], same: float = SAME) -> set[int]:
+    """The quads that repeat a more plausible one (:func:`repeats`)."""
+    return set(repeats(quads, plausibility, same))
 
 
 def _rank(kind: str, score: float) -> tuple[int, float]:

@@ -21,7 +21,7 @@ from cardid.decision.match import MatchConfig, Matcher, Query
 from cardid.detect.plausibility import MIN_PLAUSIBILITY, plausibility
 from cardid.detect.rectify import orientations, rectify, refine_corners
 from cardid.embed import Embedder, load_embedder
-from cardid.recognize.merge import NESTED, containers, near_duplicates, one_per_card, overlap
+from cardid.recognize.merge import NESTED, containers, one_per_card, overlap, repeats
 from cardid.recognize.results import CardResult, PhotoResult
 from cardid.search import topk_cosine
 
@@ -150,7 +150,7 @@ class Recognizer:
             memo.quads = [refine_corners(image, d.corners) if self.refine else d.corners for d in dets]
         h, w = image.shape[:2]
         plaus = [plausibility(q, w, h).score for q in memo.quads]
-        keep = self._kept_boxes(memo.quads, plaus)
+        keep, copies = self._kept_boxes(memo.quads, plaus)
         dets, quads = [memo.dets[i] for i in keep], [memo.quads[i] for i in keep]
         if not dets:
             if not self.fallback:
@@ -164,16 +164,15 @@ class Recognizer:
         best = nearest.argmax(1)
         seen = memo.queries
         back = self._backs(emb, nearest)
-        found = []
-        for i, det in enumerate(dets):
+        d_ = []
+        for i in range(len(dets)):
             k = 2 * i + int(best[i])
             if back[i] is not None:  # a card's back: nothing to name, not an unknown card either
-                found.append((back[i], det, i))
+                d_.append(back[i])
                 continue
             q = m.query(crops[k], emb[k], seen.get(k))
             seen[k] = _kept(q)
-            found.append((m.decide(q), det, i))
-        d_ = [d for d, _, _ in found]
+            d_.append(m.decide(q))
         # a page, a binder or a frame holding named cards is not a card; what is left, one per card
         drop = containers(quads, [d.kind in (MATCH, AMBIGUOUS) for d in d_])
         rest = [i for i in range(len(quads)) if i not in drop]
@@ -187,10 +186,10 @@ class Recognizer:
             CardResult(
                 d_[i],
                 corners=[[round(float(x), 1), round(float(y), 1)] for x, y in quads[i]],
-                detection_score=round(found[i][1].score, 3),
+                detection_score=round(dets[i].score, 3),
                 upside_down=bool(best[i]),
                 plausibility=round(plaus[keep[i]], 3),
-                merged=n + self._geometry_merged(keep, i, memo.quads),
+                merged=n + copies[i],
                 db=db,
                 top=top,
             )
@@ -211,21 +210,14 @@ class Recognizer:
                 return PhotoResult((*[c for c in cards if c not in inside], fb), fallback=True)
         return PhotoResult(tuple(cards))
 
-    def _kept_boxes(self, quads: list, plaus: list[float]) -> list[int]:
+    def _kept_boxes(self, quads: list, plaus: list[float]) -> tuple[list[int], list[int]]:
         """The finder's boxes worth embedding, in reading order: plausible as a card (at least
-        ``min_plausibility``), not a near copy of a more plausible box."""
+        ``min_plausibility``), not a near copy of a more plausible box; and how many near copies
+        each stands for."""
         cand = [i for i, p in enumerate(plaus) if p >= self.min_plausibility]
-        dup = near_duplicates([quads[i] for i in cand], [plaus[i] for i in cand])
-        return [cand[j] for j in range(len(cand)) if j not in dup]
-
-    def _geometry_merged(self, keep: list[int], i: int, quads: list) -> int:
-        """How many near copies of kept box ``i`` were dropped before embedding."""
-        from cardid.recognize.merge import SAME, overlap
-
-        kept = set(keep)
-        return sum(
-            1 for j in range(len(quads)) if j not in kept and overlap(quads[j], quads[keep[i]])[0] >= SAME
-        )
+        rep = repeats([quads[i] for i in cand], [plaus[i] for i in cand])
+        kept = [j for j in range(len(cand)) if j not in rep]
+        return [cand[j] for j in kept], [sum(k == j for k in rep.values()) for j in kept]
 
     def _backs(self, emb: np.ndarray, nearest: np.ndarray) -> list[Decision | None]:
         """Per crop (each way up it was embedded in ``emb``; ``nearest``: their cosines to the
